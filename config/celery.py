@@ -1,0 +1,66 @@
+"""The Celery app: at-least-once delivery, tuned so a killed worker loses nothing (design.md 2 and 5).
+
+- acks_late + reject_on_worker_lost: a task is acknowledged only when it finishes; if the worker
+  dies the broker redelivers it. Every task must therefore be idempotent.
+- prefetch 1: a worker holds one task at a time, so a crash strands at most one.
+- visibility_timeout above the hard time limit: otherwise Redis would hand a still-running task to a
+  second worker. Long waits are stored in the database (next_attempt_at), never as countdowns.
+- A redelivery cap: a task that keeps killing its worker (poison message) is dropped after
+  CELERY_MAX_DELIVERIES deliveries and logged, instead of looping forever.
+Settings live in config/settings.py under CELERY_*; they are read lazily here.
+"""
+
+import logging
+import os
+
+from celery import Celery, Task
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+logger = logging.getLogger(__name__)
+
+QUEUES = ("inbound", "imports", "deliveries", "default")
+
+
+class ReliableTask(Task):
+    """Counts deliveries per task id in Redis and gives up on a poison message after the cap."""
+
+    def __call__(self, *args, **kwargs):
+        request = self.request
+        if not request.called_directly and not request.is_eager and request.id:
+            from django.conf import settings
+
+            deliveries = count_delivery(request.id)
+            if deliveries > settings.CELERY_MAX_DELIVERIES:
+                logger.error("task %s[%s] dropped after %s deliveries (redelivery cap)", self.name, request.id, deliveries)
+                return None
+        return super().__call__(*args, **kwargs)
+
+
+def count_delivery(task_id: str) -> int:
+    from integrations.redis_client import redis_client
+
+    key = f"celery:deliveries:{task_id}"
+    pipe = redis_client().pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 7 * 24 * 3600)
+    return int(pipe.execute()[0])
+
+
+app = Celery("cohort_console", task_cls=ReliableTask)
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_default_queue="default",
+    task_queues=[Queue(name) for name in QUEUES],
+    # Queues by module: inbound applies pushes, imports pulls from Amplitude, deliveries talks to partners.
+    task_routes={
+        "integrations.tasks.inbound.*": {"queue": "inbound"},
+        "integrations.tasks.imports.*": {"queue": "imports"},
+        "integrations.tasks.deliveries.*": {"queue": "deliveries"},
+    },
+    # The scheduler only ticks; what is due lives in the database (next_run_at), so a beat restart
+    # or a second beat never runs a job twice (the tick claims due rows with a row lock).
+    beat_schedule={"tick": {"task": "integrations.tasks.scheduler.tick", "schedule": 60.0}},
+)
+app.autodiscover_tasks(lambda: ["integrations", "audiences", "campaigns"], related_name="tasks")

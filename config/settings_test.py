@@ -1,0 +1,16 @@
+"""Settings for the test suite: the real settings, with development secrets filled in.
+
+Tests still run against real PostgreSQL and Redis: DATABASE_URL and REDIS_URL come from the
+environment (`python3 dev.py test` starts embedded servers when they are not set).
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
+
+from config.settings import *
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests only
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"

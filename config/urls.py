@@ -1,0 +1,34 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.api_errors import json_error
+from integrations.health import healthz
+
+admin.site.site_header = "Cohort Console — operations"
+admin.site.site_title = "Cohort Console ops"
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("config.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("console.urls")),
+]
+
+
+def handler404(request, exception=None):
+    if request.path.startswith(("/api/", "/v1/")):
+        return json_error(404, "not_found", "Not found.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith(("/api/", "/v1/")):
+        return json_error(500, "server_error", "An internal error occurred; it has been logged.")
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -1,0 +1,72 @@
+from django import forms
+
+from integrations.models import ApiKey, ApiKeyScope, Authorization
+from integrations.providers import PROVIDER_CHOICES, PROVIDERS
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scope", "identity_kind", "identity_property"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("identity_kind") == "property" and not data.get("identity_property"):
+            self.add_error("identity_property", "Name the user property that holds the id.")
+        if data.get("scope") == ApiKeyScope.MANAGEMENT:
+            data["identity_kind"] = "user_id"
+        return data
+
+
+class AuthorizationForm(forms.Form):
+    """Plain and secret fields of one provider. Secret inputs never render a saved value."""
+
+    provider = forms.ChoiceField(choices=PROVIDER_CHOICES)
+    label = forms.CharField(max_length=120)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def __init__(self, *args, provider: str, instance: Authorization | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+        self.spec = PROVIDERS[provider]
+        self.fields["provider"].initial = provider
+        self.fields["provider"].widget = forms.HiddenInput()
+        saved = instance.masked_secrets() if instance else {}
+        for name in self.spec.plain_fields:
+            self.fields[f"field_{name}"] = forms.CharField(
+                label=name.replace("_", " ").capitalize(), required=True,
+                initial=(instance.fields.get(name) if instance else ""),
+            )
+        for name in self.spec.secret_fields:
+            is_saved = bool(saved.get(name))
+            self.fields[f"secret_{name}"] = forms.CharField(
+                label=name.replace("_", " ").capitalize(),
+                required=not is_saved,
+                widget=forms.PasswordInput(
+                    render_value=False,
+                    attrs={"placeholder": "saved — leave blank to keep" if is_saved else "", "autocomplete": "off"},
+                ),
+            )
+        if instance:
+            self.fields["label"].initial = instance.label
+            self.fields["description"].initial = instance.description
+
+    def save(self, workspace) -> Authorization:
+        data = self.cleaned_data
+        auth = self.instance or Authorization(workspace=workspace, provider=data["provider"])
+        auth.label = data["label"]
+        auth.description = data["description"]
+        auth.fields = {name: data[f"field_{name}"] for name in self.spec.plain_fields}
+        auth.set_secrets({name: data.get(f"secret_{name}", "") for name in self.spec.secret_fields})
+        auth.save()
+        return auth
+
+    def clean_label(self):
+        label = self.cleaned_data["label"]
+        workspace_id = self.initial.get("workspace_id")
+        clash = Authorization.objects.filter(workspace_id=workspace_id, label=label)
+        if self.instance:
+            clash = clash.exclude(pk=self.instance.pk)
+        if workspace_id and clash.exists():
+            raise forms.ValidationError("An authorization with this label already exists.")
+        return label

@@ -1,0 +1,92 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from console.access import credentials_required, member_required
+from console.forms import ApiKeyForm, AuthorizationForm
+from integrations.models import ApiKey, Authorization
+from integrations.providers import PROVIDERS
+from workspaces.middleware import SESSION_KEY
+from workspaces.models import Membership
+
+
+@member_required
+def dashboard(request):
+    workspace = request.workspace
+    context = {
+        "authorization_count": Authorization.objects.for_workspace(workspace).count(),
+        "inbound_key_count": ApiKey.objects.for_workspace(workspace).active().filter(scope="inbound").count(),
+    }
+    return render(request, "console/dashboard.html", context)
+
+
+@login_required
+@require_POST
+def switch_workspace(request):
+    membership = Membership.objects.filter(user=request.user, workspace__slug=request.POST.get("workspace")).first()
+    if membership is None:
+        raise Http404("No such workspace.")
+    request.session[SESSION_KEY] = membership.workspace_id
+    return redirect(request.POST.get("next") or "console:dashboard")
+
+
+@credentials_required
+def api_keys(request):
+    workspace = request.workspace
+    new_key = None
+    form = ApiKeyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        _key, new_key = ApiKey.issue(
+            workspace, scope=data["scope"], name=data["name"], identity_kind=data["identity_kind"],
+            identity_property=data["identity_property"], created_by=request.user,
+        )
+        form = ApiKeyForm()
+    keys = ApiKey.objects.for_workspace(workspace).order_by("-created_at")
+    # The raw key is rendered in this one response only (not via messages, which may live in a cookie).
+    return render(request, "console/api_keys.html", {"form": form, "keys": keys, "new_key": new_key})
+
+
+@credentials_required
+@require_POST
+def revoke_api_key(request, pk):
+    key = get_object_or_404(ApiKey.objects.for_workspace(request.workspace), pk=pk)
+    key.revoke()
+    messages.success(request, f"Key {key.prefix}… revoked. Requests using it now get 401.")
+    return redirect("console:api-keys")
+
+
+@credentials_required
+def authorizations(request):
+    workspace = request.workspace
+    provider = request.POST.get("provider") or request.GET.get("provider")
+    form = None
+    if provider in PROVIDERS:
+        form = AuthorizationForm(request.POST or None, provider=provider, initial={"workspace_id": workspace.pk})
+        if request.method == "POST" and form.is_valid():
+            auth = form.save(workspace)
+            messages.success(request, f"Authorization “{auth.label}” saved. Its secrets are encrypted and hidden.")
+            return redirect("console:authorizations")
+    rows = Authorization.objects.for_workspace(workspace).order_by("label")
+    return render(
+        request, "console/authorizations.html", {"rows": rows, "form": form, "providers": PROVIDERS, "provider": provider}
+    )
+
+
+@credentials_required
+def authorization_edit(request, pk):
+    auth = get_object_or_404(Authorization.objects.for_workspace(request.workspace), pk=pk)
+    if request.method == "POST" and request.POST.get("delete"):
+        auth.delete()
+        messages.success(request, f"Authorization “{auth.label}” deleted.")
+        return redirect("console:authorizations")
+    form = AuthorizationForm(
+        request.POST or None, provider=auth.provider, instance=auth, initial={"workspace_id": request.workspace.pk}
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save(request.workspace)
+        messages.success(request, f"Authorization “{auth.label}” updated.")
+        return redirect("console:authorizations")
+    return render(request, "console/authorization_edit.html", {"auth": auth, "form": form})

@@ -1,0 +1,159 @@
+"""Management API for the pipes' credentials: authorizations and API keys."""
+
+from django.db import IntegrityError
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from integrations.api_auth import CanManageCredentials, ManagementAccess
+from integrations.models import ApiKey, ApiKeyScope, Authorization
+from integrations.providers import PROVIDERS
+
+
+class WorkspaceScopedViewSet(viewsets.GenericViewSet):
+    """Every queryset is filtered by the caller's workspace: other workspaces' rows are 404."""
+
+    model = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no workspace
+            return self.model.objects.none()
+        return self.model.objects.filter(workspace=self.request.workspace)
+
+
+class AuthorizationSerializer(serializers.ModelSerializer):
+    secrets = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        write_only=True,
+        required=False,
+        help_text="Secret fields; write-only. A blank value keeps the saved secret.",
+    )
+    masked_secrets = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Authorization
+        fields = ["id", "provider", "label", "description", "fields", "secrets", "masked_secrets", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_masked_secrets(self, obj: Authorization) -> dict:
+        return obj.masked_secrets()
+
+    def validate(self, attrs):
+        provider = attrs.get("provider") or (self.instance and self.instance.provider)
+        spec = PROVIDERS[provider]
+        unknown = set(attrs.get("fields", {})) - set(spec.plain_fields)
+        if unknown:
+            raise ValidationError({"fields": [f"{spec.label} has no field {name!r}." for name in sorted(unknown)]})
+        unknown = set(attrs.get("secrets", {})) - set(spec.secret_fields)
+        if unknown:
+            raise ValidationError({"secrets": [f"{spec.label} has no secret {name!r}." for name in sorted(unknown)]})
+        if self.instance and "provider" in attrs and attrs["provider"] != self.instance.provider:
+            raise ValidationError({"provider": ["The provider of a saved authorization cannot change."]})
+        return attrs
+
+    def save(self, **kwargs):
+        secrets = self.validated_data.pop("secrets", None)
+        instance = self.instance or Authorization(**{**self.validated_data, **kwargs})
+        if self.instance is not None:
+            for name, value in {**self.validated_data, **kwargs}.items():
+                setattr(instance, name, value)
+        if secrets is not None:
+            instance.set_secrets(secrets)
+        try:
+            instance.save()
+        except IntegrityError:
+            raise ValidationError({"label": ["An authorization with this label already exists."]}) from None
+        self.instance = instance
+        return instance
+
+
+class AuthorizationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    WorkspaceScopedViewSet,
+):
+    """Partner credentials. Owners, ops and management keys only; secrets are write-only and masked."""
+
+    model = Authorization
+    serializer_class = AuthorizationSerializer
+    permission_classes = [ManagementAccess, CanManageCredentials]
+
+    def perform_create(self, serializer):
+        serializer.save(workspace=self.request.workspace)
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id", "name", "scope", "prefix", "identity_kind", "identity_property",
+            "created_at", "last_used_at", "revoked_at",
+        ]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class NewApiKeySerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The full key. Shown once, never again.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, WorkspaceScopedViewSet):
+    model = ApiKey
+    serializer_class = ApiKeySerializer
+    permission_classes = [ManagementAccess, CanManageCredentials]
+
+    @extend_schema(responses={201: NewApiKeySerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = ApiKeySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        user = request.user if getattr(request.user, "pk", None) else None
+        key, raw = ApiKey.issue(
+            request.workspace,
+            scope=data["scope"],
+            name=data["name"],
+            identity_kind=data.get("identity_kind", "user_id"),
+            identity_property=data.get("identity_property", ""),
+            created_by=user,
+        )
+        body = NewApiKeySerializer(key).data
+        body["key"] = raw
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: ApiKeySerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        key = self.get_object()
+        key.revoke()
+        return Response(ApiKeySerializer(key).data)
+
+
+class WorkspaceSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    timezone = serializers.CharField()
+    role = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+
+
+class WorkspaceViewSet(viewsets.ViewSet):
+    @extend_schema(responses={200: WorkspaceSerializer})
+    @action(detail=False, methods=["get"])
+    def current(self, request):
+        workspace = request.workspace
+        return Response(
+            {
+                "name": workspace.name,
+                "slug": workspace.slug,
+                "timezone": workspace.timezone,
+                "role": request.api_role,
+                "scopes": [ApiKeyScope.MANAGEMENT] if hasattr(request.user, "api_key") else ["session"],
+            }
+        )

@@ -1,0 +1,90 @@
+"""Personas shared by every test, in the style of healthchecks:
+
+- alice: owner of the Acme workspace;
+- bob: her teammate, a marketer in Acme; vera: a viewer in Acme; oscar: ops in Acme;
+- charlie: an outsider, owner of the Globex workspace, a member of nothing at Acme.
+"""
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from integrations.models import ApiKey, Authorization
+from workspaces.models import Membership, Role, Workspace
+
+PASSWORD = "correct horse battery staple"
+
+
+def _person(username: str, workspace: Workspace, role: str, **extra):
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORD, **extra)
+    Membership.objects.create(user=user, workspace=workspace, role=role)
+    return user
+
+
+@pytest.fixture
+def acme(db):
+    return Workspace.objects.create(name="Acme", slug="acme", timezone="America/New_York")
+
+
+@pytest.fixture
+def globex(db):
+    return Workspace.objects.create(name="Globex", slug="globex", timezone="Europe/Berlin")
+
+
+@pytest.fixture
+def alice(acme):
+    return _person("alice", acme, Role.OWNER)
+
+
+@pytest.fixture
+def bob(acme):
+    return _person("bob", acme, Role.MARKETER)
+
+
+@pytest.fixture
+def vera(acme):
+    return _person("vera", acme, Role.VIEWER)
+
+
+@pytest.fixture
+def oscar(acme):
+    return _person("oscar", acme, Role.OPS, is_staff=True)
+
+
+@pytest.fixture
+def charlie(globex):
+    return _person("charlie", globex, Role.OWNER)
+
+
+@pytest.fixture
+def acme_clevertap(acme):
+    auth = Authorization(workspace=acme, provider="clevertap", label="CleverTap EU", fields={"account_id": "ACME-1"})
+    auth.set_secrets({"passcode": "acme-passcode-s3cret"})
+    auth.save()
+    return auth
+
+
+@pytest.fixture
+def acme_management_key(acme):
+    return ApiKey.issue(acme, scope="management", name="scripts")[1]
+
+
+@pytest.fixture
+def acme_inbound_key(acme):
+    return ApiKey.issue(acme, scope="inbound", name="amplitude")[1]
+
+
+@pytest.fixture
+def globex_management_key(globex):
+    return ApiKey.issue(globex, scope="management", name="globex scripts")[1]
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def key_client(raw_key: str, scheme: str = "Bearer") -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {raw_key}")
+    return client

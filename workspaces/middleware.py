@@ -1,0 +1,26 @@
+"""Resolve the signed-in user's current workspace once per request (session choice, else the first)."""
+
+from workspaces.models import Membership
+
+SESSION_KEY = "workspace_id"
+
+
+class CurrentWorkspaceMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.membership = None
+        request.workspace = None
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            memberships = Membership.objects.filter(user=user).select_related("workspace")
+            chosen = request.session.get(SESSION_KEY)
+            membership = None
+            if chosen is not None:
+                membership = memberships.filter(workspace_id=chosen).first()
+            membership = membership or memberships.order_by("workspace__name").first()
+            if membership is not None:
+                request.membership = membership
+                request.workspace = membership.workspace
+        return self.get_response(request)
