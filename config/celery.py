@@ -55,12 +55,15 @@ app.conf.update(
     task_queues=[Queue(name) for name in QUEUES],
     # Queues by module: inbound applies pushes, imports pulls from Amplitude, deliveries talks to partners.
     task_routes={
-        "integrations.tasks.inbound.*": {"queue": "inbound"},
-        "integrations.tasks.imports.*": {"queue": "imports"},
-        "integrations.tasks.deliveries.*": {"queue": "deliveries"},
+        "integrations.inbound.tasks.*": {"queue": "inbound"},
+        "integrations.sources.tasks.*": {"queue": "imports"},
+        "integrations.delivery.tasks.*": {"queue": "deliveries"},
     },
     # The scheduler only ticks; what is due lives in the database (next_run_at), so a beat restart
     # or a second beat never runs a job twice (the tick claims due rows with a row lock).
     beat_schedule={"tick": {"task": "integrations.tasks.scheduler.tick", "schedule": 60.0}},
 )
-app.autodiscover_tasks(lambda: ["integrations", "audiences", "campaigns"], related_name="tasks")
+app.autodiscover_tasks(
+    lambda: ["integrations", "integrations.inbound", "integrations.sources", "integrations.delivery", "audiences", "campaigns"],
+    related_name="tasks",
+)

@@ -1,15 +1,33 @@
-"""The beat tick. Due work is found in the database (next_run_at), never held by the scheduler."""
+"""The beat tick. Due work is found in the database (next_run_at), never held by the scheduler.
 
+Each capability exposes `dispatch_due(now)` which claims its due rows (SELECT … FOR UPDATE SKIP
+LOCKED, then moves next_run_at) and queues their tasks; the tick just calls them in turn, so a
+second beat or a restarted one never runs a job twice.
+"""
+
+import logging
 import time
 
 from celery import shared_task
+from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from integrations.redis_client import redis_client
 
+logger = logging.getLogger(__name__)
+
 TICK_KEY = "scheduler:last_tick"
+
+DISPATCHERS: tuple[str, ...] = ()
 
 
 @shared_task(name="integrations.tasks.scheduler.tick")
 def tick() -> None:
+    now = timezone.now()
+    for path in DISPATCHERS:
+        try:
+            import_string(path)(now)
+        except Exception:  # one broken dispatcher must not starve the others
+            logger.exception("scheduler dispatcher %s failed", path)
     # The timestamp lets /healthz and ops see that the scheduler is alive.
     redis_client().set(TICK_KEY, str(time.time()))

@@ -1,0 +1,97 @@
+"""Identity resolution: turn identifier values of one kind into profile ids, set-wise.
+
+A known value finds its profile; an unknown one creates a profile (CleverTap's scenario 3).
+Blocked values (empty, "null", "anonymous", "0", "-1", all-zero UUIDs, … — settings.BLOCKED_IDENTITY_VALUES)
+are invalid rows with a reason, never a profile. Merging anonymous profiles into known ones is in
+audiences.merge.
+"""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+
+MAX_IDENTITY_LENGTH = 512
+
+
+@dataclass
+class Resolution:
+    profile_ids: dict[str, int] = field(default_factory=dict)  # value -> profile id
+    invalid: list[tuple[int, object, str]] = field(default_factory=list)  # (position, raw value, reason)
+    created: int = 0
+
+
+def blocked_values() -> frozenset[str]:
+    return frozenset(value.strip().lower() for value in settings.BLOCKED_IDENTITY_VALUES)
+
+
+def clean_identity(raw: object, blocked: frozenset[str]) -> tuple[str | None, str | None]:
+    """(value, None) for a usable identifier, (None, reason) otherwise."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        return None, f"not a string or number ({type(raw).__name__})"
+    value = str(raw).strip()
+    if value.lower() in blocked or not value:
+        return None, f"blocked identifier value {value!r}"
+    if len(value) > MAX_IDENTITY_LENGTH:
+        return None, f"longer than {MAX_IDENTITY_LENGTH} characters"
+    return value, None
+
+
+# Find existing identities, then create the missing ones with pre-allocated profile ids.
+# Identity is inserted first with ON CONFLICT DO NOTHING so that of two racing transactions
+# exactly one creates the person; the profile row follows in the same statement (the foreign key
+# is deferred until commit). Losers are re-read afterwards.
+_CREATE_SQL = """
+WITH candidates AS (
+    SELECT v AS value, nextval(pg_get_serial_sequence('audiences_profile', 'id')) AS profile_id
+    FROM unnest(%(values)s::text[]) AS v
+), identities AS (
+    INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
+    SELECT %(workspace)s, %(kind)s, value, profile_id, %(source)s, now() FROM candidates
+    ON CONFLICT (workspace_id, kind, value) DO NOTHING
+    RETURNING value, profile_id
+), profiles AS (
+    INSERT INTO audiences_profile (id, workspace_id, properties, event_counts, created_at, updated_at)
+    SELECT profile_id, %(workspace)s, '{}'::jsonb, '{}'::jsonb, now(), now() FROM identities
+)
+SELECT value, profile_id FROM identities
+"""
+
+
+def lookup(workspace_id: int, kind: str, values: list[str]) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT value, profile_id FROM audiences_identity WHERE workspace_id = %s AND kind = %s AND value = ANY(%s)",
+            [workspace_id, kind, values],
+        )
+        return dict(cursor.fetchall())
+
+
+def resolve(workspace_id: int, kind: str, raw_values: list, *, source: str = "push", create: bool = True) -> Resolution:
+    """Profile ids for `raw_values` (identifiers of one kind), creating people for unknown values."""
+    blocked = blocked_values()
+    result = Resolution()
+    wanted: dict[str, None] = {}
+    for position, raw in enumerate(raw_values):
+        value, reason = clean_identity(raw, blocked)
+        if reason:
+            result.invalid.append((position, raw, reason))
+        else:
+            wanted[value] = None
+    if not wanted:
+        return result
+    values = list(wanted)
+    with transaction.atomic():
+        found = lookup(workspace_id, kind, values)
+        missing = [value for value in values if value not in found]
+        if missing and create:
+            with connection.cursor() as cursor:
+                cursor.execute(_CREATE_SQL, {"workspace": workspace_id, "kind": kind, "source": source, "values": missing})
+                created = dict(cursor.fetchall())
+            result.created = len(created)
+            found.update(created)
+            losers = [value for value in missing if value not in created]
+            if losers:  # another transaction created them between our read and our insert
+                found.update(lookup(workspace_id, kind, losers))
+    result.profile_ids = found
+    return result

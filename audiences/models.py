@@ -1,0 +1,218 @@
+"""People, their identities, segments, the membership ledger and events.
+
+The ledger (MembershipChange) is the truth (design.md invariant 1): SegmentMember is its current
+state, Segment.size its running count; both are written only by audiences.ledger in the same
+statement as the ledger rows, so they cannot disagree.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from workspaces.models import Workspace, WorkspaceScopedQuerySet
+
+# Identity kinds that name a known person. Device-like kinds (device_id, install_token,
+# amplitude_id) do not: a profile holding only those is anonymous and may be merged into a known one.
+KNOWN_KINDS = frozenset({"user_id", "email", "username", "fb_id", "phone"})
+DEVICE_KINDS = frozenset({"device_id", "install_token", "amplitude_id", "idfa", "idfv", "adid", "android_id"})
+
+
+class Profile(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="profiles")
+    properties = models.JSONField(default=dict, blank=True)
+    # Per event type counts, maintained set-wise by the event loaders: {"Purchase": 3, ...}.
+    event_counts = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return f"profile {self.pk}"
+
+
+class Identity(models.Model):
+    """One identifier of one profile: unique per workspace and kind."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="identities")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=64, help_text="user_id, email, device_id, install_token, amplitude_id, …")
+    value = models.CharField(max_length=512)
+    source = models.CharField(max_length=32, default="push", help_text="Which path first gave it: push, import, …")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [models.UniqueConstraint(fields=["workspace", "kind", "value"], name="identity_unique")]
+        indexes = [
+            models.Index(fields=["profile"]),
+            # "Find a person by any identity value", whatever its kind.
+            models.Index(fields=["workspace", "value"], name="identity_value_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}={self.value}"
+
+    @property
+    def is_known(self) -> bool:
+        return self.kind in KNOWN_KINDS or self.kind.startswith("property:")
+
+
+class SegmentType(models.TextChoices):
+    PARTNER_AMPLITUDE = "partner_amplitude", "Partner - Amplitude"
+    AMPLITUDE_IMPORT = "amplitude_import", "Amplitude import"
+    SEGMENT_TRAIT = "segment_trait", "Partner - Segment/RudderStack"
+    MANUAL = "manual", "Manual"
+
+
+class Segment(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=32, choices=SegmentType.choices)
+    external_id = models.CharField(max_length=255, help_text="The partner's id, e.g. the Amplitude cohort id.")
+    partner_name = models.CharField(max_length=64, default="Amplitude")
+    description = models.TextField(blank=True)
+    # Maintained in the same statement as the ledger rows (audiences.ledger): never a COUNT(*) per page view.
+    size = models.BigIntegerField(default=0)
+    last_changed_at = models.DateTimeField(null=True, blank=True)
+    last_computed_at = models.DateTimeField(null=True, blank=True, help_text="When the partner last computed it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["workspace", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "type", "external_id"], name="segment_external_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMember(models.Model):
+    """Who is in a segment now. Written only by audiences.ledger."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="memberships")
+    added_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["segment", "profile"], name="segment_member_unique")]
+        indexes = [models.Index(fields=["profile"])]
+
+
+class ChangeAction(models.TextChoices):
+    ADDED = "added", "Added"
+    REMOVED = "removed", "Removed"
+
+
+class ChangeSource(models.TextChoices):
+    PUSH = "push", "Push"
+    IMPORT = "import", "Import"
+    MANUAL = "manual", "Manual"
+    MERGE = "merge", "Merge"
+
+
+class MembershipChangeQuerySet(WorkspaceScopedQuerySet):
+    def since(self, when):
+        return self.filter(occurred_at__gte=when)
+
+
+class MembershipChange(models.Model):
+    """The membership ledger: one row per real entry into or exit from a segment.
+
+    Each row is the "Partner Sync" event: Partner Segment Name, Action, Partner Segment ID, Source,
+    Partner Name (see partner_sync_properties). Outbound syncs read it with an id cursor.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="changes", db_constraint=False)
+    action = models.CharField(max_length=8, choices=ChangeAction.choices)
+    source = models.CharField(max_length=8, choices=ChangeSource.choices)
+    cause_type = models.CharField(max_length=32, help_text="inbound_batch, import_run, merge, manual")
+    cause_id = models.BigIntegerField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+
+    objects = MembershipChangeQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["segment", "id"], name="ledger_segment_cursor"),
+            models.Index(fields=["segment", "occurred_at"], name="ledger_segment_time"),
+            models.Index(fields=["profile", "id"], name="ledger_profile"),
+            models.Index(fields=["cause_type", "cause_id"], name="ledger_cause"),
+        ]
+
+    def partner_sync_properties(self) -> dict:
+        segment = self.segment
+        return {
+            "Partner Segment Name": segment.name,
+            "Action": self.get_action_display(),
+            "Partner Segment ID": segment.external_id,
+            "Source": self.get_source_display(),
+            "Partner Name": segment.partner_name,
+        }
+
+
+class ProfileMerge(models.Model):
+    """An anonymous (device-only) profile folded into a known one. Kept for the per-person trace."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    kept_profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="merges_in")
+    removed_profile_id = models.BigIntegerField(help_text="The anonymous profile's id; that row is deleted.")
+    identities = models.JSONField(default=list, help_text="The identities moved: [[kind, value], …]")
+    reason = models.CharField(max_length=255)
+    cause_type = models.CharField(max_length=32, blank=True)
+    cause_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["removed_profile_id"])]
+
+
+class Event(models.Model):
+    """A behavioral event (Export API import or a /v1 track call), linked to its profile."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False)
+    source = models.CharField(max_length=16, default="import")
+    uuid = models.CharField(max_length=64, null=True, blank=True)
+    insert_id = models.CharField(max_length=255, null=True, blank=True)
+    event_type = models.CharField(max_length=255)
+    event_time = models.DateTimeField(null=True, blank=True)
+    user_id = models.CharField(max_length=512, null=True, blank=True)
+    device_id = models.CharField(max_length=512, null=True, blank=True)
+    amplitude_id = models.BigIntegerField(null=True, blank=True)
+    session_id = models.BigIntegerField(null=True, blank=True)
+    platform = models.CharField(max_length=64, null=True, blank=True)
+    os_name = models.CharField(max_length=64, null=True, blank=True)
+    device_type = models.CharField(max_length=128, null=True, blank=True)
+    country = models.CharField(max_length=64, null=True, blank=True)
+    region = models.CharField(max_length=128, null=True, blank=True)
+    city = models.CharField(max_length=128, null=True, blank=True)
+    ip_address = models.CharField(max_length=64, null=True, blank=True)
+    event_properties = models.JSONField(default=dict, blank=True)
+    user_properties = models.JSONField(default=dict, blank=True)
+    group_properties = models.JSONField(default=dict, blank=True)
+    # Every other field of the source row (the seed's full field table), kept verbatim.
+    data = models.JSONField(default=dict, blank=True)
+    server_upload_time = models.DateTimeField(null=True, blank=True)
+    loaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "uuid"], condition=Q(uuid__isnull=False), name="event_uuid_unique"),
+            models.UniqueConstraint(
+                fields=["workspace", "insert_id"], condition=Q(insert_id__isnull=False), name="event_insert_id_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["profile", "event_time"], name="event_profile_time"),
+            models.Index(fields=["workspace", "event_type", "event_time"], name="event_type_time"),
+        ]
