@@ -12,6 +12,7 @@ Two shapes of input:
 """
 
 from dataclasses import dataclass
+from typing import Self
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -33,7 +34,7 @@ class Applied:
     added: int = 0
     removed: int = 0
 
-    def __iadd__(self, other: "Applied") -> "Applied":
+    def __iadd__(self, other: "Applied") -> Self:
         self.added += other.added
         self.removed += other.removed
         return self
