@@ -1,0 +1,316 @@
+"""The work behind `python3 dev.py <command>`; runs inside .venv (dev.py re-executes itself there).
+
+    run       embedded servers + migrate + collectstatic + seed_demo, then web/worker/beat
+    test      embedded servers (under .data/test) + pytest ARGS...; exits with pytest's code
+    services  only the embedded servers; prints the export lines; Ctrl-C stops them
+    manage    embedded servers + manage.py ARGS... (e.g. makemigrations --check --dry-run)
+
+DATABASE_URL / REDIS_URL, when set, are used as they are and that server is not started.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from config.embedded import EmbeddedServices, die_with_parent
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data"
+# Tests get their own cluster and Redis, so `dev.py test` never touches a running demo.
+TEST_DATA = DATA / "test"
+
+STOP_TIMEOUT = 15.0  # seconds a child gets after SIGTERM before SIGKILL
+QUEUES = "inbound,imports,deliveries,default"
+
+_print_lock = threading.Lock()
+_COLORS = {"web": "32", "worker": "36", "beat": "35", "seed": "33", "dev.py": "1"}
+
+
+def say(message: str, name: str = "dev.py") -> None:
+    """Print one line with a `name |` prefix (coloured on a terminal)."""
+    prefix = f"{name:<6} | "
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        prefix = f"\033[{_COLORS.get(name, '0')}m{prefix}\033[0m"
+    with _print_lock:
+        for line in message.splitlines() or [""]:
+            sys.stdout.write(prefix + line + "\n")
+        sys.stdout.flush()
+
+
+def main(argv: Sequence[str]) -> int:
+    """Dispatch `dev.py COMMAND [ARGS...]`; return the process exit code."""
+    commands = {"run": cmd_run, "test": cmd_test, "services": cmd_services, "manage": cmd_manage}
+    if not argv or argv[0] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
+    if argv[0] in ("run", "manage"):
+        # A developer tool: DEBUG=1 gives settings its development secrets and plain-HTTP
+        # cookies. (`test` leaves it to config.settings_test.)
+        os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")  # children's lines reach the console at once
+    try:
+        return commands[argv[0]](list(argv[1:]))
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- shared steps -------------------------------------------------------------
+
+
+def start_services(data_dir: Path) -> EmbeddedServices:
+    """Start the servers whose URL is unset and export both URLs to os.environ (children inherit it)."""
+    given = {name: os.environ.get(name) or None for name in ("DATABASE_URL", "REDIS_URL")}
+    services = EmbeddedServices(data_dir, database_url=given["DATABASE_URL"], redis_url=given["REDIS_URL"])
+    started = time.monotonic()
+    urls = services.start()
+    for name, url in (("DATABASE_URL", urls.database_url), ("REDIS_URL", urls.redis_url)):
+        os.environ[name] = url
+        origin = "from the environment" if given[name] else f"embedded, data in {_rel(data_dir)}"
+        say(f"{name}={url}  ({origin})")
+    say(f"services ready in {time.monotonic() - started:.1f}s")
+    return services
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def manage_command(*args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "manage.py"), *args]
+
+
+def run_foreground(cmd: list[str]) -> int:
+    """Run a child that owns the terminal (pytest, manage.py) and return its exit code.
+
+    It stays in our process group, so a Ctrl-C reaches it directly (pytest then prints its
+    summary); we ignore SIGINT meanwhile and only forward SIGTERM.
+    """
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM))
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def wait_for_stop_signal() -> threading.Event:
+    """SIGINT/SIGTERM set the returned event instead of raising, so shutdown runs in order."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def cmd_test(args: list[str]) -> int:
+    services = start_services(TEST_DATA)
+    try:
+        return run_foreground([sys.executable, "-m", "pytest", *args])
+    finally:
+        services.stop()
+
+
+def cmd_manage(args: list[str]) -> int:
+    services = start_services(DATA)
+    try:
+        return run_foreground(manage_command(*args))
+    finally:
+        services.stop()
+
+
+def cmd_services(args: list[str]) -> int:
+    services = start_services(DATA)
+    try:
+        stop = wait_for_stop_signal()
+        say("Servers are up; Ctrl-C stops them. In another shell:")
+        # Unprefixed, so they can be copied (or grepped) as they are.
+        with _print_lock:
+            for name in ("DATABASE_URL", "REDIS_URL"):
+                print(f"export {name}={shlex.quote(os.environ[name])}", flush=True)
+        stop.wait()
+        say("stopping the servers ...")
+        return 0
+    finally:
+        services.stop()
+
+
+def cmd_run(args: list[str]) -> int:
+    if args:
+        say(f"`run` takes no arguments (got {' '.join(args)}); set PORT=... to choose the port")
+        return 2
+    services = start_services(DATA)
+    children: list[Child] = []
+    try:
+        stop = wait_for_stop_signal()
+        for step in (("migrate", "--noinput"), ("collectstatic", "--noinput", "-v", "0")):
+            say("manage.py " + " ".join(step))
+            if subprocess.call(manage_command(*step), cwd=ROOT) != 0:
+                if stop.is_set():
+                    return 130
+                say(f"manage.py {step[0]} failed")
+                return 1
+        login = seed_demo()
+        if login is None:
+            return 1
+        if stop.is_set():
+            return 130
+
+        port = pick_port(int(os.environ.get("PORT") or 8000))
+        os.environ["PORT"] = str(port)
+        py = sys.executable
+        # gunicorn before celery: the banner waits for it to accept connections.
+        children = [
+            Child("web", [py, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                          "--workers", os.environ.get("WEB_CONCURRENCY", "3"),
+                          "--access-logfile", "-", "--error-logfile", "-", "--graceful-timeout", "10",
+                          # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl, shared
+                          # by every checkout; we do not use it.
+                          "--no-control-socket"]),
+            Child("worker", [py, "-m", "celery", "-A", "config", "worker", "-Q", QUEUES,
+                             "--concurrency", "2", "-l", "info"]),
+            Child("beat", [py, "-m", "celery", "-A", "config", "beat", "-l", "info",
+                           "-s", str(DATA / "celerybeat-schedule")]),
+        ]
+        # All spawned before any output thread starts: preexec_fn (die_with_parent) is only
+        # safe in a process without threads.
+        for child in children:
+            child.spawn()
+        for child in children:
+            child.pump_output()
+
+        url = f"http://127.0.0.1:{port}/"
+        if wait_for_port(port, children, stop):
+            banner = ["", "=" * 64, f"Cohort Console is running at {url}"]
+            banner += ["From seed_demo:", *("  " + line.strip() for line in login)] if login else []
+            banner += ["Ctrl-C stops everything.", "=" * 64, ""]
+            say("\n".join(banner))
+
+        while not stop.wait(0.5):
+            dead = [c for c in children if c.proc is not None and c.proc.poll() is not None]
+            if dead:
+                for c in dead:
+                    say(f"{c.name} exited unexpectedly (exit code {c.proc.returncode}); stopping everything")
+                return 1
+        say("stopping ...")
+        return 0
+    finally:
+        stop_children(children)
+        services.stop()
+        say("stopped")
+
+
+def seed_demo() -> list[str] | None:
+    """Run seed_demo, echo its output and return it (it holds the demo login), None on failure."""
+    say("manage.py seed_demo")
+    result = subprocess.run(manage_command("seed_demo"), check=False, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    if lines:
+        say("\n".join(lines), "seed")
+    if result.returncode != 0:
+        say(f"manage.py seed_demo failed (exit code {result.returncode})")
+        return None
+    return lines[-6:]
+
+
+# -- child processes ----------------------------------------------------------
+
+
+class Child:
+    """A long-running child whose output lines are printed with a `name |` prefix."""
+
+    def __init__(self, name: str, cmd: list[str]) -> None:
+        self.name = name
+        self.cmd = cmd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        self.proc = subprocess.Popen(
+            self.cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            # Own process group: Ctrl-C reaches only us, and we stop the children in order
+            # (and can kill a child's leftover processes, e.g. gunicorn workers, as a group).
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - called before any thread exists
+        )
+
+    def pump_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            say(raw.decode(errors="replace").rstrip("\r\n"), self.name)
+
+
+def stop_children(children: list[Child]) -> None:
+    """SIGTERM all (graceful for gunicorn and celery), wait, then SIGKILL what is left of each group."""
+    running = [c for c in children if c.proc is not None]
+    for c in running:
+        if c.proc.poll() is None:
+            c.proc.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for c in running:
+        try:
+            c.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            say(f"{c.name} did not stop within {STOP_TIMEOUT:.0f}s; killing it")
+        # The group id is the child's pid (start_new_session); kill stragglers such as
+        # pool processes whose parent was killed.
+        try:
+            os.killpg(c.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        c.proc.wait()
+
+
+def pick_port(preferred: int) -> int:
+    """`preferred` if free on 127.0.0.1, else any free port."""
+    if _port_free(preferred):
+        return preferred
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    say(f"port {preferred} is busy; using {port}")
+    return port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds it
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(port: int, children: list[Child], stop: threading.Event, timeout: float = 60) -> bool:
+    """Wait until the web server accepts connections (False if a child died or we were stopped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        if any(c.proc is not None and c.proc.poll() is not None for c in children):
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
