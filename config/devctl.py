@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -120,7 +121,28 @@ def wait_for_stop_signal() -> threading.Event:
 # -- commands -----------------------------------------------------------------
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> None:
+    """Browser tests drive Debian's chromium through Playwright (Playwright's own browser download
+    is not possible offline). Install it when missing and we are allowed to (root with apt-get);
+    otherwise the browser tests skip and say why."""
+    if os.environ.get("CHROMIUM_PATH") or Path(CHROMIUM).exists():
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        say("chromium not found and cannot be installed here: browser tests will be skipped")
+        return
+    say("installing Debian's chromium for the browser tests (once) ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    quiet = {"stdout": subprocess.DEVNULL, "env": env}
+    subprocess.call(["apt-get", "update", "-q"], **quiet)
+    if subprocess.call(["apt-get", "install", "-y", "-q", "chromium"], **quiet) != 0:
+        say("apt-get install chromium failed: browser tests will be skipped")
+
+
 def cmd_test(args: list[str]) -> int:
+    ensure_chromium()
     services = start_services(TEST_DATA)
     try:
         return run_foreground([sys.executable, "-m", "pytest", *args])

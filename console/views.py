@@ -32,20 +32,25 @@ def switch_workspace(request):
     return redirect(request.POST.get("next") or "console:dashboard")
 
 
+NEW_KEY_SESSION = "new_api_key"
+
+
 @credentials_required
 def api_keys(request):
     workspace = request.workspace
-    new_key = None
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        _key, new_key = ApiKey.issue(
+        _key, raw = ApiKey.issue(
             workspace, scope=data["scope"], name=data["name"], identity_kind=data["identity_kind"],
             identity_property=data["identity_property"], created_by=request.user,
         )
-        form = ApiKeyForm()
+        # Post/redirect/get, with the raw key parked in the server-side session (never a cookie)
+        # and popped by the next page view: shown exactly once, and a reload cannot re-create it.
+        request.session[NEW_KEY_SESSION] = raw
+        return redirect("console:api-keys")
+    new_key = request.session.pop(NEW_KEY_SESSION, None)
     keys = ApiKey.objects.for_workspace(workspace).order_by("-created_at")
-    # The raw key is rendered in this one response only (not via messages, which may live in a cookie).
     return render(request, "console/api_keys.html", {"form": form, "keys": keys, "new_key": new_key})
 
 

@@ -93,7 +93,9 @@ def test_outsider_cannot_open_acme_authorization(client, charlie, acme_clevertap
 
 def test_new_key_is_shown_once_in_console(client, alice, acme):
     client.force_login(alice)
-    html = client.post("/settings/api-keys/", {"name": "amp", "scope": "inbound", "identity_kind": "user_id"}).content.decode()
+    response = client.post("/settings/api-keys/", {"name": "amp", "scope": "inbound", "identity_kind": "user_id"})
+    assert response.status_code == 302
+    html = client.get("/settings/api-keys/").content.decode()
     key = ApiKey.objects.get(workspace=acme, name="amp")
     assert f'<code id="new-key">{key.prefix}' in html
     again = client.get("/settings/api-keys/").content.decode()
