@@ -14,7 +14,7 @@ from integrations.redis_client import redis_client
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def live_worker():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "CELERY_TASK_ALWAYS_EAGER": "0"}
     process = subprocess.Popen(
@@ -36,17 +36,8 @@ def _wait_healthy(client, seconds: float = 30.0):
         time.sleep(0.5)
 
 
-def test_healthz_up_with_database_redis_and_a_worker(client, db, live_worker):
-    response = _wait_healthy(client)
-    assert response.status_code == 200, response.json()
-    body = response.json()
-    assert body["status"] == "ok"
-    assert body["checks"]["database"]["ok"] and body["checks"]["redis"]["ok"]
-    assert any(name.startswith("health-") for name in body["checks"]["worker"]["workers"])
-
-
 def test_healthz_reports_worker_down_with_503(client, db):
-    # No worker is started in this test (the fixture's worker, if any, is gone).
+    # Runs before the module's worker fixture starts (file order), so no test worker answers.
     response = client.get("/healthz")
     if response.status_code == 200:  # a developer's own worker may be running on the same broker
         pytest.skip("a Celery worker outside the test suite answers on this broker")
@@ -54,6 +45,15 @@ def test_healthz_reports_worker_down_with_503(client, db):
     body = response.json()
     assert body["status"] == "down" and body["checks"]["worker"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
+
+
+def test_healthz_up_with_database_redis_and_a_worker(client, db, live_worker):
+    response = _wait_healthy(client)
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"]["ok"] and body["checks"]["redis"]["ok"]
+    assert any(name.startswith("health-") for name in body["checks"]["worker"]["workers"])
 
 
 def test_healthz_reports_redis_down_with_503(client, db, tmp_path):
@@ -67,3 +67,27 @@ def test_healthz_reports_redis_down_with_503(client, db, tmp_path):
     checks = response.json()["checks"]
     assert checks["redis"]["ok"] is False and "error" in checks["redis"]
     assert checks["worker"] == {"ok": False, "error": "redis is down"}
+
+
+def test_redelivery_cap_drops_a_poison_task_and_runs_a_fresh_one(live_worker, settings):
+    """A task delivered more than CELERY_MAX_DELIVERIES times is dropped by the worker, not run."""
+    from config.celery import app
+    from integrations.tasks.scheduler import TICK_KEY, tick
+
+    client = redis_client()
+    client.delete(TICK_KEY)
+    poisoned = "poison-" + str(time.time())
+    client.set(f"celery:deliveries:{poisoned}", settings.CELERY_MAX_DELIVERIES)  # already delivered that often
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
+        app.conf.task_always_eager = False
+        try:
+            tick.apply_async(task_id=poisoned)
+            time.sleep(3)
+            assert client.get(TICK_KEY) is None, "the capped task ran"
+            tick.apply_async()
+            deadline = time.monotonic() + 30
+            while client.get(TICK_KEY) is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            app.conf.task_always_eager = True
+    assert client.get(TICK_KEY) is not None, "a fresh task was not run by the worker"

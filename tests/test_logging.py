@@ -59,3 +59,20 @@ def test_error_page_filter_hides_authorization_header(rf):
     request = rf.get("/", HTTP_AUTHORIZATION="Bearer ccm_leaky", HTTP_API_KEY="cci_leaky")
     meta = SecretSafeExceptionReporterFilter().get_safe_request_meta(request)
     assert "ccm_leaky" not in str(meta) and "cci_leaky" not in str(meta)
+
+
+def test_json_formatter_emits_one_json_object_with_request_id():
+    import json
+
+    from django.conf import settings
+    from pythonjsonlogger.json import JsonFormatter
+
+    from config.logging import RequestIdFilter
+
+    config = settings.LOGGING["formatters"]["json"]
+    formatter = JsonFormatter(config["fmt"], rename_fields=config["rename_fields"])
+    record = logging.LogRecord("cohort", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    RequestIdFilter().filter(record)
+    SecretScrubFilter().filter(record)
+    line = json.loads(formatter.format(record))
+    assert line["message"] == "hello world" and line["level"] == "INFO" and line["request_id"] == "-"

@@ -24,3 +24,32 @@ class MembershipAdmin(ModelAdmin):
     list_filter = ["role", "workspace"]
     search_fields = ["user__username", "user__email", "workspace__name"]
     autocomplete_fields = ["user", "workspace"]
+
+
+# Re-register people with the unfold theme so the whole admin looks and works alike.
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin  # noqa: E402
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin  # noqa: E402
+from django.contrib.auth.models import Group, User  # noqa: E402
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm  # noqa: E402
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+class UserMembershipInline(TabularInline):
+    model = Membership
+    extra = 0
+    fk_name = "user"
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin, ModelAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+    inlines = [UserMembershipInline]
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin, ModelAdmin):
+    pass

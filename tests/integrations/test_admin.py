@@ -52,3 +52,9 @@ def test_admin_lists_have_search_and_filters(client, acme_clevertap, django_user
     assert client.get("/admin/integrations/authorization/?q=CleverTap").status_code == 200
     assert client.get("/admin/integrations/apikey/?scope__exact=inbound").status_code == 200
     assert client.get("/admin/workspaces/membership/?role__exact=owner").status_code == 200
+
+
+def test_admin_user_page_shows_workspace_memberships(client, alice, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
+    html = client.get(f"/admin/auth/user/{alice.pk}/change/").content.decode()
+    assert "Acme" in html and "Owner" in html
