@@ -259,3 +259,48 @@ BLOCKED_IDENTITY_VALUES = env_list(
     default=["", "null", "none", "nil", "undefined", "anonymous", "unknown", "0", "-1",
              "00000000-0000-0000-0000-000000000000", "[object object]", "nan", "n/a"],
 )
+
+# --- Sources: pulls from Amplitude (docs/sources.md). Limits drift between Amplitude's doc versions. --
+SOURCES_COHORT_DOWNLOADS_PER_MONTH = env_int("SOURCES_COHORT_DOWNLOADS_PER_MONTH", 500)
+SOURCES_CONCURRENT_REQUESTS = env_int("SOURCES_CONCURRENT_REQUESTS", 5)  # per project, shared by all workers
+SOURCES_HTTP_TIMEOUT = env_int("SOURCES_HTTP_TIMEOUT", 120)  # seconds per read
+SOURCES_HTTP_RETRIES = env_int("SOURCES_HTTP_RETRIES", 4)  # 429 / 5xx / connection errors inside a run
+SOURCES_RETRY_BACKOFF = float(env_str("SOURCES_RETRY_BACKOFF", default="1.0"))  # seconds, doubled per try
+SOURCES_POLL_INTERVAL = float(env_str("SOURCES_POLL_INTERVAL", default="2.0"))  # first poll wait, seconds
+SOURCES_POLL_MAX_INTERVAL = float(env_str("SOURCES_POLL_MAX_INTERVAL", default="30.0"))
+SOURCES_POLL_TIMEOUT = env_int("SOURCES_POLL_TIMEOUT", 30 * 60)  # give up on a cohort job after this
+SOURCES_EXPORT_WINDOW_HOURS = env_int("SOURCES_EXPORT_WINDOW_HOURS", 24)  # hours per Export API request
+SOURCES_EXPORT_LAG_HOURS = env_int("SOURCES_EXPORT_LAG_HOURS", 2)  # Amplitude exports data ~2 h after receipt
+SOURCES_BACKFILL_DAYS = env_int("SOURCES_BACKFILL_DAYS", 90)
+SOURCES_TEMP_DIR = env_str("SOURCES_TEMP_DIR", default="") or None  # downloads are streamed to temp files here
+
+# --- Inbound pushes (Amplitude cohort sync, cohort webhooks, Segment/RudderStack; docs/inbound.md) ---
+# Amplitude sends up to 10,000 ids per request; the cap is a setting because its docs drift.
+INBOUND_MAX_IDS_PER_REQUEST = env_int("INBOUND_MAX_IDS_PER_REQUEST", 10_000)
+# Body as sent (gzip counted compressed) and once decompressed: the second cap stops gzip bombs.
+INBOUND_MAX_BODY_BYTES = env_int("INBOUND_MAX_BODY_BYTES", 5 * 1024 * 1024)
+INBOUND_MAX_DECOMPRESSED_BYTES = env_int("INBOUND_MAX_DECOMPRESSED_BYTES", 20 * 1024 * 1024)
+# Accepted-but-unapplied batches per workspace above which pushes get 429 + Retry-After.
+INBOUND_BACKLOG_LIMIT = env_int("INBOUND_BACKLOG_LIMIT", 2_000)
+INBOUND_RETRY_AFTER_SECONDS = env_int("INBOUND_RETRY_AFTER_SECONDS", 30)
+# Raw requests kept per API key for the admin's inbound log.
+INBOUND_LOG_SIZE = env_int("INBOUND_LOG_SIZE", 100)
+# A batch whose apply keeps raising is marked failed after this many attempts, so later ones proceed.
+INBOUND_MAX_APPLY_ATTEMPTS = env_int("INBOUND_MAX_APPLY_ATTEMPTS", 5)
+# The scheduler re-queues batches still pending this long after receipt (broker was down, worker died).
+INBOUND_REQUEUE_AFTER_SECONDS = env_int("INBOUND_REQUEUE_AFTER_SECONDS", 60)
+
+# --- Delivery (outbound syncs; docs/destinations.md) -------------------------------------------------
+DELIVERY_CONNECT_TIMEOUT = env_int("DELIVERY_CONNECT_TIMEOUT", 5)
+DELIVERY_READ_TIMEOUT = env_int("DELIVERY_READ_TIMEOUT", 30)
+DELIVERY_MAX_ATTEMPTS = env_int("DELIVERY_MAX_ATTEMPTS", 6)  # per batch, transient failures only
+DELIVERY_BACKOFF_BASE_MS = env_int("DELIVERY_BACKOFF_BASE_MS", 500)
+DELIVERY_BACKOFF_CAP_MS = env_int("DELIVERY_BACKOFF_CAP_MS", 30_000)
+# Retry-After up to this many seconds is waited in process; longer → run "waiting" with next_attempt_at.
+DELIVERY_SHORT_WAIT_SECONDS = env_int("DELIVERY_SHORT_WAIT_SECONDS", 10)
+DELIVERY_MAX_RATE_LIMIT_WAITS = env_int("DELIVERY_MAX_RATE_LIMIT_WAITS", 30)
+DELIVERY_STALE_RUN_SECONDS = env_int("DELIVERY_STALE_RUN_SECONDS", 300)  # heartbeat age before a run is resumed
+DELIVERY_CALL_LOG_SIZE = env_int("DELIVERY_CALL_LOG_SIZE", 200)  # partner calls kept per destination
+DELIVERY_SEMAPHORE_LEASE_SECONDS = env_int("DELIVERY_SEMAPHORE_LEASE_SECONDS", 120)
+DELIVERY_INTEGRATION_NAME = env_str("DELIVERY_INTEGRATION_NAME", default="Amplitude Cohort Sync")
+DELIVERY_INTEGRATION_VERSION = env_str("DELIVERY_INTEGRATION_VERSION", default="1.0.0")

@@ -1,5 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group, User
 from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from workspaces.models import Membership, Workspace
 
@@ -27,10 +31,6 @@ class MembershipAdmin(ModelAdmin):
 
 
 # Re-register people with the unfold theme so the whole admin looks and works alike.
-from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin  # noqa: E402
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin  # noqa: E402
-from django.contrib.auth.models import Group, User  # noqa: E402
-from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm  # noqa: E402
 
 admin.site.unregister(User)
 admin.site.unregister(Group)
