@@ -1,17 +1,23 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console import views
+from console.views import people, segments, settings
 
 app_name = "console"
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", views.dashboard, name="dashboard"),
-    path("workspace/switch/", views.switch_workspace, name="switch-workspace"),
-    path("settings/api-keys/", views.api_keys, name="api-keys"),
-    path("settings/api-keys/<int:pk>/revoke/", views.revoke_api_key, name="revoke-api-key"),
-    path("settings/authorizations/", views.authorizations, name="authorizations"),
-    path("settings/authorizations/<int:pk>/", views.authorization_edit, name="authorization-edit"),
+    path("", settings.dashboard, name="dashboard"),
+    path("workspace/switch/", settings.switch_workspace, name="switch-workspace"),
+    path("settings/api-keys/", settings.api_keys, name="api-keys"),
+    path("settings/api-keys/<int:pk>/revoke/", settings.revoke_api_key, name="revoke-api-key"),
+    path("settings/authorizations/", settings.authorizations, name="authorizations"),
+    path("settings/authorizations/<int:pk>/", settings.authorization_edit, name="authorization-edit"),
+    path("segments/", segments.segment_list, name="segments"),
+    path("segments/<int:pk>/", segments.segment_detail, name="segment"),
+    path("segments/<int:pk>/members.csv", segments.segment_members_csv, name="segment-members-csv"),
+    path("people/", people.find_people, name="find-people"),
+    path("people/search/", people.person_search, name="person-search"),
+    path("people/<int:pk>/", people.person_detail, name="person"),
 ]

@@ -1,0 +1,86 @@
+"""People: search by any identity value, Find People (who had a Partner Sync event), the person page."""
+
+from collections import Counter
+from datetime import datetime, time
+
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from audiences.models import Event, Identity, MembershipChange, Profile, ProfileMerge, Segment, SegmentMember
+from console.access import member_required
+from console.trace import person_timeline, why_lines
+
+COMMON_PROPERTIES = ("country", "city", "region", "platform", "os", "language", "device_type")
+
+
+@member_required
+def person_search(request):
+    query = request.GET.get("q", "").strip()
+    matches = []
+    if query:
+        identities = Identity.objects.filter(workspace=request.workspace).filter(Q(value=query) | Q(value__iexact=query))
+        if query.isdigit():
+            identities = identities | Identity.objects.filter(workspace=request.workspace, profile_id=int(query))
+        matches = list(identities.select_related("profile").order_by("profile_id")[:50])
+        profile_ids = sorted({identity.profile_id for identity in matches})
+        if len(profile_ids) == 1:
+            return redirect("console:person", pk=profile_ids[0])
+    return render(request, "console/people/search.html", {"q": query, "matches": matches})
+
+
+@member_required
+def find_people(request):
+    """People who had a Partner Sync event, by segment, action and date, with their common properties."""
+    workspace = request.workspace
+    changes = MembershipChange.objects.filter(workspace=workspace).select_related("segment").order_by("-id")
+    filters = {key: request.GET.get(key, "") for key in ("segment", "action", "from", "to")}
+    if filters["segment"].isdigit():
+        changes = changes.filter(segment_id=int(filters["segment"]))
+    if filters["action"] in {"added", "removed"}:
+        changes = changes.filter(action=filters["action"])
+    for name, op in (("from", "gte"), ("to", "lte")):
+        try:
+            day = datetime.strptime(filters[name], "%Y-%m-%d").date()
+        except ValueError:
+            continue
+        moment = timezone.make_aware(datetime.combine(day, time.min if op == "gte" else time.max), workspace.tz)
+        changes = changes.filter(**{f"occurred_at__{op}": moment})
+    rows = list(changes[:200])
+    profiles = Profile.objects.in_bulk({row.profile_id for row in rows})
+    identities: dict[int, list[Identity]] = {}
+    for identity in Identity.objects.filter(profile_id__in=profiles.keys()).order_by("kind"):
+        identities.setdefault(identity.profile_id, []).append(identity)
+    common = {name: Counter() for name in COMMON_PROPERTIES}
+    for profile in profiles.values():
+        for name in COMMON_PROPERTIES:
+            value = (profile.properties or {}).get(name)
+            if value not in (None, ""):
+                common[name][str(value)] += 1
+    context = {
+        "rows": [(row, profiles.get(row.profile_id), identities.get(row.profile_id, [])) for row in rows],
+        "people_count": len(profiles),
+        "common": {name: counter.most_common(5) for name, counter in common.items() if counter},
+        "segments": Segment.objects.for_workspace(workspace).order_by("name"),
+        "filters": filters,
+    }
+    return render(request, "console/people/find.html", context)
+
+
+@member_required
+def person_detail(request, pk):
+    workspace = request.workspace
+    merged = ProfileMerge.objects.filter(workspace=workspace, removed_profile_id=pk).first()
+    if merged and not Profile.objects.filter(pk=pk, workspace=workspace).exists():
+        return redirect("console:person", pk=merged.kept_profile_id)
+    profile = get_object_or_404(Profile.objects.for_workspace(workspace), pk=pk)
+    memberships = SegmentMember.objects.filter(profile=profile).select_related("segment").order_by("segment__name")
+    context = {
+        "profile": profile,
+        "identities": Identity.objects.filter(profile=profile).order_by("kind", "value"),
+        "memberships": memberships,
+        "why": why_lines(profile, memberships),
+        "timeline": person_timeline(profile),
+        "event_count": Event.objects.filter(profile=profile).count(),
+    }
+    return render(request, "console/people/detail.html", context)
