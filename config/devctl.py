@@ -189,6 +189,15 @@ def cmd_run(args: list[str]) -> int:
                     return 130
                 say(f"manage.py {step[0]} failed")
                 return 1
+        # The demo's fake Amplitude and fake partners: started first (seed_demo points the demo
+        # workspace at them) and read synchronously, before any thread exists (see spawn()).
+        if os.environ.get("DEMO_SANDBOX", "1") != "0":
+            sandbox = Child("sandbox", [sys.executable, "-m", "integrations.sandbox.demo_servers"])
+            sandbox.spawn()
+            children.append(sandbox)
+            if not read_sandbox_urls(sandbox):
+                say("the sandbox servers did not start")
+                return 1
         login = seed_demo()
         if login is None:
             return 1
@@ -199,7 +208,7 @@ def cmd_run(args: list[str]) -> int:
         os.environ["PORT"] = str(port)
         py = sys.executable
         # gunicorn before celery: the banner waits for it to accept connections.
-        children = [
+        children += [
             Child("web", [py, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
                           "--workers", os.environ.get("WEB_CONCURRENCY", "3"),
                           "--access-logfile", "-", "--error-logfile", "-", "--graceful-timeout", "10",
@@ -214,7 +223,8 @@ def cmd_run(args: list[str]) -> int:
         # All spawned before any output thread starts: preexec_fn (die_with_parent) is only
         # safe in a process without threads.
         for child in children:
-            child.spawn()
+            if child.proc is None:
+                child.spawn()
         for child in children:
             child.pump_output()
 
@@ -237,6 +247,20 @@ def cmd_run(args: list[str]) -> int:
         stop_children(children)
         services.stop()
         say("stopped")
+
+
+def read_sandbox_urls(sandbox: Child) -> bool:
+    """Export the SANDBOX_*_URL lines the demo servers print, until they say they are ready."""
+    assert sandbox.proc is not None and sandbox.proc.stdout is not None
+    for raw in iter(sandbox.proc.stdout.readline, b""):
+        line = raw.decode(errors="replace").strip()
+        name, _, value = line.partition("=")
+        if name == "SANDBOX_READY":
+            return True
+        if name.startswith("SANDBOX_") and value:
+            os.environ[name] = value
+            say(f"{name}={value}", "sandbox")
+    return False
 
 
 def seed_demo() -> list[str] | None:
