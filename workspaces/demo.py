@@ -11,3 +11,7 @@ def populate_demo(workspace, state: dict, out) -> None:
         key, raw = ApiKey.issue(workspace, scope=ApiKeyScope.INBOUND, name="Amplitude cohort sync (demo)")
         state["inbound_key_prefix"], state["inbound_key"] = key.prefix, raw
     out.write(f"  Demo inbound API key: {state['inbound_key']}")
+
+    from integrations.sources.demo import populate_demo as populate_sources_demo
+
+    populate_sources_demo(workspace, state, out)

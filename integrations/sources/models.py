@@ -1,0 +1,212 @@
+"""Pulls from Amplitude: project connections, cohort and event import jobs, their runs and the quota.
+
+A job says what to import and when (next_run_at, computed in the job's time zone by
+integrations.sources.scheduling); a run is one execution with its status, phase, progress and
+counts. Run state is changed only by integrations.sources.runs.transition.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from integrations.models import Authorization
+from workspaces.models import Workspace, WorkspaceScopedQuerySet, validate_timezone
+
+REGION_HOSTS = {"us": "https://amplitude.com", "eu": "https://analytics.eu.amplitude.com"}
+
+
+class Region(models.TextChoices):
+    US = "us", "US (amplitude.com)"
+    EU = "eu", "EU (analytics.eu.amplitude.com)"
+
+
+class AmplitudeProject(models.Model):
+    """One Amplitude project: where its API lives and which credential opens it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="amplitude_projects")
+    label = models.CharField(max_length=120)
+    region = models.CharField(max_length=2, choices=Region.choices, default=Region.US)
+    base_url = models.URLField(blank=True, help_text="Overrides the region's host (the sandbox, a proxy).")
+    authorization = models.ForeignKey(
+        Authorization, on_delete=models.PROTECT, related_name="amplitude_projects",
+        limit_choices_to={"provider": "amplitude"},
+    )
+    project_id = models.BigIntegerField(null=True, blank=True, help_text="Amplitude's project (app) id, optional.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["workspace", "label"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "label"], name="amplitude_project_label_unique")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def api_base_url(self) -> str:
+        return (self.base_url or REGION_HOSTS[self.region]).rstrip("/")
+
+    def clean(self) -> None:
+        if self.authorization_id and self.authorization.provider != "amplitude":
+            raise ValidationError({"authorization": "Choose an Amplitude authorization (API key and secret key)."})
+        if self.authorization_id and self.workspace_id and self.authorization.workspace_id != self.workspace_id:
+            raise ValidationError({"authorization": "The authorization belongs to another workspace."})
+
+
+class Cadence(models.TextChoices):
+    ONE_TIME = "one_time", "One time"
+    HOURLY = "hourly", "Hourly"
+    DAILY = "daily", "Daily at a time of day"
+
+
+class CohortImportJob(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(AmplitudeProject, on_delete=models.CASCADE, related_name="cohort_jobs")
+    label = models.CharField(max_length=120)
+    cohort_ids = models.JSONField(default=list, blank=True, help_text="Amplitude cohort ids; empty = every cohort.")
+    include_properties = models.BooleanField(default=True, help_text="Ask for user properties (props=1).")
+    prop_keys = models.JSONField(default=list, blank=True, help_text="Only these user properties (propKeys).")
+    amplitude_id_field = models.CharField(
+        max_length=64, default="amplitude_id", blank=True,
+        help_text="Profile property that holds the Amplitude ID; blank = do not store it.",
+    )
+    cohort_names_field = models.CharField(
+        max_length=64, default="amplitude_cohort_names", blank=True,
+        help_text="Profile property holding {cohort name: member?}; blank = do not store it.",
+    )
+    cadence = models.CharField(max_length=16, choices=Cadence.choices, default=Cadence.DAILY)
+    time_of_day = models.TimeField(null=True, blank=True, help_text="Daily runs: local time in `timezone`.")
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Cohorts seen on the last run when cohort_ids is empty: the quota check's estimate.
+    last_cohort_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["workspace", "label"]
+        indexes = [models.Index(fields=["next_run_at"], condition=Q(enabled=True), name="cohort_job_due")]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        if self.cadence == Cadence.DAILY and self.time_of_day is None:
+            raise ValidationError({"time_of_day": "A daily import needs a time of day."})
+        if not isinstance(self.cohort_ids, list) or not all(isinstance(c, str) and c for c in self.cohort_ids):
+            raise ValidationError({"cohort_ids": "A list of Amplitude cohort ids (strings)."})
+        if not isinstance(self.prop_keys, list) or not all(isinstance(k, str) and k for k in self.prop_keys):
+            raise ValidationError({"prop_keys": "A list of user property names."})
+
+    @property
+    def downloads_per_run(self) -> int:
+        return len(self.cohort_ids) or max(self.last_cohort_count, 1)
+
+
+class EventImportJob(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(AmplitudeProject, on_delete=models.CASCADE, related_name="event_jobs")
+    label = models.CharField(max_length=120)
+    backfill_days = models.PositiveIntegerField(default=90, help_text="First run: days of history; 0 = from now.")
+    keep_updated = models.BooleanField(default=True, help_text="Keep importing hourly after the first run.")
+    enabled = models.BooleanField(default=True)
+    # End (exclusive, a UTC hour) of the last window loaded; advanced in the window's transaction.
+    cursor = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["workspace", "label"]
+        indexes = [models.Index(fields=["next_run_at"], condition=Q(enabled=True), name="event_job_due")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED})
+
+
+class ImportRun(models.Model):
+    """One execution of a cohort or an event import job. Exactly one of the two job links is set."""
+
+    id = models.BigAutoField(primary_key=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    cohort_job = models.ForeignKey(CohortImportJob, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
+    event_job = models.ForeignKey(EventImportJob, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    phase = models.CharField(max_length=64, blank=True, help_text="What the run is doing now.")
+    trigger = models.CharField(max_length=16, default="schedule", help_text="schedule, manual, retry")
+    rows_expected = models.BigIntegerField(null=True, blank=True)
+    rows_done = models.BigIntegerField(default=0)
+    # rows_read, profiles_created, profiles_updated, entered, exited, events_loaded, duplicates,
+    # skipped, skipped_reasons {reason: n}, skipped_samples [..], cohorts {id: {...}}, windows, downloads
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cohort_job__isnull=False, event_job__isnull=True)
+                | Q(cohort_job__isnull=True, event_job__isnull=False),
+                name="import_run_one_job",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["cohort_job", "status"], name="import_run_cohort_status"),
+            models.Index(fields=["event_job", "status"], name="import_run_event_status"),
+            models.Index(fields=["workspace", "-id"], name="import_run_workspace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} ({self.status})"
+
+    @property
+    def kind(self) -> str:
+        return "cohort" if self.cohort_job_id else "event"
+
+    @property
+    def job(self):
+        return self.cohort_job if self.cohort_job_id else self.event_job
+
+    @property
+    def project(self) -> AmplitudeProject:
+        return self.job.project
+
+
+class DownloadQuota(models.Model):
+    """Cohort downloads used per project per calendar month (UTC); Amplitude allows a monthly budget."""
+
+    project = models.ForeignKey(AmplitudeProject, on_delete=models.CASCADE, related_name="quotas")
+    month = models.DateField(help_text="First day of the month (UTC).")
+    used = models.PositiveIntegerField(default=0)
+    limit = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "month"], name="download_quota_month")]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.month:%Y-%m}: {self.used}/{self.limit}"
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)

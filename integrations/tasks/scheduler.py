@@ -18,7 +18,9 @@ logger = logging.getLogger(__name__)
 
 TICK_KEY = "scheduler:last_tick"
 
-DISPATCHERS: tuple[str, ...] = ()
+DISPATCHERS: tuple[str, ...] = (
+    "integrations.sources.scheduling.dispatch_due",
+)
 
 
 @shared_task(name="integrations.tasks.scheduler.tick")

@@ -1,0 +1,49 @@
+"""Demo workspace: an Amplitude project on the sandbox, a daily cohort import and an hourly event import.
+
+Runs when SANDBOX_AMPLITUDE_URL is set (the run command starts the sandbox); otherwise it says so
+and skips. Idempotent: objects are found by label, and the first import runs only once.
+"""
+
+import os
+from datetime import time
+
+from django.utils import timezone
+
+from integrations.models import Authorization
+from integrations.sources.models import AmplitudeProject, Cadence, CohortImportJob, EventImportJob, RunStatus
+from integrations.sources.runs import create_run, execute_run
+from integrations.sources.scheduling import first_run_at
+
+
+def populate_demo(workspace, state: dict, out) -> None:
+    base_url = os.environ.get("SANDBOX_AMPLITUDE_URL")
+    if not base_url:
+        out.write("  Amplitude sources: SANDBOX_AMPLITUDE_URL is not set, skipping the import demo.")
+        return
+    auth = Authorization.objects.filter(workspace=workspace, label="Amplitude sandbox").first()
+    if auth is None:
+        auth = Authorization(workspace=workspace, provider="amplitude", label="Amplitude sandbox")
+        auth.set_secrets({"api_key": os.environ.get("SANDBOX_AMPLITUDE_API_KEY", "demo"),
+                          "secret_key": os.environ.get("SANDBOX_AMPLITUDE_SECRET_KEY", "demo-secret")})
+        auth.save()
+    project, _ = AmplitudeProject.objects.update_or_create(
+        workspace=workspace, label="Music app (sandbox)", defaults={"base_url": base_url, "authorization": auth})
+    now = timezone.now()
+    cohort_job, created = CohortImportJob.objects.get_or_create(
+        workspace=workspace, project=project, label="All cohorts, daily",
+        defaults={"cadence": Cadence.DAILY, "time_of_day": time(6), "timezone": workspace.timezone})
+    if created:
+        cohort_job.next_run_at = first_run_at(cohort_job, now)
+        cohort_job.save(update_fields=["next_run_at"])
+    event_job, created = EventImportJob.objects.get_or_create(
+        workspace=workspace, project=project, label="Events, hourly", defaults={"backfill_days": 2})
+    if created:
+        event_job.next_run_at = now
+        event_job.save(update_fields=["next_run_at"])
+    for job in (cohort_job, event_job):
+        if not job.runs.filter(status=RunStatus.SUCCEEDED).exists():
+            run = create_run(job, trigger="manual", enqueue=False)
+            execute_run(run.pk)
+            run.refresh_from_db()
+            out.write(f"  {job.label}: run {run.pk} {run.status} {run.error[:200]}")
+    out.write(f"  Amplitude sandbox imports: {project.label} at {base_url}")

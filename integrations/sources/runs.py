@@ -1,0 +1,202 @@
+"""Import runs: creating them (overlap guard, quota), executing them, and THE function that changes their state.
+
+A run executes under a PostgreSQL session advisory lock keyed by its id. That lock is how the
+console knows a "running" run is alive: when the worker dies its connection closes and the lock
+goes with it. A redelivered task (acks_late) finds the run still "running" with a free lock and
+redoes it from the start — safe, because each cohort and each export window is applied in one
+transaction, and a half-done one was rolled back by PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from integrations.sources import quota
+from integrations.sources.models import FINISHED, CohortImportJob, ImportRun, RunStatus
+
+logger = logging.getLogger(__name__)
+
+_LOCK_SPACE = 0x5352  # "SR": keeps our advisory lock keys apart from other users of advisory locks
+STALE_QUEUED = timedelta(hours=1)  # a queued run whose task never started is considered lost after this
+
+_ALLOWED = {
+    RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.SKIPPED, RunStatus.FAILED},
+    RunStatus.RUNNING: {RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED},
+}
+
+
+class RunStateError(Exception):
+    pass
+
+
+def transition(run: ImportRun, status: str | None = None, *, phase: str | None = None, error: str | None = None,
+               counts: dict | None = None, rows_expected: int | None = None, rows_done: int | None = None,
+               now: datetime | None = None) -> ImportRun:
+    """The one writer of run state. Refuses to move a finished run; stamps start and finish times."""
+    now = now or timezone.now()
+    changes: dict = {}
+    if status is not None and status != run.status:
+        if status not in _ALLOWED.get(run.status, set()):
+            raise RunStateError(f"run {run.pk}: {run.status} → {status} is not allowed")
+        changes["status"] = status
+        if status == RunStatus.RUNNING and run.started_at is None:
+            changes["started_at"] = now
+        if status in FINISHED:
+            changes["finished_at"] = now
+    for name, value in (("phase", phase), ("error", error), ("counts", counts), ("rows_expected", rows_expected),
+                        ("rows_done", rows_done)):
+        if value is not None:
+            changes[name] = value
+    if changes:
+        updated = ImportRun.objects.filter(pk=run.pk).exclude(status__in=FINISHED).update(**changes)
+        if not updated and run.status not in FINISHED:
+            raise RunStateError(f"run {run.pk} was finished elsewhere")
+        for name, value in changes.items():
+            setattr(run, name, value)
+    return run
+
+
+def _job_filter(job) -> dict:
+    return {"cohort_job": job} if isinstance(job, CohortImportJob) else {"event_job": job}
+
+
+def _lock_key(run_id: int) -> int:
+    return (_LOCK_SPACE << 40) | run_id
+
+
+def is_alive(run: ImportRun) -> bool:
+    """Does some worker hold this run's execution lock right now?"""
+    key = _lock_key(run.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                              AND classid = %s AND objid = %s AND objsubid = 1)""",
+            [key >> 32, key & 0xFFFFFFFF],
+        )
+        return cursor.fetchone()[0]
+
+
+def active_run(job, now: datetime) -> ImportRun | None:
+    """The job's queued or running run that is really still alive; dead ones are failed on the way."""
+    for run in ImportRun.objects.filter(**_job_filter(job), status__in=[RunStatus.QUEUED, RunStatus.RUNNING]):
+        if run.status == RunStatus.RUNNING and not is_alive(run):
+            transition(run, RunStatus.FAILED, phase="abandoned", now=now,
+                       error="The worker running this import stopped (killed or restarted); nothing of the "
+                             "unfinished part was applied. Retry the run.")
+            continue
+        if run.status == RunStatus.QUEUED and run.created_at < now - STALE_QUEUED:
+            transition(run, RunStatus.FAILED, phase="abandoned", now=now,
+                       error="The run was queued but never started (no worker on the imports queue?).")
+            continue
+        return run
+    return None
+
+
+def record_skipped(job, reason: str, *, now: datetime | None = None, trigger: str = "schedule") -> ImportRun:
+    now = now or timezone.now()
+    run = ImportRun.objects.create(workspace_id=job.workspace_id, **_job_filter(job), trigger=trigger,
+                                   status=RunStatus.SKIPPED, phase="skipped", error=reason, finished_at=now)
+    logger.info("import run %s of %s skipped: %s", run.pk, job, reason)
+    return run
+
+
+def create_run(job, *, trigger: str = "manual", now: datetime | None = None, retry_of: ImportRun | None = None,
+               enqueue: bool = True) -> ImportRun:
+    """Queue a run of `job`, or record it as skipped when one is still running (the overlap guard).
+
+    Raises quota.QuotaExceeded (nothing recorded) when a cohort run would not fit this month's budget.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        # The row lock serialises overlap checks per job; the fresh row has the latest cohort count.
+        job = type(job).objects.select_for_update().select_related("project").get(pk=job.pk)
+        running = active_run(job, now)
+        if running is not None:
+            return record_skipped(job, f"Skipped: run {running.pk} of this job is still {running.status}.",
+                                  now=now, trigger=trigger)
+        if isinstance(job, CohortImportJob):
+            quota.check(job.project, job.downloads_per_run, now)
+        run = ImportRun.objects.create(workspace_id=job.workspace_id, **_job_filter(job), trigger=trigger,
+                                       retry_of=retry_of, phase="queued")
+        if enqueue:
+            from integrations.sources.tasks import execute_run_task
+
+            transaction.on_commit(lambda: execute_run_task.delay(run.pk))
+    return run
+
+
+def retry_run(run: ImportRun, *, enqueue: bool = True) -> ImportRun:
+    if run.status != RunStatus.FAILED:
+        raise RunStateError(f"Only failed runs can be retried; run {run.pk} is {run.status}.")
+    return create_run(run.job, trigger="retry", retry_of=run, enqueue=enqueue)
+
+
+def execute_run(run_id: int, **runner_options) -> ImportRun | None:
+    """Run (or redo, after a crashed worker) one import run. Idempotent for finished runs."""
+    key = _lock_key(run_id)
+    with connection.cursor() as cursor:
+        # If this worker is killed, its backend notices the lost client within seconds and rolls
+        # back, instead of finishing a long statement whose row locks would block the redo.
+        cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        if not cursor.fetchone()[0]:
+            logger.info("import run %s is already being executed elsewhere", run_id)
+            return None
+    try:
+        run = ImportRun.objects.select_related("cohort_job__project__authorization",
+                                               "event_job__project__authorization").filter(pk=run_id).first()
+        if run is None or run.status in FINISHED:
+            return run
+        if run.status == RunStatus.RUNNING:
+            logger.warning("import run %s was interrupted; redoing it from the start", run_id)
+            counts = {**run.counts, "restarts": run.counts.get("restarts", 0) + 1}
+            transition(run, phase="restarting", counts=counts)
+        else:
+            transition(run, RunStatus.RUNNING, phase="starting")
+        _execute(run, **runner_options)
+        return run
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def _execute(run: ImportRun, **runner_options) -> None:
+    from integrations.sources.amplitude import AmplitudeError
+    from integrations.sources.cohorts import CohortFileError, run_cohort_import
+    from integrations.sources.exports import ExportFileError, run_event_import
+
+    runner = run_cohort_import if run.cohort_job_id else run_event_import
+    try:
+        error = runner(run, **runner_options)
+    except (AmplitudeError, CohortFileError, ExportFileError, quota.QuotaExceeded) as exc:
+        transition(run, RunStatus.FAILED, phase=f"failed while {run.phase}", error=str(exc))
+        return
+    except Exception as exc:
+        logger.exception("import run %s crashed", run.pk)
+        transition(run, RunStatus.FAILED, phase=f"failed while {run.phase}",
+                   error=f"Internal error: {exc.__class__.__name__}: {exc}")
+        return
+    if error:
+        transition(run, RunStatus.FAILED, phase="finished with errors", error=error)
+    else:
+        transition(run, RunStatus.SUCCEEDED, phase="done")
+
+
+def bump_counts(run: ImportRun, delta: dict) -> None:
+    """Add numbers into run.counts (nested dicts of numbers are added key by key)."""
+    counts = dict(run.counts)
+    for name, value in delta.items():
+        if isinstance(value, dict):
+            inner = dict(counts.get(name) or {})
+            for key, number in value.items():
+                inner[key] = inner.get(key, 0) + number
+            counts[name] = inner
+        elif isinstance(value, list):
+            counts[name] = (list(counts.get(name) or []) + value)[:100]
+        else:
+            counts[name] = counts.get(name, 0) + value
+    transition(run, counts=counts)

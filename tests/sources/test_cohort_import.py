@@ -1,0 +1,199 @@
+"""Cohort imports end to end against the sandbox Amplitude (real HTTP, real PostgreSQL)."""
+
+import pytest
+
+from audiences.models import Identity, MembershipChange, Profile, Segment, SegmentMember
+from integrations.sources import quota
+from integrations.sources.models import ImportRun, RunStatus
+from integrations.sources.runs import create_run, execute_run, retry_run
+
+
+def run_now(job, **options):
+    run = create_run(job, enqueue=False)
+    execute_run(run.pk, **options)
+    run.refresh_from_db()
+    return run
+
+
+def members_of(segment):
+    profile_ids = SegmentMember.objects.filter(segment=segment).values("profile_id")
+    return set(Identity.objects.filter(profile_id__in=profile_ids, kind="amplitude_id").values_list("value", flat=True))
+
+
+def test_import_creates_profiles_segment_and_ledger_then_diffs_drift(amp, cohort_job):
+    cohort = amp.sandbox.add_cohort("c0ffee1", "Power users", size=300)
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    segment = Segment.objects.get(workspace=cohort_job.workspace, external_id="c0ffee1")
+    assert segment.type == "amplitude_import" and segment.name == "Power users" and segment.size == 300
+    assert run.counts["entered"] == 300 and run.counts["exited"] == 0 and run.counts["rows_read"] == 300
+    assert run.counts["profiles_created"] == 300 and run.rows_done == 300
+    assert MembershipChange.objects.filter(segment=segment, cause_type="import_run", cause_id=run.pk).count() == 300
+    # The seed's field mapping lands in properties; anonymous rows get no user_id identity.
+    profile = Profile.objects.get(identities__kind="amplitude_id", identities__value="10000005")
+    member = amp.sandbox.population.member(5)
+    props = profile.properties
+    assert props["amplitude_id"] == "10000005" and props["city"] == member["city"]
+    assert props["state"] == props["region"] == member["region"]
+    assert props["amplitude_platform"] == member["platform"] and props["amplitude_os"] == member["os"]
+    assert props["amplitude_cohort_ids"] == {"c0ffee1": True}
+    assert props["amplitude_cohort_names"] == {"Power users": True}
+    assert props["amplitude_plan"] in ("free", "premium", "family", "student")
+    anonymous = sum(1 for n in range(300) if amp.sandbox.population.user_id(n) == "")
+    assert anonymous > 0
+    assert Identity.objects.filter(workspace=cohort_job.workspace, kind="user_id").count() == 300 - anonymous
+
+    # Amplitude recomputes the cohort: some left, some joined. The second run writes only the difference.
+    amp.sandbox.drift_cohort("c0ffee1", steps=2)
+    second = run_now(cohort_job)
+    assert second.status == RunStatus.SUCCEEDED, second.error
+    expected = {str(10_000_000 + n) for n in cohort.spec.member_numbers()}
+    segment.refresh_from_db()
+    assert members_of(segment) == expected and segment.size == len(expected)
+    assert second.counts["entered"] > 0 and second.counts["exited"] > 0
+    left = MembershipChange.objects.filter(segment=segment, cause_id=second.pk, action="removed").first()
+    assert Profile.objects.get(pk=left.profile_id).properties["amplitude_cohort_ids"] == {"c0ffee1": False}
+    # A third run with no drift changes nothing.
+    third = run_now(cohort_job)
+    assert third.counts["entered"] == third.counts["exited"] == 0
+
+
+def test_redirect_is_followed_without_credentials_and_gzip_is_read(amp, cohort_job):
+    amp.sandbox.add_cohort("big1", "Big", size=500)
+    amp.sandbox.set_faults(redirect="always", gzip=True)
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert amp.sandbox.request_count("s3") == 1  # the sandbox's S3 answers 400 to a forwarded auth header
+    assert Segment.objects.get(external_id="big1").size == 500
+
+
+def test_expired_link_is_reminted(amp, cohort_job):
+    amp.sandbox.add_cohort("exp1", "Expiring", size=50)
+    amp.sandbox.set_faults(redirect="always", s3_ttl=-1.0)  # every minted link is already expired
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.FAILED
+    assert "expir" in run.error and amp.sandbox.request_count("cohort_file") == 3
+    assert not Segment.objects.filter(external_id="exp1").exists()
+
+
+def test_explicit_rows_duplicate_columns_and_blocked_ids(amp, cohort_job):
+    amp.sandbox.add_cohort("ex1", "Explicit", members=[
+        {"amplitude_id": 1, "user_id": "alice", "city": "Paris", "plan": "pro"},
+        {"amplitude_id": 2, "user_id": "", "city": "Berlin, \"Mitte\""},
+        {"amplitude_id": 2, "user_id": "", "city": "Berlin, \"Mitte\""},  # a repeated row
+        {"amplitude_id": "null", "user_id": "anonymous"},  # nothing usable
+    ])
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.counts["rows_read"] == 4 and run.counts["entered"] == 2
+    assert run.counts["skipped_reasons"] == {"no usable identifier (amplitude_id and user_id blank or blocked)": 1}
+    berlin = Profile.objects.get(identities__kind="amplitude_id", identities__value="2")
+    assert berlin.properties["city"] == 'Berlin, "Mitte"' and "amplitude_user_id" not in berlin.properties
+    alice = Profile.objects.get(identities__kind="user_id", identities__value="alice")
+    assert alice.properties["amplitude_plan"] == "pro"
+
+
+def test_existing_person_is_found_by_user_id(amp, cohort_job, acme):
+    from audiences.identity import resolve
+
+    known = resolve(acme.pk, "user_id", ["alice"]).profile_ids["alice"]
+    amp.sandbox.add_cohort("ex2", "Known", members=[{"amplitude_id": 77, "user_id": "alice"}])
+    run = run_now(cohort_job)
+    assert run.counts["profiles_created"] == 0
+    assert Identity.objects.get(kind="amplitude_id", value="77").profile_id == known
+
+
+def test_failed_cohort_job_leaves_membership_as_it_was(amp, cohort_job):
+    amp.sandbox.add_cohort("keep1", "Keep", size=40)
+    first = run_now(cohort_job)
+    assert first.status == RunStatus.SUCCEEDED
+    amp.sandbox.drift_cohort("keep1", steps=3)
+    amp.sandbox.set_faults(fail_jobs=1)
+    failed = run_now(cohort_job)
+    assert failed.status == RunStatus.FAILED and "JOB FAILED" in failed.error
+    assert Segment.objects.get(external_id="keep1").size == 40
+    assert not MembershipChange.objects.filter(cause_id=failed.pk).exists()
+    retried = retry_run(failed, enqueue=False)
+    execute_run(retried.pk)
+    retried.refresh_from_db()
+    assert retried.status == RunStatus.SUCCEEDED and retried.retry_of == failed and retried.trigger == "retry"
+    assert retried.counts["exited"] > 0
+
+
+def test_retry_only_failed_runs(amp, cohort_job):
+    amp.sandbox.add_cohort("r1", "R", size=5)
+    ok = run_now(cohort_job)
+    with pytest.raises(Exception, match="Only failed runs"):
+        retry_run(ok)
+
+
+@pytest.mark.parametrize(
+    ("faults", "needle"),
+    [
+        ({"fail_next": 10, "fail_status": 500}, "HTTP 500"),
+        ({"fail_next": 10, "fail_status": 502, "fault_path": "/api/5/cohorts/request-status"}, "HTTP 502"),
+        ({"fail_next": 100, "fail_status": 429}, "429"),
+    ],
+)
+def test_server_errors_and_throttling_fail_clearly(amp, cohort_job, faults, needle):
+    amp.sandbox.add_cohort("f1", "F", size=5)
+    amp.sandbox.set_faults(**faults)
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.FAILED and needle in run.error
+
+
+def test_transient_errors_are_retried_inside_the_run(amp, cohort_job):
+    amp.sandbox.add_cohort("t1", "T", size=5)
+    amp.sandbox.set_faults(fail_next=1, fail_status=503)
+    assert run_now(cohort_job).status == RunStatus.SUCCEEDED
+    amp.sandbox.set_faults(fail_next=3, fail_status=429, fault_path="/api/5/cohorts/request/")
+    assert run_now(cohort_job).status == RunStatus.SUCCEEDED
+
+
+def test_wrong_credentials_say_so(amp, cohort_job, amplitude_auth):
+    amplitude_auth.set_secrets({"secret_key": "wrong"})
+    amplitude_auth.save()
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.FAILED
+    assert "API key or secret key is wrong" in run.error and "region" in run.error
+
+
+def test_quota_is_counted_and_refused_when_exhausted(amp, cohort_job, settings):
+    settings.SOURCES_COHORT_DOWNLOADS_PER_MONTH = 3
+    amp.sandbox.add_cohort("q1", "Q1", size=5)
+    amp.sandbox.add_cohort("q2", "Q2", size=5)
+    assert run_now(cohort_job).status == RunStatus.SUCCEEDED  # 2 downloads
+    assert quota.budget(cohort_job.project).remaining == 1
+    with pytest.raises(quota.QuotaExceeded, match="500|3 cohort downloads a month.*1 remain.*needs 2"):
+        create_run(cohort_job, enqueue=False)
+    assert ImportRun.objects.filter(cohort_job=cohort_job).count() == 1
+    # Even if a run slips through (two workers, one download left), the atomic counter refuses the excess.
+    with pytest.raises(quota.QuotaExceeded):
+        quota.consume(cohort_job.project, 2)
+    assert quota.consume(cohort_job.project, 1) == 0
+
+
+def test_overlap_guard_records_skipped_run(amp, cohort_job):
+    from django.db import connection
+
+    first = create_run(cohort_job, enqueue=False)
+    second = create_run(cohort_job, enqueue=False)  # the first is still queued
+    assert second.status == RunStatus.SKIPPED and f"run {first.pk}" in second.error
+    # A "running" run whose worker is alive (holds the run lock) also blocks.
+    ImportRun.objects.filter(pk=first.pk).update(status=RunStatus.RUNNING)
+    from integrations.sources.runs import _lock_key
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [_lock_key(first.pk)])
+    try:
+        # pg_locks shows locks of every session, including ours: it counts as alive.
+        third = create_run(cohort_job, enqueue=False)
+        assert third.status == RunStatus.SKIPPED
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_lock_key(first.pk)])
+    # Its worker died (no lock): the dead run is failed and a new one is queued.
+    fourth = create_run(cohort_job, enqueue=False)
+    assert fourth.status == RunStatus.QUEUED
+    first.refresh_from_db()
+    assert first.status == RunStatus.FAILED and "stopped" in first.error
