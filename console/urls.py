@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.views import people, segments, settings
+from console.views import people, segments, settings, sources
 
 app_name = "console"
 
@@ -14,6 +14,12 @@ urlpatterns = [
     path("settings/api-keys/<int:pk>/revoke/", settings.revoke_api_key, name="revoke-api-key"),
     path("settings/authorizations/", settings.authorizations, name="authorizations"),
     path("settings/authorizations/<int:pk>/", settings.authorization_edit, name="authorization-edit"),
+    path("settings/amplitude-setup/", settings.amplitude_setup, name="amplitude-setup"),
+    path("sources/", sources.source_list, name="sources"),
+    path("sources/<int:pk>/", sources.source_detail, name="source"),
+    path("sources/<int:pk>/test/", sources.test_connection, name="source-test"),
+    path("sources/jobs/<str:kind>/<int:pk>/run/", sources.run_job_now, name="run-job"),
+    path("sources/runs/<int:pk>/retry/", sources.retry_import_run, name="retry-import-run"),
     path("segments/", segments.segment_list, name="segments"),
     path("segments/<int:pk>/", segments.segment_detail, name="segment"),
     path("segments/<int:pk>/members.csv", segments.segment_members_csv, name="segment-members-csv"),

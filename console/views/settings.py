@@ -95,3 +95,19 @@ def authorization_edit(request, pk):
         messages.success(request, f"Authorization “{auth.label}” updated.")
         return redirect("console:authorizations")
     return render(request, "console/authorization_edit.html", {"auth": auth, "form": form})
+
+
+@member_required
+def amplitude_setup(request):
+    """The exact URLs and auth to paste into Amplitude's partner (cohort sync) settings."""
+    base = request.build_absolute_uri("/").rstrip("/")
+    keys = ApiKey.objects.for_workspace(request.workspace).active().filter(scope="inbound").order_by("-created_at")
+    endpoints = [
+        ("List creation API", "POST", f"{base}/api/amplitude/lists"),
+        ("Add users API", "POST", f"{base}/api/amplitude/lists/$listId/add"),
+        ("Remove users API", "POST", f"{base}/api/amplitude/lists/$listId/remove"),
+        ("Update API (property-based)", "POST", f"{base}/api/amplitude/identify"),
+        ("Cohort webhook destination", "POST", f"{base}/api/amplitude/cohort-webhook"),
+        ("Segment / RudderStack SDK endpoint (data plane URL)", "POST", f"{base}/v1/batch"),
+    ]
+    return render(request, "console/amplitude_setup.html", {"endpoints": endpoints, "keys": keys, "base": base})
