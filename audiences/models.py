@@ -36,7 +36,8 @@ class Profile(models.Model):
 class Identity(models.Model):
     """One identifier of one profile: unique per workspace and kind."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="identities")
+    # Indexes are chosen by hand on the hot tables below: each one costs every bulk insert.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="identities", db_index=False)
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(max_length=64, help_text="user_id, email, device_id, install_token, amplitude_id, …")
     value = models.CharField(max_length=512)
@@ -47,7 +48,6 @@ class Identity(models.Model):
         verbose_name_plural = "identities"
         constraints = [models.UniqueConstraint(fields=["workspace", "kind", "value"], name="identity_unique")]
         indexes = [
-            models.Index(fields=["profile"]),
             # "Find a person by any identity value", whatever its kind.
             models.Index(fields=["workspace", "value"], name="identity_value_idx"),
         ]
@@ -95,13 +95,13 @@ class Segment(models.Model):
 class SegmentMember(models.Model):
     """Who is in a segment now. Written only by audiences.ledger."""
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members")
+    # The unique (segment, profile) index serves segment lookups; profile gets the FK's own index.
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members", db_index=False)
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="memberships")
     added_at = models.DateTimeField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["segment", "profile"], name="segment_member_unique")]
-        indexes = [models.Index(fields=["profile"])]
 
 
 class ChangeAction(models.TextChoices):
@@ -129,9 +129,15 @@ class MembershipChange(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes")
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="changes", db_constraint=False)
+    # An append-only history written 10,000 rows at a time: no database-level foreign keys (each
+    # would be checked per row at commit) and only the composite indexes below, which also serve
+    # the single-column lookups. Deletes still cascade through the ORM.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+                                  db_index=False)
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes", db_constraint=False,
+                                db_index=False)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="changes", db_constraint=False,
+                                db_index=False)
     action = models.CharField(max_length=8, choices=ChangeAction.choices)
     source = models.CharField(max_length=8, choices=ChangeSource.choices)
     cause_type = models.CharField(max_length=32, help_text="inbound_batch, import_run, merge, manual")
@@ -146,6 +152,7 @@ class MembershipChange(models.Model):
             models.Index(fields=["segment", "occurred_at"], name="ledger_segment_time"),
             models.Index(fields=["profile", "id"], name="ledger_profile"),
             models.Index(fields=["cause_type", "cause_id"], name="ledger_cause"),
+            models.Index(fields=["workspace", "id"], name="ledger_workspace_cursor"),
         ]
 
     def partner_sync_properties(self) -> dict:

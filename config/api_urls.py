@@ -2,13 +2,26 @@
 
 from rest_framework.routers import DefaultRouter
 
+from audiences import api as audiences_api
+from campaigns import api as campaigns_api
 from integrations import api as integrations_api
+from integrations.delivery import api as delivery_api
+from integrations.inbound import api as inbound_api
 from integrations.sources import api as sources_api
 
 router = DefaultRouter(trailing_slash="/?")
 router.register("workspace", integrations_api.WorkspaceViewSet, basename="workspace")
 router.register("authorizations", integrations_api.AuthorizationViewSet, basename="authorization")
 router.register("api-keys", integrations_api.ApiKeyViewSet, basename="api-key")
+router.register("segments", audiences_api.SegmentViewSet, basename="segment")
+router.register("profiles", audiences_api.ProfileViewSet, basename="profile")
+router.register("inbound-batches", inbound_api.InboundBatchViewSet, basename="inbound-batch")
+router.register("kahuna-campaigns", campaigns_api.KahunaCampaignViewSet, basename="kahuna-campaign")
+router.register("kahuna-exports", campaigns_api.KahunaExportViewSet, basename="kahuna-export")
+router.register("kochava-streams", campaigns_api.KochavaStreamViewSet, basename="kochava-stream")
+router.register("destinations", delivery_api.DestinationViewSet, basename="destination")
+router.register("sync-jobs", delivery_api.SyncJobViewSet, basename="sync-job")
+router.register("sync-runs", delivery_api.SyncRunViewSet, basename="sync-run")
 router.register("amplitude-projects", sources_api.AmplitudeProjectViewSet, basename="amplitude-project")
 router.register("cohort-import-jobs", sources_api.CohortImportJobViewSet, basename="cohort-import-job")
 router.register("event-import-jobs", sources_api.EventImportJobViewSet, basename="event-import-job")

@@ -304,3 +304,10 @@ DELIVERY_CALL_LOG_SIZE = env_int("DELIVERY_CALL_LOG_SIZE", 200)  # partner calls
 DELIVERY_SEMAPHORE_LEASE_SECONDS = env_int("DELIVERY_SEMAPHORE_LEASE_SECONDS", 120)
 DELIVERY_INTEGRATION_NAME = env_str("DELIVERY_INTEGRATION_NAME", default="Amplitude Cohort Sync")
 DELIVERY_INTEGRATION_VERSION = env_str("DELIVERY_INTEGRATION_VERSION", default="1.0.0")
+
+# --- Partners (CleverTap, Kahuna, Kochava; docs/partners.md) ------------------------------------------
+# Kochava Send Users: a link held back (no install at Kochava yet) is retried after base·2^n s, capped.
+KOCHAVA_LINK_RETRY_BASE_SECONDS = env_int("KOCHAVA_LINK_RETRY_BASE_SECONDS", 60)
+KOCHAVA_LINK_RETRY_CAP_SECONDS = env_int("KOCHAVA_LINK_RETRY_CAP_SECONDS", 6 * 3600)
+# Kochava event streams run at most this often per destination (the scheduler tick is 60 s).
+KOCHAVA_STREAM_INTERVAL_SECONDS = env_int("KOCHAVA_STREAM_INTERVAL_SECONDS", 60)

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.api_errors import json_error
 from integrations.health import healthz
+from integrations.inbound import urls as inbound_urls
 
 admin.site.site_header = "Cohort Console — operations"
 admin.site.site_title = "Cohort Console ops"
@@ -12,6 +13,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
+    path("api/amplitude/", include(inbound_urls.amplitude_urlpatterns)),
+    path("v1/", include(inbound_urls.segment_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("console.urls")),

@@ -18,7 +18,9 @@ PROD = {
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "ALLOWED_HOSTS"}}
+    # DJANGO_ALLOW_ASYNC_UNSAFE is set by the browser tests in this process; a deploy check rightly flags it.
+    dropped = {"DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    base = {k: v for k, v in os.environ.items() if k not in dropped}
     base.update({"DJANGO_SETTINGS_MODULE": "config.settings", **env})
     return subprocess.run(
         [sys.executable, "manage.py", *args], check=False, cwd=ROOT, env=base, capture_output=True, text=True, timeout=120

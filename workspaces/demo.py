@@ -1,6 +1,20 @@
-"""What the demo workspace shows. Each capability adds its part here, so the demo stays alive."""
+"""What the demo workspace shows. Each capability adds its part here, so the demo stays alive.
+
+Order matters: sources import cohorts from the sandbox Amplitude first, then destinations and
+syncs are set up on those segments, then partner extras, then a few pushes arrive as Amplitude
+would send them.
+"""
+
+from django.utils.module_loading import import_string
 
 from integrations.models import ApiKey, ApiKeyScope
+
+PARTS = (
+    "integrations.sources.demo.populate_demo",
+    "integrations.delivery.demo.populate_demo",
+    "campaigns.demo.populate_demo",
+    "integrations.inbound.demo.populate_demo",
+)
 
 
 def populate_demo(workspace, state: dict, out) -> None:
@@ -11,7 +25,5 @@ def populate_demo(workspace, state: dict, out) -> None:
         key, raw = ApiKey.issue(workspace, scope=ApiKeyScope.INBOUND, name="Amplitude cohort sync (demo)")
         state["inbound_key_prefix"], state["inbound_key"] = key.prefix, raw
     out.write(f"  Demo inbound API key: {state['inbound_key']}")
-
-    from integrations.sources.demo import populate_demo as populate_sources_demo
-
-    populate_sources_demo(workspace, state, out)
+    for path in PARTS:
+        import_string(path)(workspace, state, out)

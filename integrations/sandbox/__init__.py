@@ -1,0 +1,1 @@
+"""Fake third-party servers (sandboxes) for tests, benchmarks and the demo."""

@@ -19,7 +19,10 @@ logger = logging.getLogger(__name__)
 TICK_KEY = "scheduler:last_tick"
 
 DISPATCHERS: tuple[str, ...] = (
+    "integrations.inbound.tasks.dispatch_pending",
+    "integrations.delivery.scheduling.dispatch_due",
     "integrations.sources.scheduling.dispatch_due",
+    "campaigns.tasks.dispatch_due",
 )
 
 

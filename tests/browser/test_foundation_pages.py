@@ -31,7 +31,7 @@ def test_owner_creates_an_inbound_key_shown_once(page, alice, acme):
 def test_owner_saves_an_authorization_and_never_sees_the_secret_again(page, alice, acme):
     sign_in(page, "alice", PASSWORD)
     page.get_by_role("link", name="Authorizations").click()
-    page.get_by_role("link", name="Amplitude").first.click()
+    page.get_by_role("link", name="Amplitude", exact=True).click()
     page.fill("#id_label", "Production project")
     page.fill("#id_secret_api_key", "AMP-API-KEY-visible-nowhere")
     page.fill("#id_secret_secret_key", "AMP-SECRET-visible-nowhere")

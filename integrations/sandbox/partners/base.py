@@ -28,6 +28,9 @@ class Request:
     raw: bytes
     body: Any = None  # parsed JSON, form dict, or None
     body_error: str | None = None  # set when a non-empty body could not be parsed
+    # Returns True when the client hung up (set by the server). A real partner behind a proxy does
+    # not apply a request whose client disconnected while it was queued; neither do the fakes.
+    client_gone: Any = None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -197,6 +200,8 @@ class FakePartner:
         if delay:
             self._stop.wait(delay)
         if step and step.get("drop"):
+            return None
+        if delay and req.client_gone is not None and req.client_gone():
             return None
         if step and "status" in step:
             return self.fault_reply(int(step["status"]), step.get("message"), step.get("headers"), step.get("body"))

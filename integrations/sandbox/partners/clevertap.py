@@ -61,20 +61,25 @@ class CleverTapFake(FakePartner):
 
     def __init__(self, *, account_id: str = "TEST-ACCOUNT", passcode: str = "TEST-PASSCODE",
                  max_records: int = 1000, status_style: str = "success", region: str = "eu1",
-                 **base: object) -> None:
+                 reject_ids: list[str] | None = None, keep_data: bool = True, **base: object) -> None:
         # status_style "success": always "success" (as real 2017+ recordings show); "strict":
         # "partial"/"fail" when some/all records fail, as RudderStack expects some accounts to answer.
         self.account_id, self.passcode, self.max_records = account_id, passcode, max_records
         self.status_style, self.region = status_style, region
+        # Test knob: records for these identities/objectIds fail with 555 (CleverTap's "misc server error").
+        self.reject_ids = set(reject_ids or ())
+        self.keep_data = keep_data  # False (benchmarks): count records, keep no profiles in memory
         super().__init__(**base)
 
     def reset_state(self) -> None:
         self.profiles: dict[str, dict] = {}  # identity or objectId -> merged profileData
         self.events: list[dict] = []
         self.tokens: list[dict] = []
+        self.stored = 0
 
     def summary(self) -> dict:
-        return {"region": self.region, "profiles": len(self.profiles), "events": len(self.events)}
+        return {"region": self.region, "profiles": len(self.profiles), "events": len(self.events),
+                "records_stored": self.stored}
 
     def error_body(self, status: int, message: str) -> dict:
         return {"status": "fail", "error": message, "code": status}
@@ -97,7 +102,11 @@ class CleverTapFake(FakePartner):
             return self.fault_reply(400, f"Too many records. Max allowed per request: {self.max_records}")
         unprocessed = []
         for number, record in enumerate(records, start=1):  # ASSUMPTION: 1-based, as the recording reads
-            if problem := record_error(record):
+            problem = record_error(record)
+            if problem is None and isinstance(record, dict) and self.reject_ids & {
+                    str(record.get(k)) for k in IDENTIFIERS if record.get(k) not in (None, "")}:
+                problem = (555, "Record could not be processed")
+            if problem:
                 code, message = problem
                 unprocessed.append({"status": "fail", "code": code, "record": json.dumps(record),
                                     "error": f"{message}. Skipped record number : {number}"})
@@ -110,6 +119,9 @@ class CleverTapFake(FakePartner):
         return Reply(200, {"status": status, "processed": processed, "unprocessed": unprocessed})
 
     def _store(self, record: dict) -> None:
+        self.stored += 1
+        if not self.keep_data:
+            return
         key = str(next(record[k] for k in IDENTIFIERS if record.get(k) not in (None, "")))
         if record["type"] == "profile":
             self.profiles.setdefault(key, {}).update(record.get("profileData", {}))

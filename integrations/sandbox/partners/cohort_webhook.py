@@ -22,9 +22,11 @@ class CohortWebhookFake(FakePartner):
     kind = "cohort_webhook"
 
     def __init__(self, *, path: str | None = None, required_headers: dict[str, str] | None = None,
-                 validate: bool = True, **base: object) -> None:
-        # validate=False accepts FreeMarker-templated payloads of any shape.
+                 validate: bool = True, reject_ids: tuple[str, ...] = (), **base: object) -> None:
+        # validate=False accepts FreeMarker-templated payloads of any shape. reject_ids: user ids the
+        # receiver refuses - the whole call gets a 400 naming them (clients must bisect).
         self.path, self.required_headers, self.validate = path, dict(required_headers or {}), validate
+        self.reject_ids = set(reject_ids)
         super().__init__(**base)
 
     def reset_state(self) -> None:
@@ -51,6 +53,9 @@ class CohortWebhookFake(FakePartner):
             return Reply(400, {"error": req.body_error or "body must be a JSON object"})
         if self.validate and (reason := _invalid(req.body)):
             return Reply(400, {"error": reason})
+        bad = sorted({u.get("user_id") for u in req.body.get("users") or [] if isinstance(u, dict)} & self.reject_ids)
+        if bad:
+            return Reply(400, {"error": "invalid user id", "invalid": bad})
         message_id = req.body.get("message_id")
         if message_id is not None and message_id in self.seen:
             self.duplicates += 1

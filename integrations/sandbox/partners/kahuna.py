@@ -31,8 +31,11 @@ class KahunaFake(FakePartner):
     concurrency_headers: ClassVar[dict[str, str]] = {}  # UNCONFIRMED whether Kahuna sent Retry-After; assume not
 
     def __init__(self, *, secret_key: str = "test-secret", api_key: str = "test-api-key",
-                 campaigns: dict[str, list[dict]] | None = None, max_attributes: int = 100, **base: object) -> None:
+                 campaigns: dict[str, list[dict]] | None = None, max_attributes: int = 100,
+                 reject_ids: list[str] | None = None, **base: object) -> None:
         self.secret_key, self.api_key, self.max_attributes = secret_key, api_key, max_attributes
+        # Test knob: a target holding one of these credential values makes Kahuna refuse the whole call.
+        self.reject_ids = set(reject_ids or ())
         self.campaigns = copy.deepcopy(campaigns if campaigns is not None else DEFAULT_CAMPAIGNS)
         super().__init__(**base)
 
@@ -90,6 +93,8 @@ class KahunaFake(FakePartner):
                 return self.fault_reply(400, "each item needs a target with a user credential")
             if not isinstance(item.get("attributes"), dict):
                 return self.fault_reply(400, "each item needs an attributes object")
+            if bad := self.reject_ids & {str(v) for v in target.values()}:
+                return self.fault_reply(400, f"Invalid user credential: {min(bad)}")
         for item in items:
             cred = next(c for c in CREDENTIALS if item["target"].get(c))
             self.user_attributes[env].setdefault(f"{cred}:{item['target'][cred]}", {}).update(item["attributes"])

@@ -50,8 +50,11 @@ class KochavaFake(FakePartner):
     kind = "kochava"
     default_max_body = 2 * MB  # "requests must be smaller than 2MB"
 
-    def __init__(self, *, app_ids: Iterable[str] | None = None, **base: object) -> None:
+    def __init__(self, *, app_ids: Iterable[str] | None = None, installed: Iterable[str] = (),
+                 reject_ids: Iterable[str] = (), **base: object) -> None:
         self.app_ids = set(app_ids) if app_ids else None  # None accepts any App GUID
+        self.preinstalled = list(installed)  # device ids with an install from the start (and after reset)
+        self.reject_ids = set(reject_ids)  # test knob: records naming these device ids get a 400
         super().__init__(**base)
 
     def reset_state(self) -> None:
@@ -59,6 +62,8 @@ class KochavaFake(FakePartner):
         self._aliases: dict[str, str] = {}  # idfa/adid/... value -> kochava_device_id
         self.events: list[dict] = []
         self.identities: dict[str, dict] = {}  # kochava_device_id -> linked identities
+        for device in self.preinstalled:
+            self.register_install(device)
 
     def register_install(self, device_id: str, *, app_id: str = "koapp-test",
                          device_ids: dict[str, str] | None = None) -> None:
@@ -86,6 +91,8 @@ class KochavaFake(FakePartner):
             return self.fault_reply(400, "invalid kochava_app_id")
         if req.path == "/v1/cpi/identityLink.php":
             return self._legacy_identity_link(req.body)
+        if self.reject_ids and str(req.body.get("kochava_device_id")) in self.reject_ids:
+            return self.fault_reply(400, "invalid kochava_device_id")
         if problem := _missing(req.body):
             return self.fault_reply(400, problem)
         record, device = req.body, req.body["kochava_device_id"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import select
+import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +28,15 @@ def parse_request(method: str, target: str, headers: dict[str, str], raw: bytes)
     return req
 
 
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the client closed its end (readable with EOF) while we were delaying the answer."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: benchmarks would otherwise pay a TCP handshake per call
     server: SandboxServer
@@ -45,7 +56,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif length:
             raw = self.rfile.read(length)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = fake.handle(parse_request(self.command, self.path, headers, raw), too_big)
+        req = parse_request(self.command, self.path, headers, raw)
+        req.client_gone = lambda: _peer_closed(self.connection)
+        reply = fake.handle(req, too_big)
         if reply is None:
             self.close_connection = True
             return

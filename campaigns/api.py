@@ -1,0 +1,133 @@
+"""Management API: Kahuna campaigns (list, edit, refresh from Kahuna), Export to Kahuna, Kochava streams."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from audiences.models import Segment
+from campaigns.kahuna import ExportRefused, refresh_campaigns, request_export
+from campaigns.models import KahunaCampaign, KahunaExport, KochavaStream, KochavaUserLink
+from integrations.api import WorkspaceScopedViewSet
+from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
+from integrations.connectors.base import ConnectorError
+from integrations.delivery.models import Destination
+
+
+class KahunaCampaignSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = KahunaCampaign
+        fields = ["id", "destination", "name", "campaign_id", "environment", "enabled", "campaign_type",
+                  "refreshed_at", "updated_at"]
+        read_only_fields = ["id", "refreshed_at", "updated_at"]
+
+    def validate_destination(self, destination: Destination) -> Destination:
+        request = self.context["request"]
+        if destination.workspace_id != request.workspace.pk or destination.kind != "kahuna":
+            raise ValidationError("Pick a Kahuna destination of this workspace.")
+        return destination
+
+
+class KahunaCampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                            mixins.UpdateModelMixin, WorkspaceScopedViewSet):
+    """Campaigns kept in the console (name, Kahuna id, environment p/s, enabled). Ops and owners edit."""
+
+    model = KahunaCampaign
+    serializer_class = KahunaCampaignSerializer
+    permission_classes = [ManagementAccess, CanManageCredentials]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        for name in ("environment", "enabled", "destination"):
+            if name in self.request.query_params:
+                value = self.request.query_params[name]
+                queryset = queryset.filter(**{name: value in ("1", "true") if name == "enabled" else value})
+        return queryset
+
+    def perform_create(self, serializer):
+        serializer.save(workspace=self.request.workspace)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=False, methods=["post"], url_path=r"refresh/(?P<destination_id>\d+)")
+    def refresh(self, request, destination_id=None):
+        destination = Destination.objects.filter(workspace=request.workspace, kind="kahuna", pk=destination_id).first()
+        if destination is None:
+            raise ValidationError({"destination": ["No Kahuna destination with this id in this workspace."]})
+        try:
+            listed = refresh_campaigns(destination)
+        except ConnectorError as error:
+            return Response({"error": {"code": "partner_error", "message": error.message}},
+                            status=status.HTTP_502_BAD_GATEWAY)
+        return Response({"listed": listed})
+
+
+class KahunaExportSerializer(serializers.ModelSerializer):
+    segment = serializers.PrimaryKeyRelatedField(queryset=Segment.objects.all())
+    campaign = serializers.PrimaryKeyRelatedField(queryset=KahunaCampaign.objects.all())
+
+    class Meta:
+        model = KahunaExport
+        fields = ["id", "segment", "campaign", "environment", "status", "job_id", "job_ids", "users_total",
+                  "users_sent", "invalid", "error", "created_at", "started_at", "finished_at"]
+        read_only_fields = [f for f in fields if f not in ("segment", "campaign")]
+
+    def validate(self, attrs):
+        workspace = self.context["request"].workspace
+        for name in ("segment", "campaign"):
+            if attrs[name].workspace_id != workspace.pk:
+                raise ValidationError({name: [f"No such {name} in this workspace."]})
+        return attrs
+
+
+class KahunaExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                          WorkspaceScopedViewSet):
+    """Export to Kahuna: POST {segment, campaign} sends the segment to an enabled Adaptive campaign."""
+
+    model = KahunaExport
+    serializer_class = KahunaExportSerializer
+    permission_classes = [ManagementAccess, CanAct]
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            export = request_export(serializer.validated_data["segment"], serializer.validated_data["campaign"],
+                                    user=request.user)
+        except ExportRefused as refused:
+            raise ValidationError({refused.field: [refused.message]}) from None
+        return Response(self.get_serializer(export).data, status=status.HTTP_201_CREATED)
+
+
+class KochavaStreamSerializer(serializers.ModelSerializer):
+    links_pending = serializers.SerializerMethodField()
+    links_linked = serializers.SerializerMethodField()
+
+    class Meta:
+        model = KochavaStream
+        fields = ["id", "destination", "last_event_id", "next_run_at", "events_sent", "events_skipped",
+                  "events_rejected", "last_error", "links_pending", "links_linked", "updated_at"]
+        read_only_fields = fields
+
+    def get_links_pending(self, obj) -> int:
+        return KochavaUserLink.objects.filter(destination_id=obj.destination_id, status="pending").count()
+
+    def get_links_linked(self, obj) -> int:
+        return KochavaUserLink.objects.filter(destination_id=obj.destination_id, status="linked").count()
+
+
+class KochavaStreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+    """Kochava event streams: cursor, counts, held-back users. POST …/run streams now."""
+
+    model = KochavaStream
+    serializer_class = KochavaStreamSerializer
+    permission_classes = [ManagementAccess, CanAct]
+
+    @extend_schema(request=None, responses={202: dict})
+    @action(detail=True, methods=["post"])
+    def run(self, request, pk=None):
+        from campaigns.tasks import run_kochava_stream
+
+        stream = self.get_object()
+        run_kochava_stream.delay(stream.destination_id)
+        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)

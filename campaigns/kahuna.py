@@ -1,0 +1,189 @@
+"""Export to Kahuna: a segment sent to an enabled Adaptive campaign, and the campaign list behind it.
+
+Kahuna's Adaptive Campaign API (POST /api/campaign/populate?env=p|s) is asynchronous: each call
+hands back a job id at once, which is what the export records. At most 10 populate calls may run at
+a time (across every worker: a Redis semaphore), each body under 10 MB (populate_batch_size users).
+Members are read in keyset pages of profile ids, so a big segment never sits in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audiences.models import Segment
+from campaigns.models import Environment, ExportStatus, KahunaCampaign, KahunaExport
+from integrations.connectors.base import ConnectorError, OutboundRequest, Policy, SegmentInfo
+from integrations.connectors.kahuna import KahunaConnector
+from integrations.delivery.engine import CallLog, _log_calls, backoff_seconds, prune_call_log
+from integrations.delivery.health import set_health
+from integrations.delivery.models import Destination, Health
+from integrations.delivery.semaphore import DestinationSemaphore
+
+POPULATE_CONCURRENCY = 10  # Kahuna: "<= 10 simultaneous requests"
+
+
+class ExportRefused(Exception):
+    """An export that cannot start; `field` names what to fix (for a 400 keyed by field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def connector_for(destination: Destination, segment: Segment | None = None, calls=None) -> KahunaConnector:
+    auth = destination.authorization
+    info = SegmentInfo(segment.pk, segment.name, segment.external_id, segment.partner_name) if segment \
+        else SegmentInfo(0, "", "")
+    return KahunaConnector(destination.config, auth.secrets if auth and auth.secrets_ciphertext else {},
+                           auth_fields=auth.fields if auth else {}, segment=info, on_call=calls)
+
+
+# ---- the campaign list ---------------------------------------------------------------------------
+
+def refresh_campaigns(destination: Destination) -> int:
+    """Upsert the campaigns Kahuna lists for both environments. Returns how many it listed.
+
+    Kahuna's listing endpoint is UNCONFIRMED (config campaigns_path); campaigns entered by hand stay.
+    """
+    calls = CallLog()
+    connector = connector_for(destination, calls=calls)
+    listed = 0
+    try:
+        for env in Environment.values:
+            url = f"{destination.config['base_url'].rstrip('/')}{destination.config['campaigns_path']}?env={env}"
+            response = connector.http.send(OutboundRequest("GET", url, None, connector.auth_headers()), b"",
+                                           f"list campaigns env={env}")
+            connector.raise_for_response(response)
+            for item in (response.json() or {}).get("campaigns", []):
+                KahunaCampaign.objects.update_or_create(
+                    destination=destination, environment=env, campaign_id=str(item["id"]),
+                    defaults={"workspace_id": destination.workspace_id, "name": item.get("name") or str(item["id"]),
+                              "enabled": bool(item.get("enabled", True)),
+                              "campaign_type": item.get("type", "adaptive"), "refreshed_at": timezone.now()})
+                listed += 1
+    finally:
+        _log_calls(destination.pk, None, calls.drain())
+    return listed
+
+
+# ---- exports -------------------------------------------------------------------------------------
+
+def request_export(segment: Segment, campaign: KahunaCampaign, *, user=None) -> KahunaExport:
+    """Check and queue an export; raises ExportRefused with the field to fix."""
+    if campaign.workspace_id != segment.workspace_id:
+        raise ExportRefused("campaign", "The campaign belongs to another workspace.")
+    if campaign.campaign_type != "adaptive":
+        raise ExportRefused("campaign", f"{campaign.name!r} is a {campaign.campaign_type} campaign; "
+                                        "exports go to Adaptive campaigns only.")
+    if not campaign.enabled:
+        raise ExportRefused("campaign", f"{campaign.name!r} is disabled in {campaign.get_environment_display()}; "
+                                        "enable it in Kahuna (then refresh) or pick an enabled campaign.")
+    if campaign.destination.health == Health.DISABLED:
+        raise ExportRefused("campaign", f"The Kahuna destination is disabled: {campaign.destination.last_error}")
+    export = KahunaExport.objects.create(workspace_id=segment.workspace_id, segment=segment, campaign=campaign,
+                                         environment=campaign.environment,
+                                         requested_by=user if getattr(user, "pk", None) else None)
+    from campaigns.tasks import run_kahuna_export
+
+    transaction.on_commit(lambda: run_kahuna_export.delay(export.pk))
+    return export
+
+
+_MEMBERS_PAGE = """
+SELECT m.profile_id,
+       (SELECT i.value FROM audiences_identity i WHERE i.profile_id = m.profile_id AND i.kind = %(user_kind)s
+        ORDER BY i.id LIMIT 1),
+       (SELECT i.value FROM audiences_identity i WHERE i.profile_id = m.profile_id AND i.kind = %(device_kind)s
+        ORDER BY i.id LIMIT 1)
+FROM audiences_segmentmember m
+WHERE m.segment_id = %(segment)s AND m.profile_id > %(after)s
+ORDER BY m.profile_id LIMIT %(limit)s
+"""
+
+
+@dataclass
+class _Page:
+    targets: list[dict]
+    invalid: int
+
+
+def _member_pages(export: KahunaExport, connector: KahunaConnector, size: int):
+    after = 0
+    params = {"segment": export.segment_id, "user_kind": connector.config.get("export_user_id_kind", "user_id"),
+              "device_kind": connector.config.get("export_device_id_kind", "device_id"), "limit": size}
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(_MEMBERS_PAGE, {**params, "after": after})
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        after = rows[-1][0]
+        targets = [connector.target(user_id, device_id) for _, user_id, device_id in rows]
+        yield _Page([t for t in targets if t], sum(1 for t in targets if not t))
+
+
+def _populate(connector: KahunaConnector, export: KahunaExport, targets: list[dict],
+              semaphore: DestinationSemaphore) -> str:
+    config = connector.config
+    body = {"campaign_config": {"campaign_id": export.campaign.campaign_id}, config["populate_users_key"]: targets}
+    request = OutboundRequest("POST", connector.url(config["populate_path"]), body, connector.auth_headers())
+    encoded = request.encode()
+    attempt = 0
+    while True:
+        try:
+            with semaphore.slot():
+                response = connector.http.send(request, encoded, f"populate {len(targets)} users, export {export.pk}")
+            connector.raise_for_response(response)
+            answer = response.json()
+            if not answer.get("success", True):
+                raise ConnectorError(Policy.REJECTED, f"Kahuna: {answer.get('error') or 'populate refused'}")
+            return str(answer.get("job_id") or answer.get("jobId") or "")
+        except ConnectorError as error:
+            attempt += error.policy == Policy.TRANSIENT
+            if error.policy not in (Policy.TRANSIENT, Policy.RATE_LIMITED) or attempt >= settings.DELIVERY_MAX_ATTEMPTS:
+                raise
+            wait = error.retry_after if error.retry_after is not None else backoff_seconds(max(attempt, 1))
+            time.sleep(min(wait, settings.DELIVERY_SHORT_WAIT_SECONDS))
+
+
+def run_export(export_id: int) -> KahunaExport | None:
+    """Claim a queued export and send it. Safe to call twice (the second finds it claimed)."""
+    if not KahunaExport.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
+            status=ExportStatus.RUNNING, started_at=timezone.now()):
+        return None
+    export = KahunaExport.objects.select_related("campaign__destination__authorization", "segment").get(pk=export_id)
+    destination = export.campaign.destination
+    calls = CallLog()
+    connector = connector_for(destination, export.segment, calls)
+    connector.config = {**connector.config, "environment": export.environment}
+    semaphore = DestinationSemaphore(f"kahuna-populate:{destination.pk}", cap=POPULATE_CONCURRENCY)
+    job_ids, sent, total, invalid, error = [], 0, 0, 0, ""
+    with ThreadPoolExecutor(max_workers=POPULATE_CONCURRENCY, thread_name_prefix=f"kahuna{export_id}") as pool:
+        futures = []
+        for page in _member_pages(export, connector, int(connector.config.get("populate_batch_size", 50_000))):
+            invalid += page.invalid
+            total += len(page.targets) + page.invalid
+            if page.targets:
+                futures.append((len(page.targets), pool.submit(_populate, connector, export, page.targets, semaphore)))
+        for size, future in futures:
+            try:
+                job_ids.append(future.result())
+                sent += size
+            except ConnectorError as exc:
+                error = error or exc.message
+                if exc.policy == Policy.AUTH:
+                    set_health(destination, Health.DISABLED, exc.message)
+    _log_calls(destination.pk, None, calls.drain())
+    prune_call_log(destination.pk)
+    KahunaExport.objects.filter(pk=export_id).update(
+        status=ExportStatus.FAILED if error else ExportStatus.SUCCEEDED, job_ids=job_ids,
+        job_id=job_ids[0] if job_ids else "", users_sent=sent, users_total=total, invalid=invalid,
+        error=error, finished_at=timezone.now())
+    export.refresh_from_db()
+    return export

@@ -1,0 +1,331 @@
+"""The tiny base every outbound connector stands on: an HTTP client with timeouts, an error policy,
+and the hooks a vendor class fills in (build a request, read per-row rejections, explain an error).
+
+A connector knows nothing about runs, retries or the database: the delivery engine
+(integrations.delivery.engine) batches rows, calls `send()`, and decides what to do with a
+`ConnectorError` purely from its `policy`. That keeps each vendor class ~50 lines and the retry
+logic in one place.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import requests
+from django.conf import settings
+from rest_framework import serializers
+
+MASK = "••••••••"
+
+
+class Policy(StrEnum):
+    """What the engine should do with a failed call. The only thing retry code looks at."""
+
+    TRANSIENT = "transient"  # timeout, 5xx, connection reset: retry with backoff (burns an attempt)
+    RATE_LIMITED = "rate_limited"  # 429: wait Retry-After (does not burn an attempt)
+    TOO_LARGE = "too_large"  # 413 or over our own byte cap: split the batch, nothing was applied
+    REJECTED = "rejected"  # other 4xx: the partner refuses this batch; bisect to find the bad rows
+    AUTH = "auth"  # 401/403: stop, disable the destination with the partner's message
+    PERMANENT = "permanent"  # misconfiguration (bad URL, missing target): stop the run
+
+
+class ConnectorError(Exception):
+    def __init__(self, policy: Policy, message: str, *, status: int | None = None,
+                 retry_after: float | None = None, code: str = "") -> None:
+        super().__init__(message)
+        self.policy, self.message, self.status, self.retry_after, self.code = policy, message, status, retry_after, code
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A partner's documented caps. The engine never exceeds any of them."""
+
+    records_per_request: int
+    bytes_per_request: int = 2 * 1024 * 1024
+    concurrent_requests: int = 4
+
+
+@dataclass(frozen=True)
+class OutRow:
+    """One planned row: a person entering ("add") or leaving ("remove") the segment at the partner."""
+
+    seq: int  # the work item's id: stable, so batch keys (message ids) survive retries and restarts
+    profile_id: int
+    action: str
+    user_id: str | None
+    device_id: str | None
+    properties: dict | None = None
+
+    @property
+    def partner_id(self) -> str:
+        # Amplitude's contract: the mapped user id, or the anonymous (device) id when there is none.
+        return self.user_id or self.device_id or ""
+
+
+@dataclass(frozen=True)
+class Batch:
+    action: str  # "add" | "remove"; a batch never mixes them (webhooks: all-enter or all-exit)
+    rows: list[OutRow]
+
+    @property
+    def key(self) -> str:
+        """Stable across retries of the same rows (and across worker restarts)."""
+        return f"{self.rows[0].seq}-{self.rows[-1].seq}-{len(self.rows)}"
+
+    def halves(self) -> tuple[Batch, Batch]:
+        middle = len(self.rows) // 2
+        return Batch(self.action, self.rows[:middle]), Batch(self.action, self.rows[middle:])
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    id: int
+    name: str
+    external_id: str
+    partner_name: str = "Amplitude"
+
+
+@dataclass
+class OutboundRequest:
+    method: str
+    url: str
+    json: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return json.dumps(self.json, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Rejection:
+    seq: int
+    reason: str
+    code: str = ""
+
+
+@dataclass
+class CallRecord:
+    """What the partner-call log keeps: summaries only, secrets masked, headers never."""
+
+    method: str
+    url: str
+    request_summary: str
+    status_code: int | None
+    response_excerpt: str
+    duration_ms: int
+    error: str = ""
+
+
+class HttpClient:
+    """requests with timeouts, one Session per thread (Sessions are not thread-safe), and a call log hook."""
+
+    def __init__(self, *, on_call: Callable[[CallRecord], None] | None = None, secrets: tuple[str, ...] = ()):
+        self.on_call = on_call
+        self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
+        self._local = threading.local()
+        self.timeout = (settings.DELIVERY_CONNECT_TIMEOUT, settings.DELIVERY_READ_TIMEOUT)
+
+    @property
+    def session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+    def send(self, request: OutboundRequest, body: bytes, summary: str) -> requests.Response:
+        headers = {"Content-Type": "application/json", **request.headers}
+        started = time.monotonic()
+        response = error = None
+        try:
+            response = self.session.request(request.method, request.url, data=body, headers=headers,
+                                            timeout=self.timeout, allow_redirects=False)
+            return response
+        except requests.Timeout as exc:
+            error = f"timeout: {type(exc).__name__}"
+            raise ConnectorError(Policy.TRANSIENT, "The partner did not answer in time.") from exc
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise ConnectorError(Policy.TRANSIENT, f"Could not reach the partner: {type(exc).__name__}.") from exc
+        finally:
+            if self.on_call:
+                self.on_call(CallRecord(
+                    method=request.method,
+                    url=self.mask(request.url),
+                    request_summary=self.mask(summary),
+                    status_code=response.status_code if response is not None else None,
+                    response_excerpt=self.mask(response.text[:500]) if response is not None else "",
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    error=self.mask(error or ""),
+                ))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class Connector:
+    """One vendor = one subclass: declare kind/provider/Config/limits, build requests, read answers."""
+
+    kind: ClassVar[str]
+    provider: ClassVar[str]  # integrations.providers key of the Authorization it uses
+    Config: ClassVar[type[serializers.Serializer]]
+    limits: ClassVar[Limits]
+    # True when the partner keeps membership (a list): re-sending a row is harmless but wasteful.
+    list_style: ClassVar[bool] = True
+    # Which row fields may carry the partner id; "user" means anonymous (device-only) rows are invalid.
+    accepts_device_id: ClassVar[bool] = True
+
+    def __init__(self, config: dict, secrets: dict, *, segment: SegmentInfo, partner_state: dict | None = None,
+                 auth_fields: dict | None = None, run_id: int = 0, run_started: float | None = None,
+                 on_call: Callable[[CallRecord], None] | None = None) -> None:
+        # secrets: decrypted Authorization secrets (masked out of every log line); auth_fields: its
+        # plain fields (account ids, header names).
+        self.config, self.secrets, self.segment = config, secrets, segment
+        self.auth_fields = dict(auth_fields or {})
+        self.partner_state = dict(partner_state or {})
+        self.run_id, self.run_started = run_id, run_started or time.time()
+        self.http = HttpClient(on_call=on_call, secrets=tuple(str(v) for v in secrets.values()))
+
+    # ---- hooks -------------------------------------------------------------------------------
+    @classmethod
+    def validate_config(cls, data: dict) -> dict:
+        """Validated config or serializers.ValidationError naming each bad field."""
+        serializer = cls.Config(data=data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def prepare(self) -> dict:
+        """Create the partner-side target on the first sync (e.g. a list); returns the new partner_state."""
+        return self.partner_state
+
+    def build_request(self, batch: Batch) -> OutboundRequest:
+        raise NotImplementedError
+
+    def parse_response(self, response: requests.Response, batch: Batch) -> list[Rejection]:
+        """Per-row rejections in a 2xx answer. Default: none."""
+        return []
+
+    def error_message(self, response: requests.Response) -> str:
+        """The vendor's own words for an error, for the operator."""
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:300] or response.reason or f"HTTP {response.status_code}"
+        if isinstance(body, dict):
+            error = body.get("error") or body.get("message") or body.get("errors")
+            if isinstance(error, dict):
+                error = error.get("message") or json.dumps(error)
+            if error:
+                return str(error)[:300]
+        return json.dumps(body)[:300]
+
+    def raise_for_response(self, response: requests.Response) -> None:
+        """Turn an HTTP answer into a ConnectorError with the right policy (vendors may override)."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        message = f"HTTP {status}: {self.error_message(response)}"
+        if status in (401, 403):
+            raise ConnectorError(Policy.AUTH, message, status=status)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise ConnectorError(Policy.RATE_LIMITED, message, status=status, retry_after=retry_after)
+        if status == 413:
+            raise ConnectorError(Policy.TOO_LARGE, message, status=status)
+        if status in (408, 425) or status >= 500:
+            raise ConnectorError(Policy.TRANSIENT, message, status=status,
+                                 retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if 300 <= status < 400 or status in (404, 405):
+            raise ConnectorError(Policy.PERMANENT, message, status=status)
+        raise ConnectorError(Policy.REJECTED, message, status=status, code=str(status))
+
+    def records_per_request(self) -> int:
+        """The partner cap, lowered by the destination's own batch_size setting when it has one."""
+        return min(self.limits.records_per_request, int(self.config.get("batch_size") or self.limits.records_per_request))
+
+    def test_connection(self) -> str:
+        """Prove the credentials and URL work without changing partner data. Returns a short message."""
+        raise NotImplementedError
+
+    # ---- the one entry point the engine calls --------------------------------------------------
+    def send(self, batch: Batch) -> list[Rejection]:
+        request = self.build_request(batch)
+        body = request.encode()
+        if len(body) > self.limits.bytes_per_request:
+            # Caught before sending: the engine splits the batch; the partner never sees an oversize call.
+            raise ConnectorError(Policy.TOO_LARGE, f"{len(body)} bytes is over the {self.limits.bytes_per_request} cap")
+        summary = f"{batch.action} {len(batch.rows)} rows, {len(body)} bytes, batch {batch.key}"
+        response = self.http.send(request, body, summary)
+        self.raise_for_response(response)
+        return self.parse_response(response, batch)
+
+    def sample_request(self, batch: Batch) -> dict:
+        """What would be sent (dry run), with auth headers masked."""
+        request = self.build_request(batch)
+        headers = {name: MASK if _is_secret_header(name) else value for name, value in request.headers.items()}
+        return {"method": request.method, "url": request.url, "headers": headers, "body": request.json}
+
+    def post_json(self, url: str, payload: Any, summary: str) -> requests.Response:
+        """For setup calls (list creation, connection tests): same client, same log, same policy."""
+        request = OutboundRequest("POST", url, payload, self.auth_headers())
+        response = self.http.send(request, request.encode(), summary)
+        self.raise_for_response(response)
+        return response
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+
+def _is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in {"authorization", "cookie", "x-clevertap-passcode", "api_key", "x-api-key"} or any(
+        word in lowered for word in ("key", "token", "secret", "passcode", "auth")
+    )
+
+
+def amplitude_context() -> dict:
+    """The `context` Amplitude sends with every cohort-sync call."""
+    return {"integration": {"name": settings.DELIVERY_INTEGRATION_NAME, "version": settings.DELIVERY_INTEGRATION_VERSION}}
+
+
+class AmplitudeAuthConfig(serializers.Serializer):
+    """Auth choices of Amplitude's Integration Portal: Basic (api_key:""), an api-key header, or Bearer."""
+
+    auth_mode = serializers.ChoiceField(choices=["basic", "header", "bearer", "none"], default="basic")
+    auth_header = serializers.CharField(default="api_key", max_length=64,
+                                        help_text="Header name carrying the API key when auth_mode is header.")
+
+
+def amplitude_auth_headers(config: dict, secrets: dict) -> dict[str, str]:
+    import base64
+
+    api_key = secrets.get("api_key", "")
+    mode = config.get("auth_mode", "basic")
+    if mode == "basic":
+        return {"Authorization": "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()}
+    if mode == "header":
+        return {config.get("auth_header") or "api_key": api_key}
+    if mode == "bearer":
+        return {"Authorization": f"Bearer {api_key}"}
+    return {}

@@ -1,0 +1,179 @@
+"""CleverTap Upload API (docs/external-apis.md section 5; seeds/clevertap-amplitude-cohort-import.txt).
+
+    POST https://<region>.api.clevertap.com/1/upload   X-CleverTap-Account-Id / X-CleverTap-Passcode
+    {"d": [{"type": "profile", "identity"|"objectId": .., "profileData": {..}},
+           {"type": "event", "identity"|"objectId": .., "evtName": "Partner Sync", "evtData": {..}}, ...]}
+
+Identity (seed scenarios 1-3): the sync job's user id fills `identity` (CleverTap matches it against
+its own identities); a member with no user id goes with its device id as the CleverTap ID
+(`objectId`), which creates an anonymous profile. Each member becomes a profile record (segment
+flag + selected user properties) and a "Partner Sync" event carrying the ledger's properties, so
+CleverTap can target on it exactly as it does for Amplitude's own sync.
+
+CleverTap answers 200 even when records fail: failures are in `unprocessed`, each naming its
+1-based record number ("Skipped record number : N") and echoing the record as a JSON string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import requests
+from rest_framework import serializers
+
+from integrations.connectors.base import (
+    Batch,
+    Connector,
+    ConnectorError,
+    Limits,
+    OutboundRequest,
+    OutRow,
+    Policy,
+    Rejection,
+)
+
+# code -> label; "eu1" is Europe, CleverTap's default region, served from api.clevertap.com.
+REGIONS = {
+    "eu1": "Europe (default)",
+    "in1": "India",
+    "aps3": "Indonesia",
+    "mec1": "Middle East (UAE)",
+    "sg1": "Singapore",
+    "sk1": "South Korea",
+    "us1": "United States",
+}
+MAX_KEY_LENGTH = 120  # CleverTap's cap on profile/event property keys
+_RECORD_NUMBER = re.compile(r"record number\s*:\s*(\d+)", re.IGNORECASE)
+
+
+def region_base_url(region: str) -> str:
+    if region not in ("", "eu1") and region not in REGIONS:
+        raise ConnectorError(Policy.PERMANENT, f"Unknown CleverTap region {region!r}; choose from {sorted(REGIONS)}.")
+    # A wrong regional host answers like bad credentials (401), so the region is validated up front.
+    host = "api.clevertap.com" if region in ("", "eu1") else f"{region}.api.clevertap.com"
+    return f"https://{host}"
+
+
+class CleverTapConfig(serializers.Serializer):
+    region = serializers.ChoiceField(choices=[("", "From the authorization"), *REGIONS.items()], default="",
+                                     allow_blank=True, help_text="Blank: the authorization's region, else Europe.")
+    base_url = serializers.URLField(required=False, allow_blank=True, default="",
+                                    help_text="Overrides the regional host (sandbox, proxies).")
+    send_profile = serializers.BooleanField(default=True, help_text="Profile record: segment flag + user properties.")
+    send_partner_sync_event = serializers.BooleanField(default=True, help_text="The 'Partner Sync' event per change.")
+    membership_property = serializers.CharField(default="", allow_blank=True, max_length=MAX_KEY_LENGTH,
+                                                help_text="Profile key of the segment flag; blank: "
+                                                          "'[<partner>] <segment name>: <id>'.")
+    user_properties = serializers.ListField(child=serializers.CharField(max_length=MAX_KEY_LENGTH), default=list,
+                                            help_text="Profile properties sent with each member.")
+    batch_size = serializers.IntegerField(default=1000, min_value=2, max_value=1000, help_text="Records per call.")
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("send_profile") and not attrs.get("send_partner_sync_event"):
+            raise serializers.ValidationError({"send_profile": ["Send the profile, the Partner Sync event, or both."]})
+        return attrs
+
+
+class CleverTapConnector(Connector):
+    kind = "clevertap"
+    provider = "clevertap"
+    Config = CleverTapConfig
+    # 1,000 records per call and 15 uploads in flight per account (docs); 2 MB per request (Amplitude's note).
+    limits = Limits(records_per_request=1000, bytes_per_request=2 * 1024 * 1024, concurrent_requests=15)
+    list_style = False  # every call raises Partner Sync events at CleverTap: a re-send is visible
+
+    @property
+    def records_per_row(self) -> int:
+        return int(self.config.get("send_profile", True)) + int(self.config.get("send_partner_sync_event", True))
+
+    def records_per_request(self) -> int:
+        # The engine counts rows; CleverTap counts records (a row is a profile and/or an event).
+        records = min(self.limits.records_per_request, int(self.config.get("batch_size") or 1000))
+        return max(1, records // self.records_per_row)
+
+    def upload_url(self) -> str:
+        base = self.config.get("base_url") or region_base_url(self.config.get("region") or
+                                                              self.auth_fields.get("region", ""))
+        return base.rstrip("/") + "/1/upload"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"X-CleverTap-Account-Id": str(self.auth_fields.get("account_id", "")),
+                "X-CleverTap-Passcode": str(self.secrets.get("passcode", "")),
+                "Content-Type": "application/json; charset=utf-8"}
+
+    @property
+    def membership_key(self) -> str:
+        key = self.config.get("membership_property") or \
+            f"[{self.segment.partner_name}] {self.segment.name}: {self.segment.external_id}"
+        return key[:MAX_KEY_LENGTH]
+
+    def partner_sync_properties(self, action: str) -> dict:
+        # The ledger row's "Partner Sync" properties (audiences.MembershipChange.partner_sync_properties);
+        # Source is the partner the segment came from, as CleverTap shows for Amplitude ("CT Source").
+        return {"Partner Segment Name": self.segment.name, "Action": "Added" if action == "add" else "Removed",
+                "Partner Segment ID": self.segment.external_id, "Source": self.segment.partner_name,
+                "Partner Name": self.segment.partner_name}
+
+    def records(self, row: OutRow) -> list[dict]:
+        who = {"identity": row.user_id} if row.user_id else {"objectId": row.device_id}
+        ts = int(self.run_started)  # epoch seconds: CleverTap rejects milliseconds (code 525)
+        out = []
+        if self.config.get("send_profile", True):
+            selected = {k: v for k, v in (row.properties or {}).items() if k in self.config.get("user_properties", [])}
+            out.append({"type": "profile", **who, "ts": ts,
+                        "profileData": {**selected, self.membership_key: row.action == "add"}})
+        if self.config.get("send_partner_sync_event", True):
+            out.append({"type": "event", **who, "ts": ts, "evtName": "Partner Sync",
+                        "evtData": self.partner_sync_properties(row.action)})
+        return out
+
+    def build_request(self, batch: Batch) -> OutboundRequest:
+        return OutboundRequest("POST", self.upload_url(), {"d": [r for row in batch.rows for r in self.records(row)]},
+                               self.auth_headers())
+
+    def parse_response(self, response: requests.Response, batch: Batch) -> list[Rejection]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise ConnectorError(Policy.TRANSIENT, f"CleverTap answered HTTP {response.status_code} without JSON.",
+                                 status=response.status_code) from None
+        unprocessed = body.get("unprocessed") or [] if isinstance(body, dict) else []
+        if not unprocessed:
+            if isinstance(body, dict) and body.get("status") == "fail":  # nothing listed, yet nothing taken
+                raise ConnectorError(Policy.REJECTED, f"CleverTap: {body.get('error') or 'upload failed'}",
+                                     status=response.status_code, code=str(body.get("code") or ""))
+            return []
+        per_row = self.records_per_row
+        by_seq: dict[int, Rejection] = {}
+        for item in unprocessed:
+            index = self._row_index(item, batch, per_row)
+            if index is None:
+                continue
+            seq = batch.rows[index].seq
+            reason = f"CleverTap {item.get('code', '')}: {item.get('error') or 'record not processed'}".strip()
+            by_seq.setdefault(seq, Rejection(seq, reason, str(item.get("code") or "")))
+        return list(by_seq.values())
+
+    @staticmethod
+    def _row_index(item: dict, batch: Batch, per_row: int) -> int | None:
+        """The row a failed record belongs to: by its record number, else by its echoed identifier."""
+        match = _RECORD_NUMBER.search(str(item.get("error") or ""))
+        if match and 1 <= int(match.group(1)) <= len(batch.rows) * per_row:
+            return (int(match.group(1)) - 1) // per_row
+        try:
+            record = json.loads(item.get("record") or "{}")
+        except (TypeError, ValueError):
+            return None
+        for index, row in enumerate(batch.rows):
+            if (row.user_id and record.get("identity") == row.user_id) or \
+                    (not row.user_id and record.get("objectId") == row.device_id):
+                return index
+        return None
+
+    def test_connection(self) -> str:
+        # An empty upload proves the host, the account id and the passcode without writing anything.
+        probe = OutboundRequest("POST", self.upload_url() + "?dryRun=1", {"d": []}, self.auth_headers())
+        response = self.http.send(probe, probe.encode(), "connection test (empty upload)")
+        self.raise_for_response(response)
+        return f"CleverTap accepted the account id and passcode ({self.upload_url().split('/')[2]})."

@@ -1,0 +1,57 @@
+"""Amplitude Cohort Webhooks (docs/external-apis.md section 8), outbound.
+
+Each call is all-enter or all-exit; message_id is derived from the run, the action and the batch's
+rows, so a retry of the same batch carries the same id and the receiver can dedupe on it.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from integrations.connectors.base import Batch, Connector, Limits, OutboundRequest
+
+
+class CohortWebhookConfig(serializers.Serializer):
+    url = serializers.URLField()
+    headers = serializers.DictField(child=serializers.CharField(max_length=1024), default=dict,
+                                    help_text="Up to 5 custom (non-secret) headers. Put credentials in the authorization.")
+    batch_size = serializers.IntegerField(default=1_000, min_value=1, max_value=10_000)
+
+    def validate_headers(self, value: dict) -> dict:
+        if len(value) > 5:
+            raise serializers.ValidationError("At most 5 custom headers.")
+        return value
+
+
+class CohortWebhookConnector(Connector):
+    kind = "cohort_webhook"
+    provider = "cohort_webhook"
+    Config = CohortWebhookConfig
+    limits = Limits(records_per_request=10_000, bytes_per_request=2 * 1024 * 1024, concurrent_requests=4)
+    list_style = False
+
+    def headers(self) -> dict[str, str]:
+        headers = {"User-Agent": "Amplitude/Webhook/1.0", **self.config.get("headers", {})}
+        name = (self.auth_fields.get("header_name") or "").strip()
+        if self.secrets.get("header_value") and name:
+            headers[name] = self.secrets["header_value"]
+        return headers
+
+    def build_request(self, batch: Batch) -> OutboundRequest:
+        direction = "enter" if batch.action == "add" else "exit"
+        body = {
+            "cohort_name": self.segment.name,
+            "cohort_id": self.segment.external_id,
+            "in_cohort": batch.action == "add",
+            "computed_time": str(int(self.run_started)),
+            "message_id": f"cc-{self.run_id}::{direction}::{batch.key}",
+            "users": [{"user_id": row.partner_id, "user_properties": row.properties or {}} for row in batch.rows],
+        }
+        return OutboundRequest("POST", self.config["url"], body, self.headers())
+
+    def test_connection(self) -> str:
+        probe = OutboundRequest("POST", self.config["url"], {"cohort_name": "connection test", "users": []}, self.headers())
+        response = self.http.send(probe, probe.encode(), "connection test")
+        if response.status_code in (401, 403) or response.status_code >= 500:
+            self.raise_for_response(response)
+        return f"Reached the webhook (HTTP {response.status_code})."

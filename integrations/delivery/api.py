@@ -1,0 +1,257 @@
+"""Management API for destinations, sync jobs, runs (with their rows) and the partner-call log."""
+
+from django.db import IntegrityError
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+
+from audiences.models import Segment
+from config.api_errors import json_error
+from integrations.api import WorkspaceScopedViewSet
+from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
+from integrations.connectors.registry import CONNECTORS, connector_class
+from integrations.delivery import engine
+from integrations.delivery.models import (
+    Cadence,
+    DeliveryRow,
+    Destination,
+    PartnerCall,
+    RunMode,
+    RunStatus,
+    SyncJob,
+    SyncRun,
+)
+from integrations.delivery.scheduling import next_run_after
+from integrations.models import Authorization
+
+
+def _reads_or(permission):
+    class Permission(permission):
+        def has_permission(self, request, view) -> bool:
+            return request.method in SAFE_METHODS or super().has_permission(request, view)
+
+    return Permission
+
+
+class DestinationSerializer(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=[(k, v.label) for k, v in CONNECTORS.items()])
+    authorization = serializers.PrimaryKeyRelatedField(queryset=Authorization.objects.all(), allow_null=True,
+                                                       required=False)
+
+    class Meta:
+        model = Destination
+        fields = ["id", "kind", "name", "config", "authorization", "health", "last_error", "health_changed_at",
+                  "created_at", "updated_at"]
+        read_only_fields = ["id", "health", "last_error", "health_changed_at", "created_at", "updated_at"]
+
+    def validate(self, attrs):
+        kind = attrs.get("kind") or self.instance.kind
+        if self.instance and attrs.get("kind", kind) != self.instance.kind:
+            raise ValidationError({"kind": ["The kind of a saved destination cannot change."]})
+        cls = connector_class(kind)
+        try:
+            attrs["config"] = cls.validate_config(attrs.get("config", self.instance.config if self.instance else {}))
+        except ValidationError as exc:
+            raise ValidationError({"config": exc.detail}) from None
+        auth = attrs.get("authorization", self.instance.authorization if self.instance else None)
+        workspace = self.context["request"].workspace
+        if auth is not None and (auth.workspace_id != workspace.pk or auth.provider != cls.provider):
+            raise ValidationError({"authorization": [f"Choose a {cls.provider} authorization of this workspace."]})
+        return attrs
+
+    def save(self, **kwargs):
+        try:
+            return super().save(**kwargs)
+        except IntegrityError:
+            raise ValidationError({"name": ["A destination with this name already exists."]}) from None
+
+
+class DestinationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                         mixins.UpdateModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet):
+    """Where segments go. Owners and ops change them (they hold credentials); everyone reads."""
+
+    model = Destination
+    serializer_class = DestinationSerializer
+    permission_classes = [ManagementAccess, _reads_or(CanManageCredentials)]
+
+    def perform_create(self, serializer):
+        serializer.save(workspace=self.request.workspace)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="test-connection")
+    def test_connection(self, request, pk=None):
+        ok, message = engine.run_connection_test(self.get_object())
+        return Response({"ok": ok, "message": message}, status=status.HTTP_200_OK)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def calls(self, request, pk=None):
+        calls = PartnerCall.objects.filter(destination=self.get_object()).order_by("-id")[:100]
+        return Response([PartnerCallSerializer(c).data for c in calls])
+
+
+class SyncJobSerializer(serializers.ModelSerializer):
+    segment = serializers.PrimaryKeyRelatedField(queryset=Segment.objects.all())
+    destination = serializers.PrimaryKeyRelatedField(queryset=Destination.objects.all())
+
+    class Meta:
+        model = SyncJob
+        fields = ["id", "segment", "destination", "cadence", "time_of_day", "timezone", "next_run_at", "paused",
+                  "user_id_kind", "device_id_kind", "partner_state", "cursor", "last_run_at", "created_at"]
+        read_only_fields = ["id", "next_run_at", "partner_state", "cursor", "last_run_at", "created_at"]
+
+    def validate(self, attrs):
+        workspace = self.context["request"].workspace
+        for name in ("segment", "destination"):
+            if name in attrs and attrs[name].workspace_id != workspace.pk:
+                raise ValidationError({name: ["Not found in this workspace."]})
+        cadence = attrs.get("cadence", self.instance.cadence if self.instance else Cadence.DAILY)
+        if cadence == Cadence.DAILY and not attrs.get("time_of_day", getattr(self.instance, "time_of_day", None)):
+            raise ValidationError({"time_of_day": ["A daily sync needs a time of day."]})
+        tz = attrs.get("timezone")
+        if tz is not None:
+            from django.core.exceptions import ValidationError as DjangoValidationError
+
+            from workspaces.models import validate_timezone
+
+            try:
+                validate_timezone(tz)
+            except DjangoValidationError:
+                raise ValidationError({"timezone": [f"{tz!r} is not an IANA time zone."]}) from None
+        return attrs
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    duration_seconds = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = SyncRun
+        fields = ["id", "job", "mode", "trigger", "status", "error", "full", "from_cursor", "snapshot_cursor",
+                  "rows_total", "rows_done", "to_add", "to_remove", "delivered", "invalid", "rejected", "failed",
+                  "retried", "carried_in", "next_attempt_at", "created_at", "started_at", "finished_at",
+                  "duration_seconds"]
+        read_only_fields = fields
+
+
+class DeliveryRowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryRow
+        fields = ["id", "profile_id", "action", "user_id", "device_id", "status", "reason", "partner_code", "attempts"]
+
+
+class PartnerCallSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PartnerCall
+        fields = ["id", "run", "created_at", "method", "url", "request_summary", "status_code", "response_excerpt",
+                  "duration_ms", "error"]
+
+
+class SyncJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                     mixins.UpdateModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet):
+    """Segment → destination syncs and their actions. Marketers, ops and owners act; viewers read."""
+
+    model = SyncJob
+    serializer_class = SyncJobSerializer
+    permission_classes = [ManagementAccess, _reads_or(CanAct)]
+
+    def perform_create(self, serializer):
+        job = serializer.save(workspace=self.request.workspace)
+        now = timezone.now()
+        job.next_run_at = now if job.cadence in (Cadence.ONE_TIME, Cadence.REALTIME) else next_run_after(job, now)
+        job.save(update_fields=["next_run_at"])
+
+    def perform_update(self, serializer):
+        job = serializer.save()
+        if job.cadence != Cadence.ONE_TIME:
+            job.next_run_at = next_run_after(job, timezone.now())
+            job.save(update_fields=["next_run_at"])
+
+    def _start(self, mode: str):
+        job = self.get_object()
+        run = engine.start_run(job, trigger="api", mode=mode)
+        if run.status == RunStatus.QUEUED:
+            engine.enqueue(run.pk)
+        code = status.HTTP_202_ACCEPTED if run.status == RunStatus.QUEUED else status.HTTP_409_CONFLICT
+        return Response(SyncRunSerializer(run).data, status=code)
+
+    @extend_schema(request=None, responses={202: SyncRunSerializer, 409: SyncRunSerializer})
+    @action(detail=True, methods=["post"], url_path="sync-now")
+    def sync_now(self, request, pk=None):
+        return self._start(RunMode.AUTO)
+
+    @extend_schema(request=None, responses={202: SyncRunSerializer, 409: SyncRunSerializer})
+    @action(detail=True, methods=["post"], url_path="full-resync")
+    def full_resync(self, request, pk=None):
+        return self._start(RunMode.FULL)
+
+    @extend_schema(request=None, responses={202: SyncRunSerializer, 409: SyncRunSerializer})
+    @action(detail=True, methods=["post"], url_path="retry-failed")
+    def retry_failed(self, request, pk=None):
+        return self._start(RunMode.RETRY)
+
+    @extend_schema(request=None, responses={200: SyncJobSerializer})
+    @action(detail=True, methods=["post"], url_path="reset-diff")
+    def reset_diff(self, request, pk=None):
+        job = self.get_object()
+        try:
+            engine.reset_diff(job)
+        except ValueError as exc:
+            return json_error(409, "run_in_progress", str(exc))
+        job.refresh_from_db()
+        return Response(SyncJobSerializer(job).data)
+
+    @extend_schema(request=None, responses={200: SyncJobSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        job = self.get_object()
+        job.paused = True
+        job.save(update_fields=["paused"])
+        return Response(SyncJobSerializer(job).data)
+
+    @extend_schema(request=None, responses={200: SyncJobSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        job = self.get_object()
+        job.paused = False
+        if job.cadence != Cadence.ONE_TIME and (job.next_run_at is None or job.next_run_at < timezone.now()):
+            job.next_run_at = next_run_after(job, timezone.now())
+        job.save(update_fields=["paused", "next_run_at"])
+        return Response(SyncJobSerializer(job).data)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="dry-run")
+    def dry_run(self, request, pk=None):
+        mode = request.data.get("mode", RunMode.AUTO) if hasattr(request, "data") else RunMode.AUTO
+        if mode not in RunMode.values:
+            return json_error(400, "invalid", "Unknown mode.", {"mode": [f"Choose one of {RunMode.values}."]})
+        return Response(engine.dry_run(self.get_object(), mode=mode))
+
+
+class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+    """Run history; filter with ?job=<id>. Rows of a run: /runs/<id>/rows/?status=rejected."""
+
+    model = SyncRun
+    serializer_class = SyncRunSerializer
+    permission_classes = [ManagementAccess]
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        job = self.request.query_params.get("job") if hasattr(self, "request") and self.request else None
+        return queryset.filter(job_id=job) if job and job.isdigit() else queryset
+
+    @extend_schema(responses={200: DeliveryRowSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def rows(self, request, pk=None):
+        run = self.get_object()
+        rows = DeliveryRow.objects.filter(run_id=run.pk).order_by("id")
+        wanted = request.query_params.get("status")
+        if wanted:
+            rows = rows.filter(status=wanted)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(DeliveryRowSerializer(page, many=True).data)
+
+

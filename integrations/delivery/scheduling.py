@@ -1,0 +1,91 @@
+"""When sync jobs run next (DST-correct, zoneinfo) and the beat dispatcher that starts due ones.
+
+All arithmetic that must be "real time" (hourly, every minute) is done in UTC; only the daily
+time of day is local, resolved per date so 09:00 stays 09:00 across DST changes. A daily time that
+does not exist on a spring-forward day (02:30) runs at the equivalent instant after the jump
+(03:30); an ambiguous one (01:30 on fall-back) runs once, at its first occurrence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zoneinfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from integrations.delivery.models import ACTIVE_STATUSES, Cadence, Health, RunStatus, SyncJob, SyncRun
+
+logger = logging.getLogger(__name__)
+UTC = dt.UTC
+
+
+def next_run_after(job: SyncJob, now: dt.datetime) -> dt.datetime | None:
+    """The first scheduled instant strictly after `now` (None for one-time jobs)."""
+    now = now.astimezone(UTC)
+    if job.cadence == Cadence.ONE_TIME:
+        return None
+    if job.cadence == Cadence.REALTIME:
+        return now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    tz = zoneinfo.ZoneInfo(job.timezone or "UTC")
+    if job.cadence == Cadence.HOURLY:
+        # Top of the next local hour (zones with :30 offsets stay on their own hour), stepped in UTC.
+        local = now.astimezone(tz)
+        top = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        return top + dt.timedelta(hours=1)
+    return next_daily(job.time_of_day, tz, now)
+
+
+def next_daily(at: dt.time, tz: zoneinfo.ZoneInfo, now: dt.datetime) -> dt.datetime:
+    day = now.astimezone(tz).date()
+    for offset in range(3):
+        wall = dt.datetime.combine(day + dt.timedelta(days=offset), at).replace(tzinfo=tz, fold=0)
+        instant = wall.astimezone(UTC)  # a non-existent wall time maps forward past the gap
+        if instant > now:
+            return instant
+    raise AssertionError("unreachable: a daily time always occurs within 3 days")
+
+
+def dispatch_due(now: dt.datetime) -> list[int]:
+    """Beat hook: start due jobs, resume waiting runs and runs whose worker died. Returns queued run ids.
+
+    Jobs are claimed with FOR UPDATE SKIP LOCKED and their next_run_at moved in the same
+    transaction, so two schedulers never start the same job twice.
+    """
+    from integrations.delivery.engine import enqueue, start_run
+
+    queued: list[int] = []
+    with transaction.atomic():
+        due = list(
+            SyncJob.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("destination", "segment")
+            .filter(next_run_at__lte=now, paused=False)
+            .exclude(destination__health=Health.DISABLED)
+            .order_by("next_run_at")[:200]
+        )
+        for job in due:
+            run = start_run(job, trigger="schedule", now=now)
+            job.next_run_at = next_run_after(job, now)
+            job.save(update_fields=["next_run_at"])
+            if run.status == RunStatus.QUEUED:
+                queued.append(run.pk)
+        stale = now - dt.timedelta(seconds=settings.DELIVERY_STALE_RUN_SECONDS)
+        # Rate-limited runs whose wait is over, and runs whose worker stopped heart-beating.
+        resumable = list(
+            SyncRun.objects.select_for_update(skip_locked=True)
+            .filter(status__in=ACTIVE_STATUSES)
+            .filter(
+                Q(status=RunStatus.WAITING, next_attempt_at__lte=now)
+                | Q(status=RunStatus.RUNNING, heartbeat_at__lt=stale)
+                | Q(status=RunStatus.QUEUED, created_at__lt=stale)
+            )
+            .values_list("pk", flat=True)[:200]
+        )
+        if resumable:
+            SyncRun.objects.filter(pk__in=resumable).update(status=RunStatus.QUEUED, next_attempt_at=None)
+            queued.extend(resumable)
+    for run_id in queued:
+        enqueue(run_id)
+    return queued

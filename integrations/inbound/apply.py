@@ -1,0 +1,239 @@
+"""Applying accepted batches: identity resolution, merges, properties and the membership ledger.
+
+Order: batches of one segment (list add/remove, cohort webhook) apply in id order under one
+PostgreSQL advisory lock; identify-style batches, which may touch many segments, apply in id
+order per workspace. Each batch applies in ONE transaction that also marks it applied, so a worker
+killed half-way leaves it accepted, and the redo reaches the same end state (every step is
+idempotent: resolve finds what it created, the ledger writes only real changes).
+
+Everything is set-based: one unnest lookup per identity kind, one INSERT for missing people, one
+UPDATE for properties, one ledger statement per segment and direction.
+"""
+
+import json
+import logging
+from collections import defaultdict
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audiences.identity import blocked_values, clean_identity, resolve
+from audiences.ledger import Cause, apply_changes
+from audiences.merge import ANONYMOUS_KIND, link_pairs
+from audiences.models import Segment, SegmentType
+from integrations.inbound.models import BatchStatus, Endpoint, InboundBatch
+from integrations.inbound.parsers import CohortRef, People, amplitude_lists, cohort_webhook, identify, segment
+
+logger = logging.getLogger(__name__)
+
+LIST_ENDPOINTS = {Endpoint.LIST_ADD, Endpoint.LIST_REMOVE}
+V1_DEFAULT_TYPES = {
+    Endpoint.V1_IDENTIFY: "identify", Endpoint.V1_TRACK: "track", Endpoint.V1_PAGE: "page",
+    Endpoint.V1_SCREEN: "screen", Endpoint.V1_GROUP: "group", Endpoint.V1_ALIAS: "alias", Endpoint.V1_BATCH: None,
+}
+
+
+def ensure_segment(workspace_id: int, cohort: CohortRef) -> Segment:
+    """The Partner - Amplitude segment of a cohort id, created on first sight. The unique
+    (workspace, type, external_id) constraint arbitrates between concurrent first sights."""
+    segment, created = Segment.objects.get_or_create(
+        workspace_id=workspace_id, type=SegmentType.PARTNER_AMPLITUDE, external_id=cohort.cohort_id,
+        defaults={"name": cohort.name[:255], "partner_name": "Amplitude"},
+    )
+    if not created and cohort.name and cohort.name != cohort.cohort_id and segment.name != cohort.name[:255]:
+        Segment.objects.filter(pk=segment.pk).update(name=cohort.name[:255])  # the cohort was renamed in Amplitude
+        segment.name = cohort.name[:255]
+    return segment
+
+
+def parse_people(batch_endpoint: str, payload: dict) -> People:
+    if batch_endpoint == Endpoint.AMPLITUDE_IDENTIFY:
+        return identify.parse_amplitude(payload)
+    if batch_endpoint == Endpoint.COHORT_WEBHOOK:
+        return cohort_webhook.parse(payload)
+    return segment.parse(payload, V1_DEFAULT_TYPES[batch_endpoint])
+
+
+def unusable_people(people: People) -> list[tuple[int, object, str]]:
+    """Messages whose every identifier is blocked: invalid rows, never a profile."""
+    blocked = blocked_values()
+    rows = []
+    for message in people.messages:
+        user, user_reason = clean_identity(message.user_id, blocked) if message.user_id is not None else (None, "missing")
+        anon, anon_reason = clean_identity(message.anonymous_id, blocked) if message.anonymous_id is not None else (None, "missing")
+        if user is None and anon is None:
+            raw = message.user_id if message.user_id is not None else message.anonymous_id
+            rows.append((message.position, raw, user_reason if user_reason != "missing" else anon_reason))
+    return rows
+
+
+def track_calls(batch: InboundBatch) -> list[dict]:
+    """The /v1 track messages kept raw in a batch, for the events loader."""
+    if batch.endpoint not in V1_DEFAULT_TYPES:
+        return []
+    return segment.track_calls(bytes(batch.body), V1_DEFAULT_TYPES[batch.endpoint])
+
+
+# --- applying one batch ------------------------------------------------------------------------------
+
+
+def apply_batch(batch: InboundBatch) -> None:
+    """Apply one batch inside the caller's transaction and fill its counters."""
+    payload = json.loads(bytes(batch.body))
+    cause = Cause(source="push", type="inbound_batch", id=batch.pk)
+    if batch.endpoint in LIST_ENDPOINTS:
+        _apply_list_change(batch, payload, cause)
+    else:
+        _apply_people(batch, parse_people(batch.endpoint, payload), cause)
+
+
+def _apply_list_change(batch: InboundBatch, payload: dict, cause: Cause) -> None:
+    adding = batch.endpoint == Endpoint.LIST_ADD
+    change = amplitude_lists.parse_change(payload, add=adding)
+    # Removing someone the console never saw changes nothing: do not create a profile for them.
+    resolution = resolve(batch.workspace_id, batch.identity_kind, change.values, create=adding)
+    batch.profiles_created = resolution.created
+    profile_ids = list(resolution.profile_ids.values())
+    segment = Segment.objects.get(pk=batch.segment_id)
+    result = apply_changes(segment, add=profile_ids, cause=cause) if adding else apply_changes(segment, remove=profile_ids, cause=cause)
+    batch.added, batch.removed = result.added, result.removed
+
+
+def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
+    workspace_id, kind = batch.workspace_id, batch.identity_kind
+    blocked = blocked_values()
+    # Per message: (usable user id or None, usable device id or None).
+    ids = []
+    for message in people.messages:
+        user = clean_identity(message.user_id, blocked)[0] if message.user_id is not None else None
+        anon = clean_identity(message.anonymous_id, blocked)[0] if message.anonymous_id is not None else None
+        ids.append((user, anon))
+
+    pairs = list(dict.fromkeys((user, anon) for user, anon in ids if user and anon))
+    link = link_pairs(workspace_id, kind, pairs, cause=cause)
+    batch.merges = len(link.merges)
+    batch.conflicts = [conflict.as_dict() for conflict in link.conflicts]
+    users = resolve(workspace_id, kind, list(dict.fromkeys(user for user, _ in ids if user)))
+    devices = resolve(workspace_id, ANONYMOUS_KIND, list(dict.fromkeys(anon for user, anon in ids if anon and not user)))
+    batch.profiles_created = link.created + users.created + devices.created
+
+    properties: dict[int, dict] = defaultdict(dict)
+    cohort_state: dict[str, dict[int, bool]] = defaultdict(dict)  # last message wins within a batch
+    for message, (user, anon) in zip(people.messages, ids, strict=True):
+        profile_id = users.profile_ids.get(user) if user else devices.profile_ids.get(anon) if anon else None
+        if profile_id is None:
+            continue
+        if message.properties:
+            properties[profile_id].update(message.properties)
+        for cohort_id, flag in message.cohorts.items():
+            cohort_state[cohort_id][profile_id] = flag
+
+    if properties:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """UPDATE audiences_profile p SET properties = p.properties || t.props::jsonb, updated_at = now()
+                   FROM unnest(%s::bigint[], %s::text[]) AS t(id, props)
+                   WHERE p.id = t.id AND p.workspace_id = %s""",
+                [list(properties), [json.dumps(props) for props in properties.values()], workspace_id],
+            )
+    added = removed = 0
+    for cohort_id, states in cohort_state.items():
+        segment_row = ensure_segment(workspace_id, CohortRef(cohort_id, people.cohort_names.get(cohort_id, cohort_id)))
+        result = apply_changes(
+            segment_row,
+            add=[pid for pid, inside in states.items() if inside],
+            remove=[pid for pid, inside in states.items() if not inside],
+            cause=cause,
+        )
+        added, removed = added + result.added, removed + result.removed
+    batch.added, batch.removed = added, removed
+
+
+# --- the ordered apply loop --------------------------------------------------------------------------
+
+
+def _lock_key(workspace_id: int, segment_id: int | None) -> str:
+    return f"inbound:{workspace_id}:{segment_id or 'workspace'}"
+
+
+def _next_pending_id(workspace_id: int, segment_id: int | None) -> int | None:
+    segment_filter = "segment_id = %s" if segment_id else "segment_id IS NULL"
+    params = [workspace_id, segment_id] if segment_id else [workspace_id]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM inbound_inboundbatch WHERE workspace_id = %s AND {segment_filter} "
+            "AND status = 'accepted' ORDER BY id LIMIT 1",
+            params,
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+class ApplyStalled(Exception):
+    """A batch raised and will be retried later; later batches of its scope wait (order is kept)."""
+
+
+def apply_pending(workspace_id: int, segment_id: int | None = None, *, max_batches: int | None = None) -> int:
+    """Apply the accepted batches of one scope in id order, one transaction each. Returns how many."""
+    done = 0
+    stalled: ApplyStalled | None = None
+    while stalled is None and (max_batches is None or done < max_batches):
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # Serialises appliers of one scope; released at commit, so a killed worker releases it too.
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(workspace_id, segment_id)])
+            batch_id = _next_pending_id(workspace_id, segment_id)
+            if batch_id is None:
+                return done
+            batch = InboundBatch.objects.select_for_update().get(pk=batch_id)
+            batch.attempts += 1
+            try:
+                with transaction.atomic():
+                    apply_batch(batch)
+            except Exception as exc:
+                logger.exception("inbound batch %s failed to apply (attempt %s)", batch.pk, batch.attempts)
+                failed = batch.attempts >= settings.INBOUND_MAX_APPLY_ATTEMPTS
+                InboundBatch.objects.filter(pk=batch.pk).update(
+                    attempts=batch.attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    status=BatchStatus.FAILED if failed else BatchStatus.ACCEPTED,
+                )
+                if not failed:
+                    # Raised after the block commits, or the attempt count would roll back with it.
+                    stalled = ApplyStalled(f"batch {batch.pk} will be retried: {exc}")
+                continue
+            batch.status, batch.applied_at, batch.last_error = BatchStatus.APPLIED, timezone.now(), ""
+            batch.save(update_fields=[
+                "status", "applied_at", "attempts", "last_error", "added", "removed", "profiles_created",
+                "merges", "conflicts",
+            ])
+            done += 1
+    if stalled is not None:
+        raise stalled
+    return done
+
+
+def pending_scopes(older_than=None) -> list[tuple[int, int | None]]:
+    """(workspace, segment) scopes that have accepted batches (received before `older_than`, if given)."""
+    sql = "SELECT DISTINCT workspace_id, segment_id FROM inbound_inboundbatch WHERE status = 'accepted'"
+    params = []
+    if older_than is not None:
+        sql += " AND received_at < %s"
+        params.append(older_than)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def backlog(workspace_id: int, cap: int | None = None) -> int:
+    """Accepted, not yet applied batches of a workspace; counting stops at `cap` (cheap on the partial index)."""
+    with connection.cursor() as cursor:
+        if cap is None:
+            cursor.execute("SELECT count(*) FROM inbound_inboundbatch WHERE workspace_id = %s AND status = 'accepted'", [workspace_id])
+        else:
+            cursor.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM inbound_inboundbatch WHERE workspace_id = %s "
+                "AND status = 'accepted' LIMIT %s) AS pending",
+                [workspace_id, cap],
+            )
+        return cursor.fetchone()[0]

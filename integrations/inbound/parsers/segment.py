@@ -1,0 +1,42 @@
+"""Segment/RudderStack HTTP tracking API: /v1/identify, /v1/batch (and /v1/track, page, … acknowledged).
+
+Only identify changes people here; every other call type is counted and kept raw in the batch
+(`track_calls(body)` returns them for the events loader). Amplitude cohort traits must carry the
+"[Amplitude]" prefix here: a Segment trait "plan:pro" is an ordinary property.
+"""
+
+import json
+
+from integrations.inbound.parsers.base import People, check_count
+from integrations.inbound.parsers.identify import parse_identify
+
+OTHER_TYPES = frozenset({"track", "page", "screen", "group", "alias"})
+
+
+def messages_of(payload: dict, default_type: str | None = None) -> list:
+    if isinstance(payload.get("batch"), list):
+        return payload["batch"]
+    if default_type and "type" not in payload:
+        return [{**payload, "type": default_type}]
+    return [payload]
+
+
+def parse(payload: dict, default_type: str | None = None) -> People:
+    people = People()
+    messages = messages_of(payload, default_type)
+    check_count(len(messages), "batch")
+    for position, message in enumerate(messages):
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "identify":
+            parse_identify(message, position, people, allow_bare=False)
+        elif kind in OTHER_TYPES:
+            people.other_calls[kind] += 1
+        else:
+            people.invalid.append((position, kind, f"unknown message type {kind!r}"))
+    return people
+
+
+def track_calls(body: bytes, default_type: str | None = None) -> list[dict]:
+    """The track messages of a stored /v1 batch body, verbatim (for the events loader)."""
+    payload = json.loads(body)
+    return [m for m in messages_of(payload, default_type) if isinstance(m, dict) and m.get("type") == "track"]

@@ -1,0 +1,130 @@
+"""Amplitude's list-based cohort sync, replayed from fixtures."""
+
+import threading
+
+import pytest
+from django.db import connections
+
+from audiences.models import Identity, MembershipChange, Segment, SegmentMember
+from integrations.inbound.models import BatchStatus, InboundBatch
+from tests.inbound.conftest import drain, fixture, push
+
+
+def members(segment_id) -> set[str]:
+    return set(
+        Identity.objects.filter(profile__memberships__segment_id=segment_id, kind="user_id").values_list("value", flat=True)
+    )
+
+
+def test_lists_creates_the_partner_segment_once(acme, acme_inbound_key):
+    body = fixture("amplitude_cohort_sync/lists_create.json")
+    first = push("/api/amplitude/lists", body, acme_inbound_key)
+    again = push("/api/amplitude/lists", body, acme_inbound_key)
+    assert first.status_code == 200 and first.json() == again.json()
+    segment = Segment.objects.get(pk=first.json()["listId"])
+    assert (segment.workspace, segment.type, segment.external_id, segment.name) == (acme, "partner_amplitude", "26umsb5", "Power users")
+    assert segment.get_type_display() == "Partner - Amplitude"
+
+
+def test_lists_accepts_the_bare_name_form(acme, acme_inbound_key):
+    response = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create_bare_name.json"), acme_inbound_key)
+    segment = Segment.objects.get(pk=response.json()["listId"])
+    assert (segment.external_id, segment.name) == ("123", "cohort name")
+
+
+def test_add_then_remove_apply_in_order_with_blocked_values_reported(acme, acme_inbound_key, list_id):
+    added = push(f"/api/amplitude/lists/{list_id}/add", fixture("amplitude_cohort_sync/list_add.json"), acme_inbound_key)
+    removed = push(f"/api/amplitude/lists/{list_id}/remove", fixture("amplitude_cohort_sync/list_remove.json"), acme_inbound_key)
+    assert added.status_code == removed.status_code == 200
+    invalid = added.json()["invalid"]
+    assert [row["position"] for row in invalid] == [4, 5, 6, 7, 8]
+    assert all("blocked" in row["reason"] for row in invalid)
+    drain()
+    assert members(list_id) == {"u1", "u3"}
+    # Blocked values never became people; an unknown id being removed did not either.
+    assert not Identity.objects.filter(value__in=["null", "", "anonymous", "never-seen"]).exists()
+    ledger = list(MembershipChange.objects.order_by("id").values_list("action", flat=True))
+    assert ledger == ["added"] * 4 + ["removed"] * 2
+    batch = InboundBatch.objects.get(pk=added.json()["batchId"])
+    assert batch.status == BatchStatus.APPLIED and batch.invalid_count == 5 and batch.added == 4
+    assert Segment.objects.get(pk=list_id).size == 2
+
+
+def test_a_replay_is_acknowledged_and_applies_nothing(acme, acme_inbound_key, list_id):
+    body = fixture("amplitude_cohort_sync/list_add.json")
+    first = push(f"/api/amplitude/lists/{list_id}/add", body, acme_inbound_key)
+    drain()
+    replay = push(f"/api/amplitude/lists/{list_id}/add", body, acme_inbound_key)
+    assert replay.status_code == 200 and replay.json()["duplicate"] is True
+    assert replay.json()["batchId"] == first.json()["batchId"]
+    assert drain() == 0
+    assert InboundBatch.objects.count() == 1 and MembershipChange.objects.count() == 4
+
+
+def test_the_same_ids_in_a_new_request_write_no_second_ledger_row(acme, acme_inbound_key, list_id):
+    push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["a", "b"]}, acme_inbound_key)
+    push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["b", "a"]}, acme_inbound_key)
+    drain()
+    assert MembershipChange.objects.count() == 2 and Segment.objects.get(pk=list_id).size == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_replays_at_once_make_one_batch(acme, acme_inbound_key, list_id):
+    body = {"userIds": [f"p{n}" for n in range(500)]}
+    answers, barrier = [], threading.Barrier(8)
+
+    def send():
+        barrier.wait()
+        try:
+            answers.append(push(f"/api/amplitude/lists/{list_id}/add", body, acme_inbound_key))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len({a.json()["batchId"] for a in answers}) == 1
+    assert sum(not a.json()["duplicate"] for a in answers) == 1
+    drain()  # eager mode applied on commit already; whatever is left is applied here
+    assert InboundBatch.objects.get().status == BatchStatus.APPLIED
+    assert MembershipChange.objects.count() == 500 and SegmentMember.objects.count() == 500
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_list_creations_make_one_segment(acme, acme_inbound_key):
+    answers, barrier = [], threading.Barrier(6)
+
+    def create():
+        barrier.wait()
+        try:
+            answers.append(push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["listId"] for a in answers}) == 1 and Segment.objects.count() == 1
+
+
+def test_a_big_request_of_ten_thousand_ids_is_accepted(acme, acme_inbound_key, list_id):
+    response = push(f"/api/amplitude/lists/{list_id}/add", {"userIds": list(range(1, 10_001))}, acme_inbound_key, gzipped=True)
+    assert response.status_code == 200 and response.json()["received"] == 10_000
+    drain()
+    assert Segment.objects.get(pk=list_id).size == 10_000
+
+
+def test_numeric_and_property_identity_kinds_come_from_the_key(acme):
+    from integrations.models import ApiKey
+
+    _, raw = ApiKey.issue(acme, scope="inbound", name="emails", identity_kind="email")
+    list_id = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), raw).json()["listId"]
+    push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["ada@example.com"]}, raw)
+    drain()
+    assert Identity.objects.get().kind == "email"
