@@ -60,10 +60,52 @@ def _event_entries(profile) -> list[TraceEntry]:
     ]
 
 
+def _inbound_entries(profile) -> list[TraceEntry]:
+    """The pushes that changed this person's memberships (the ledger names its inbound batch)."""
+    from integrations.inbound.models import InboundBatch
+
+    batch_ids = MembershipChange.objects.filter(profile_id=profile.pk, cause_type="inbound_batch").values("cause_id")
+    batches = InboundBatch.objects.filter(pk__in=batch_ids).select_related("api_key").order_by("-id")[:TIMELINE_LIMIT]
+    return [
+        TraceEntry(
+            at=batch.received_at,
+            kind="inbound",
+            title=f"Inbound push #{batch.pk} on {batch.get_endpoint_display()}",
+            detail=f"key {batch.api_key.prefix if batch.api_key else '—'}… · {batch.item_count} ids · "
+            f"+{batch.added} −{batch.removed} · {batch.get_status_display()}",
+        )
+        for batch in batches
+    ]
+
+
+def _delivery_entries(profile) -> list[TraceEntry]:
+    from integrations.delivery.models import DeliveryRow
+
+    rows = (
+        DeliveryRow.objects.filter(profile_id=profile.pk)
+        .select_related("run__job__destination", "run__job__segment")
+        .order_by("-id")[:TIMELINE_LIMIT]
+    )
+    return [
+        TraceEntry(
+            at=row.run.finished_at or row.run.started_at or row.run.created_at,
+            kind="delivery",
+            title=f"{row.get_status_display()}: {row.action} “{row.run.job.segment.name}” → {row.run.job.destination.name}",
+            detail=f"run #{row.run_id} · id sent {row.user_id or row.device_id or '—'}"
+            + (f" · partner said: {row.reason}" if row.reason else "")
+            + (f" (code {row.partner_code})" if row.partner_code else ""),
+            link=f"/syncs/{row.job_id}/",
+        )
+        for row in rows
+    ]
+
+
 TRACE_SOURCES: list[str] = [
     "console.trace._ledger_entries",
     "console.trace._merge_entries",
     "console.trace._event_entries",
+    "console.trace._inbound_entries",
+    "console.trace._delivery_entries",
 ]
 
 
@@ -89,4 +131,30 @@ def why_lines(profile, memberships) -> list[str]:
         )
     if not lines:
         lines.append("Not in any segment now.")
+    lines.extend(destination_lines(profile, memberships))
+    return lines
+
+
+def destination_lines(profile, memberships) -> list[str]:
+    """For each sync of a segment the person is in: were they delivered, and if not, why not."""
+    from integrations.delivery.models import DeliveryRow, SyncJob
+
+    lines = []
+    segment_ids = [membership.segment_id for membership in memberships]
+    for job in SyncJob.objects.filter(segment_id__in=segment_ids).select_related("destination", "segment"):
+        where = f"“{job.destination.name}” (sync of “{job.segment.name}”)"
+        row = DeliveryRow.objects.filter(job_id=job.pk, profile_id=profile.pk).order_by("-id").first()
+        if row is None:
+            when = f"the next run ({job.next_run_at:%Y-%m-%d %H:%M} UTC)" if job.next_run_at else "the next run"
+            state = "paused — resume it to send" if job.paused else f"{when} will send them"
+            lines.append(f"Not yet in {where}: no run has covered them since they joined; {state}.")
+        elif row.status == "delivered":
+            lines.append(f"In {where}: delivered ({row.action}) by run #{row.run_id} as {row.user_id or row.device_id}.")
+        elif row.status == "invalid":
+            lines.append(f"Not in {where}: not sent, invalid — {row.reason}.")
+        elif row.status == "rejected":
+            code = f" (code {row.partner_code})" if row.partner_code else ""
+            lines.append(f"Not in {where}: the partner rejected them — {row.reason}{code}.")
+        else:
+            lines.append(f"Not yet in {where}: {row.get_status_display().lower()} — {row.reason or 'will be retried'}.")
     return lines

@@ -1,14 +1,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.views import people, segments, settings, sources
+from console.views import dashboard, kahuna, people, segments, settings, sources
 
 app_name = "console"
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", settings.dashboard, name="dashboard"),
+    path("", dashboard.dashboard, name="dashboard"),
     path("workspace/switch/", settings.switch_workspace, name="switch-workspace"),
     path("settings/api-keys/", settings.api_keys, name="api-keys"),
     path("settings/api-keys/<int:pk>/revoke/", settings.revoke_api_key, name="revoke-api-key"),
@@ -23,6 +23,7 @@ urlpatterns = [
     path("segments/", segments.segment_list, name="segments"),
     path("segments/<int:pk>/", segments.segment_detail, name="segment"),
     path("segments/<int:pk>/members.csv", segments.segment_members_csv, name="segment-members-csv"),
+    path("segments/<int:pk>/export-to-kahuna/", kahuna.export_to_kahuna, name="export-to-kahuna"),
     path("people/", people.find_people, name="find-people"),
     path("people/search/", people.person_search, name="person-search"),
     path("people/<int:pk>/", people.person_detail, name="person"),

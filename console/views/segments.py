@@ -12,6 +12,7 @@ from django.utils import timezone
 from audiences.models import Identity, MembershipChange, Segment, SegmentMember
 from audiences.stats import activity_24h, daily_history
 from console.access import member_required
+from integrations.delivery.models import SyncJob
 
 MEMBERS_PAGE = 50
 
@@ -27,6 +28,11 @@ def segment_list(request):
         segments = segments.filter(Q(name__icontains=query) | Q(external_id=query))
     page = Paginator(segments, 50).get_page(request.GET.get("page"))
     activity = activity_24h([segment.pk for segment in page])
+    synced: dict[int, list[str]] = {}
+    for segment_id, name in SyncJob.objects.filter(segment__in=list(page)).values_list("segment_id", "destination__name"):
+        synced.setdefault(segment_id, []).append(name)
+    for segment in page:
+        segment.synced_to = sorted(set(synced.get(segment.pk, [])))
     rows = [(segment, activity[segment.pk]) for segment in page]
     return render(
         request, "console/segments/list.html",

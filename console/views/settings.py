@@ -12,16 +12,6 @@ from workspaces.middleware import SESSION_KEY
 from workspaces.models import Membership
 
 
-@member_required
-def dashboard(request):
-    workspace = request.workspace
-    context = {
-        "authorization_count": Authorization.objects.for_workspace(workspace).count(),
-        "inbound_key_count": ApiKey.objects.for_workspace(workspace).active().filter(scope="inbound").count(),
-    }
-    return render(request, "console/dashboard.html", context)
-
-
 @login_required
 @require_POST
 def switch_workspace(request):

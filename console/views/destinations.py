@@ -1,0 +1,266 @@
+"""Destinations: add one of each registry kind with its seed's fields, test it, read its partner-call log.
+
+Validation is the management API's own (DestinationSerializer + the connector's Config serializer), so
+the console and the API can never disagree about what a valid destination is. The form is generated
+from the Config serializer: a new connector kind gets a console form without template work.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from rest_framework import serializers
+
+from console.access import credentials_required, member_required
+from integrations.connectors.registry import CONNECTORS, connector_class
+from integrations.delivery import engine
+from integrations.delivery.api import DestinationSerializer
+from integrations.delivery.models import ACTIVE_STATUSES, Destination, PartnerCall, SyncRun
+from integrations.models import Authorization
+from integrations.providers import PROVIDERS
+
+CALLS_SHOWN = 50
+
+
+@dataclass
+class Input:
+    """One rendered form input: what the template needs, nothing more (secrets never get a value)."""
+
+    name: str
+    label: str
+    widget: str  # text | password | number | checkbox | select | textarea
+    value: object = ""
+    help: str = ""
+    required: bool = False
+    choices: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _widget(serializer_field: serializers.Field) -> str:
+    if isinstance(serializer_field, serializers.ChoiceField):
+        return "select"
+    if isinstance(serializer_field, serializers.BooleanField):
+        return "checkbox"
+    if isinstance(serializer_field, serializers.IntegerField):
+        return "number"
+    if isinstance(serializer_field, serializers.ListField | serializers.DictField | serializers.BaseSerializer):
+        return "textarea"
+    return "text"
+
+
+def _shown(value: object, widget: str) -> object:
+    """A saved config value as the input shows it: lists comma-separated, dicts/nested as JSON."""
+    if widget == "textarea":
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return ", ".join(value)
+        return json.dumps(value, indent=1) if value not in (None, "", {}, []) else ""
+    return "" if value is None else value
+
+
+def _default(serializer_field: serializers.Field) -> object:
+    default = serializer_field.default
+    if default is serializers.empty:
+        return ""
+    return default() if callable(default) else default
+
+
+def config_inputs(kind: str, values: dict, errors: dict) -> list[Input]:
+    inputs = []
+    for name, serializer_field in connector_class(kind).Config().fields.items():
+        widget = _widget(serializer_field)
+        value = values[name] if name in values else _default(serializer_field)
+        raw_errors = errors.get(name, [])
+        if isinstance(raw_errors, dict):  # nested serializer: flatten "key: message"
+            raw_errors = [f"{key}: {' '.join(map(str, msgs))}" for key, msgs in raw_errors.items()]
+        inputs.append(Input(
+            name=f"cfg_{name}", label=str(serializer_field.label or name.replace("_", " ").capitalize()),
+            widget=widget, value=value if widget in ("checkbox", "select") else _shown(value, widget),
+            help=str(serializer_field.help_text or ""), required=serializer_field.required,
+            choices=[(str(k), str(v)) for k, v in getattr(serializer_field, "choices", {}).items()],
+            errors=[str(message) for message in raw_errors],
+        ))
+    return inputs
+
+
+def parse_config(kind: str, post) -> tuple[dict, dict]:
+    """POSTed inputs → the config dict the Config serializer validates, plus parse errors per field."""
+    config, errors = {}, {}
+    for name, serializer_field in connector_class(kind).Config().fields.items():
+        widget = _widget(serializer_field)
+        raw = post.get(f"cfg_{name}", "")
+        if widget == "checkbox":
+            config[name] = f"cfg_{name}" in post
+            continue
+        raw = raw.strip()
+        if raw == "":
+            if serializer_field.required:
+                config[name] = ""  # let the serializer say "required" in its own words
+            continue  # blank optional field: the serializer's default applies
+        if widget == "textarea":
+            if raw[0] in "[{":
+                try:
+                    config[name] = json.loads(raw)
+                except ValueError as exc:
+                    errors[name] = [f"Not valid JSON: {exc}"]
+            elif isinstance(serializer_field, serializers.ListField):
+                config[name] = [item.strip() for item in raw.split(",") if item.strip()]
+            else:
+                errors[name] = ['Enter JSON, e.g. {"X-Header": "value"}.']
+        else:
+            config[name] = raw
+    return config, errors
+
+
+def credential_inputs(provider: str, post=None, errors: dict | None = None) -> list[Input]:
+    spec, errors = PROVIDERS[provider], errors or {}
+    inputs = [Input(name=f"cred_{name}", label=name.replace("_", " ").capitalize(), widget="text",
+                    value=(post or {}).get(f"cred_{name}", ""), help=spec.help.get(name, ""),
+                    errors=errors.get(name, [])) for name in spec.plain_fields]
+    # Password inputs that never carry a value: a saved secret is never sent back to a browser.
+    inputs += [Input(name=f"secret_{name}", label=name.replace("_", " ").capitalize(), widget="password",
+                     help=spec.help.get(name, ""), errors=errors.get(name, [])) for name in spec.secret_fields]
+    return inputs
+
+
+@member_required
+def destination_list(request):
+    destinations = (Destination.objects.for_workspace(request.workspace)
+                    .annotate(sync_count=Count("sync_jobs")).order_by("name"))
+    kinds = [(kind, spec.label) for kind, spec in CONNECTORS.items()]
+    return render(request, "console/destinations/list.html", {"destinations": destinations, "kinds": kinds})
+
+
+def _form_context(request, kind: str, instance: Destination | None, config_values: dict, config_errors: dict,
+                  errors: dict, post=None) -> dict:
+    cls = connector_class(kind)
+    return {
+        "kind": kind,
+        "kind_label": CONNECTORS[kind].label,
+        "instance": instance,
+        "name": (post or {}).get("name", instance.name if instance else ""),
+        "name_errors": errors.get("name", []),
+        "credentials": credential_inputs(cls.provider, post, errors.get("credentials")),
+        "credential_errors": errors.get("authorization", []),
+        "provider_label": PROVIDERS[cls.provider].label,
+        "authorizations": Authorization.objects.for_workspace(request.workspace).filter(provider=cls.provider)
+        .order_by("label"),
+        "chosen_authorization": str((post or {}).get("authorization", instance.authorization_id if instance else "")
+                                    or ""),
+        "config": config_inputs(kind, config_values, config_errors),
+        "form_errors": errors.get("non_field_errors", []),
+    }
+
+
+def _save(request, kind: str, instance: Destination | None):
+    """Validate with the API serializer; on success save the destination (and new credentials) atomically."""
+    cls = connector_class(kind)
+    spec = PROVIDERS[cls.provider]
+    config, parse_errors = parse_config(kind, request.POST)
+    chosen = request.POST.get("authorization", "")
+    plain = {name: request.POST.get(f"cred_{name}", "").strip() for name in spec.plain_fields}
+    secret = {name: request.POST.get(f"secret_{name}", "") for name in spec.secret_fields}
+    new_credentials = any(secret.values()) or any(plain.values())
+    errors: dict = {}
+    authorization = None
+    if chosen and not new_credentials:
+        authorization = Authorization.objects.for_workspace(request.workspace).filter(
+            provider=cls.provider, pk=chosen if chosen.isdigit() else 0).first()
+        if authorization is None:
+            errors["authorization"] = [f"Choose a {spec.label} authorization of this workspace."]
+    elif not new_credentials and instance is None and cls.provider != "kochava":  # Kochava's keys are optional
+        errors["authorization"] = ["Enter the credentials, or choose a saved authorization."]
+    data = {"kind": kind, "name": request.POST.get("name", "").strip(), "config": config,
+            "authorization": authorization.pk if authorization else
+            (instance.authorization_id if instance and not new_credentials else None)}
+    serializer = DestinationSerializer(instance=instance, data=data, context={"request": request})
+    valid = serializer.is_valid()
+    detail = dict(serializer.errors) if not valid else {}
+    config_errors = {**parse_errors}
+    if isinstance(detail.get("config"), dict):
+        config_errors.update(detail.pop("config"))
+    elif detail.get("config"):
+        errors.setdefault("non_field_errors", []).extend(map(str, detail.pop("config")))
+    for key, messages_ in detail.items():
+        errors.setdefault(key if key in ("name", "authorization") else "non_field_errors", []).extend(map(str, messages_))
+    label = f"{data['name']} credentials"
+    if new_credentials and Authorization.objects.filter(workspace=request.workspace, label=label).exists():
+        errors["authorization"] = [f"An authorization labelled “{label}” exists already: choose it or rename."]
+    if errors or config_errors:
+        return None, _form_context(request, kind, instance, config, config_errors, errors, request.POST)
+    with transaction.atomic():
+        extra = {}
+        if new_credentials:
+            auth = Authorization(workspace=request.workspace, provider=cls.provider, label=label, fields=plain)
+            auth.set_secrets({k: v for k, v in secret.items() if v})
+            auth.save()
+            extra["authorization"] = auth
+        return serializer.save(workspace=request.workspace, **extra), None
+
+
+@credentials_required
+def destination_new(request, kind):
+    if kind not in CONNECTORS:
+        raise Http404("unknown kind")
+    if request.method == "POST":
+        destination, context = _save(request, kind, None)
+        if destination is not None:
+            messages.success(request, f"Destination “{destination.name}” saved. Test the connection next.")
+            return redirect("console:destination", pk=destination.pk)
+        return render(request, "console/destinations/form.html", context, status=400)
+    return render(request, "console/destinations/form.html", _form_context(request, kind, None, {}, {}, {}))
+
+
+@credentials_required
+def destination_edit(request, pk):
+    destination = get_object_or_404(Destination.objects.for_workspace(request.workspace), pk=pk)
+    if request.method == "POST":
+        saved, context = _save(request, destination.kind, destination)
+        if saved is not None:
+            messages.success(request, f"Destination “{saved.name}” updated.")
+            return redirect("console:destination", pk=saved.pk)
+        return render(request, "console/destinations/form.html", context, status=400)
+    return render(request, "console/destinations/form.html",
+                  _form_context(request, destination.kind, destination, destination.config, {}, {}))
+
+
+@member_required
+def destination_detail(request, pk):
+    destination = get_object_or_404(Destination.objects.for_workspace(request.workspace)
+                                    .select_related("authorization"), pk=pk)
+    context = {
+        "destination": destination,
+        "calls": PartnerCall.objects.filter(destination=destination).order_by("-id")[:CALLS_SHOWN],
+        "jobs": destination.sync_jobs.select_related("segment").order_by("segment__name"),
+    }
+    return render(request, "console/destinations/detail.html", context)
+
+
+@credentials_required
+def destination_test(request, pk):
+    destination = get_object_or_404(Destination.objects.for_workspace(request.workspace), pk=pk)
+    if request.method != "POST":
+        return redirect("console:destination", pk=pk)
+    ok, message = engine.run_connection_test(destination)
+    destination.refresh_from_db()
+    return render(request, "console/destinations/_test_result.html",
+                  {"ok": ok, "message": message, "destination": destination})
+
+
+@credentials_required
+def destination_delete(request, pk):
+    destination = get_object_or_404(Destination.objects.for_workspace(request.workspace), pk=pk)
+    if request.method == "POST":
+        if SyncRun.objects.filter(job__destination=destination, status__in=ACTIVE_STATUSES).exists():
+            messages.error(request, "A sync to this destination is running; delete it after the run ends.")
+            return redirect("console:destination", pk=pk)
+        name = destination.name
+        destination.delete()  # its syncs go with it; the saved authorization stays for reuse
+        messages.success(request, f"Destination “{name}” and its syncs deleted.")
+        return redirect("console:destinations")
+    return render(request, "console/destinations/delete.html", {"destination": destination})

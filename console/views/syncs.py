@@ -1,0 +1,219 @@
+"""Syncs: the "Import Cohorts from Amplitude" wizard (segment → destination → API target → sync type),
+the sync page with its actions, live progress, run history and per-row failures.
+
+Actions call the same engine functions as the management API (integrations/delivery/api.py), and the
+wizard validates through SyncJobSerializer, so the console adds no rules of its own.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from audiences.models import DEVICE_KINDS, KNOWN_KINDS, Segment
+from console.access import action_required, member_required
+from integrations.connectors.registry import CONNECTORS
+from integrations.delivery import engine
+from integrations.delivery.api import SyncJobSerializer
+from integrations.delivery.models import (
+    ACTIVE_STATUSES,
+    Cadence,
+    DeliveryRow,
+    Destination,
+    RowStatus,
+    RunMode,
+    RunStatus,
+    SyncJob,
+    SyncRun,
+)
+from integrations.delivery.scheduling import next_run_after
+
+TIMEZONES = sorted(zoneinfo.available_timezones())
+FAILURE_STATUSES = (RowStatus.INVALID, RowStatus.REJECTED, RowStatus.FAILED)
+FAILURES_PER_PAGE = 50
+RUNS_SHOWN = 30
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def api_target(kind: str, segment: Segment, destination: Destination) -> str:
+    """In words: what the connector will create or use at the partner for this segment."""
+    config = destination.config or {}
+    list_name = f"[{segment.partner_name}] {segment.name}: {segment.external_id}"
+    return {
+        "list_api": f"A list named “{list_name}”, created on the first sync (never twice); "
+                    "members are added to and removed from it.",
+        "traits_api": f"Identify calls setting the trait “[{config.get('trait_prefix', 'Amplitude')}] {segment.name}” "
+                      "to true when a person enters and false when they leave.",
+        "cohort_webhook": f"POSTs of enter/exit batches for “{segment.name}” to {config.get('url', 'the webhook URL')}.",
+        "clevertap": f"Profile uploads flagging membership of “{segment.name}”"
+                     f"{' and a Partner Sync event per change' if config.get('send_partner_sync_event', True) else ''}.",
+        "kahuna": f"User attribute updates for “{segment.name}” in the {config.get('environment', 'p')} environment.",
+        "kochava": f"IdentityLink calls (and events) for members of “{segment.name}” in app "
+                   f"{config.get('app_guid') or 'of the authorization'}.",
+    }.get(kind, f"{CONNECTORS[kind].label} for “{segment.name}”.")
+
+
+@action_required
+def sync_new(request):
+    """One page, four steps: each choice is a query parameter, so every step is a plain link (no JS)."""
+    segments = Segment.objects.for_workspace(request.workspace)
+    destinations = Destination.objects.for_workspace(request.workspace)
+    source = request.POST if request.method == "POST" else request.GET
+    segment = segments.filter(pk=_int(source.get("segment"))).first()
+    destination = destinations.filter(pk=_int(source.get("destination"))).first()
+    errors: dict = {}
+    if request.method == "POST" and segment and destination:
+        serializer = SyncJobSerializer(data={
+            "segment": segment.pk, "destination": destination.pk, "cadence": request.POST.get("cadence", ""),
+            "time_of_day": request.POST.get("time_of_day") or None, "timezone": request.POST.get("timezone", "UTC"),
+            "user_id_kind": request.POST.get("user_id_kind", "user_id"),
+            "device_id_kind": request.POST.get("device_id_kind", ""),
+        }, context={"request": request})
+        if serializer.is_valid():
+            job = serializer.save(workspace=request.workspace)
+            now = timezone.now()  # the API's perform_create rule: one-time/real time start now
+            job.next_run_at = now if job.cadence in (Cadence.ONE_TIME, Cadence.REALTIME) else next_run_after(job, now)
+            job.save(update_fields=["next_run_at"])
+            messages.success(request, f"Sync of “{segment.name}” to “{destination.name}” saved.")
+            return redirect("console:sync", pk=job.pk)
+        errors = {key: [str(m) for m in value] for key, value in serializer.errors.items()}
+        if "non_field_errors" in errors:  # the unique (segment, destination) constraint
+            errors["non_field_errors"] = ["This segment already syncs to this destination."]
+    connector_cls = destination.connector_class if destination else None
+    context = {
+        "segments": segments.order_by("name")[:500],
+        "destinations": destinations.order_by("name"),
+        "segment": segment,
+        "destination": destination,
+        "existing": SyncJob.objects.filter(segment=segment, destination=destination).first()
+        if segment and destination else None,
+        "target": api_target(destination.kind, segment, destination) if segment and destination else "",
+        "accepts_device": bool(connector_cls and connector_cls.accepts_device_id),
+        "user_kinds": sorted(KNOWN_KINDS),
+        "device_kinds": sorted(DEVICE_KINDS),
+        "cadences": Cadence.choices,
+        "timezones": TIMEZONES,
+        "values": {"cadence": source.get("cadence", Cadence.ONE_TIME), "time_of_day": source.get("time_of_day", ""),
+                   "timezone": source.get("timezone", request.workspace.timezone),
+                   "user_id_kind": source.get("user_id_kind", "user_id"),
+                   "device_id_kind": source.get("device_id_kind", "device_id")},
+        "errors": errors,
+    }
+    return render(request, "console/syncs/new.html", context, status=400 if errors else 200)
+
+
+@member_required
+def sync_list(request):
+    jobs = SyncJob.objects.for_workspace(request.workspace).select_related("segment", "destination").order_by(
+        "segment__name", "destination__name")
+    return render(request, "console/syncs/list.html", {"jobs": jobs})
+
+
+def _job(request, pk) -> SyncJob:
+    return get_object_or_404(SyncJob.objects.for_workspace(request.workspace).select_related("segment", "destination"),
+                             pk=pk)
+
+
+def progress_of(run: SyncRun | None) -> dict:
+    """Rows done of rows to do, rate and time left, from the run's own counters (no COUNT queries)."""
+    if run is None:
+        return {"run": None, "active": False}
+    active = run.status in ACTIVE_STATUSES
+    elapsed = ((run.finished_at or timezone.now()) - run.started_at).total_seconds() if run.started_at else 0
+    rate = run.rows_done / elapsed if elapsed > 0 else 0
+    left = (run.rows_total - run.rows_done) / rate if active and rate > 0 else None
+    return {"run": run, "active": active, "rate": round(rate, 1), "seconds_left": round(left) if left is not None else None,
+            "percent": round(100 * run.rows_done / run.rows_total) if run.rows_total else (100 if not active else 0)}
+
+
+def _failures(request, job: SyncJob) -> dict:
+    rows = DeliveryRow.objects.filter(job_id=job.pk, status__in=FAILURE_STATUSES)
+    q = request.GET.get("q", "").strip()
+    if q:
+        match = Q(user_id=q) | Q(device_id=q)
+        if q.isdigit():
+            match |= Q(profile_id=int(q))
+        rows = rows.filter(match)
+    wanted = request.GET.get("status", "")
+    if wanted in FAILURE_STATUSES:
+        rows = rows.filter(status=wanted)
+    before = _int(request.GET.get("before"))
+    if before:
+        rows = rows.filter(id__lt=before)  # keyset pagination: fast at any depth, no OFFSET, no COUNT
+    page = list(rows.order_by("-id")[:FAILURES_PER_PAGE + 1])
+    more = len(page) > FAILURES_PER_PAGE
+    page = page[:FAILURES_PER_PAGE]
+    return {"failures": page, "q": q, "status_filter": wanted, "next_before": page[-1].id if more else None,
+            "failure_statuses": [(s.value, s.label) for s in FAILURE_STATUSES]}
+
+
+@member_required
+def sync_detail(request, pk):
+    return _render_detail(request, _job(request, pk))
+
+
+def _render_detail(request, job: SyncJob, dry: dict | None = None):
+    runs = list(SyncRun.objects.filter(job=job).order_by("-id")[:RUNS_SHOWN])
+    context = {
+        "job": job,
+        "runs": runs,
+        "progress": progress_of(runs[0] if runs else None),
+        "target": api_target(job.destination.kind, job.segment, job.destination),
+        "dry": dry,
+        **_failures(request, job),
+    }
+    return render(request, "console/syncs/detail.html", context)
+
+
+@member_required
+def sync_progress(request, pk):
+    job = _job(request, pk)
+    run = SyncRun.objects.filter(job=job).order_by("-id").first()
+    return render(request, "console/syncs/_progress.html", {"job": job, "progress": progress_of(run)})
+
+
+RUN_ACTIONS = {"sync-now": RunMode.AUTO, "full-resync": RunMode.FULL, "retry-failed": RunMode.RETRY}
+
+
+@action_required
+def sync_action(request, pk, action):
+    job = _job(request, pk)
+    if request.method != "POST":
+        return redirect("console:sync", pk=pk)
+    if action in RUN_ACTIONS:
+        run = engine.start_run(job, trigger="manual", mode=RUN_ACTIONS[action])
+        if run.status == RunStatus.QUEUED:
+            engine.enqueue(run.pk)  # on commit; eager Celery runs it inside this request
+            messages.success(request, f"Run #{run.pk} ({run.get_mode_display().lower()}) started.")
+        else:
+            messages.error(request, run.error)
+    elif action == "reset-diff":
+        try:
+            engine.reset_diff(job)
+            messages.success(request, "The diff is reset: the next run sends only changes from now on.")
+        except ValueError as exc:
+            messages.error(request, str(exc))
+    elif action == "pause":
+        job.paused = True
+        job.save(update_fields=["paused"])
+        messages.success(request, "Paused: scheduled runs stop until you resume.")
+    elif action == "resume":
+        job.paused = False
+        if job.cadence != Cadence.ONE_TIME and (job.next_run_at is None or job.next_run_at < timezone.now()):
+            job.next_run_at = next_run_after(job, timezone.now())
+        job.save(update_fields=["paused", "next_run_at"])
+        messages.success(request, "Resumed.")
+    elif action == "dry-run":
+        mode = request.POST.get("mode", RunMode.AUTO)
+        return _render_detail(request, job, dry=engine.dry_run(job, mode=mode if mode in RunMode.values else RunMode.AUTO))
+    else:
+        raise Http404("unknown action")
+    return redirect("console:sync", pk=pk)
