@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audiences.events import store_events
 from audiences.identity import blocked_values, clean_identity, resolve
 from audiences.ledger import Cause, apply_changes
 from audiences.merge import ANONYMOUS_KIND, link_pairs
@@ -148,6 +149,12 @@ def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
         )
         added, removed = added + result.added, removed + result.removed
     batch.added, batch.removed = added, removed
+
+    # Track calls become events in the same transaction (deduplicated on messageId), so a
+    # replayed /v1/batch neither loses nor doubles them.
+    tracks = track_calls(batch)
+    if tracks:
+        store_events(workspace_id, [segment.track_to_event(message) for message in tracks], source="track")
 
 
 # --- the ordered apply loop --------------------------------------------------------------------------

@@ -40,3 +40,35 @@ def track_calls(body: bytes, default_type: str | None = None) -> list[dict]:
     """The track messages of a stored /v1 batch body, verbatim (for the events loader)."""
     payload = json.loads(body)
     return [m for m in messages_of(payload, default_type) if isinstance(m, dict) and m.get("type") == "track"]
+
+
+def track_to_event(message: dict) -> dict:
+    """A Segment/RudderStack track call in the Amplitude export shape the events loader reads.
+
+    messageId becomes both uuid and $insert_id, so an SDK's retry of the same call is one event.
+    """
+    context = message.get("context") if isinstance(message.get("context"), dict) else {}
+    device = context.get("device") if isinstance(context.get("device"), dict) else {}
+    os_info = context.get("os") if isinstance(context.get("os"), dict) else {}
+    location = context.get("location") if isinstance(context.get("location"), dict) else {}
+    timestamp = message.get("timestamp") or message.get("sentAt") or message.get("receivedAt")
+    message_id = message.get("messageId")
+    return {
+        "event_type": str(message.get("event") or "(unnamed track)"),
+        "uuid": str(message_id) if message_id else None,
+        "$insert_id": str(message_id) if message_id else None,
+        "user_id": message.get("userId"),
+        "device_id": message.get("anonymousId"),
+        "event_time": timestamp,
+        "event_properties": message.get("properties") if isinstance(message.get("properties"), dict) else {},
+        "user_properties": context.get("traits") if isinstance(context.get("traits"), dict) else {},
+        "platform": device.get("type"),
+        "os_name": os_info.get("name"),
+        "os_version": os_info.get("version"),
+        "device_type": device.get("model"),
+        "country": location.get("country"),
+        "city": location.get("city"),
+        "region": location.get("region"),
+        "ip_address": context.get("ip"),
+        "library": (context.get("library") or {}).get("name") if isinstance(context.get("library"), dict) else None,
+    }
