@@ -1,10 +1,7 @@
 """Management API for audiences: segments with their 24-hour movement, a segment's members, and a
 profile looked up by any identity value (identities, properties, memberships, ledger history)."""
 
-from datetime import timedelta
 
-from django.db.models import Count, Q
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
@@ -12,6 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from audiences.models import Identity, MembershipChange, Profile, ProfileMerge, Segment, SegmentMember
+from audiences.stats import activity_24h
 from integrations.api import WorkspaceScopedViewSet
 from integrations.api_auth import ManagementAccess
 
@@ -20,8 +18,9 @@ HISTORY_LIMIT = 200
 
 class SegmentSerializer(serializers.ModelSerializer):
     type_label = serializers.CharField(source="get_type_display", read_only=True)
-    added_24h = serializers.IntegerField(read_only=True)
-    removed_24h = serializers.IntegerField(read_only=True)
+    # Same numbers as the console: both read audiences.stats (the view fills "activity" per page).
+    added_24h = serializers.SerializerMethodField()
+    removed_24h = serializers.SerializerMethodField()
 
     class Meta:
         model = Segment
@@ -29,6 +28,19 @@ class SegmentSerializer(serializers.ModelSerializer):
             "id", "name", "type", "type_label", "external_id", "partner_name", "size", "last_changed_at",
             "last_computed_at", "added_24h", "removed_24h", "created_at",
         ]
+
+
+    def _activity(self, obj: Segment):
+        activity = self.context.get("activity")
+        if activity is None or obj.pk not in activity:
+            activity = activity_24h([obj.pk])
+        return activity[obj.pk]
+
+    def get_added_24h(self, obj: Segment) -> int:
+        return self._activity(obj).added_24h
+
+    def get_removed_24h(self, obj: Segment) -> int:
+        return self._activity(obj).removed_24h
 
 
 class IdentitySerializer(serializers.ModelSerializer):
@@ -66,15 +78,14 @@ class SegmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        since = timezone.now() - timedelta(hours=24)
-        recent = Q(changes__occurred_at__gte=since)
-        queryset = queryset.annotate(
-            added_24h=Count("changes", filter=recent & Q(changes__action="added")),
-            removed_24h=Count("changes", filter=recent & Q(changes__action="removed")),
-        )
         if self.request.query_params.get("type"):
             queryset = queryset.filter(type=self.request.query_params["type"])
         return queryset
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        context = {**self.get_serializer_context(), "activity": activity_24h([segment.pk for segment in page])}
+        return self.get_paginated_response(SegmentSerializer(page, many=True, context=context).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("identity", str, description="Only members holding this identity value.")],
