@@ -5,6 +5,7 @@
     python3 dev.py test [PYTEST ARGS]   the test suite
     python3 dev.py services             only PostgreSQL + Redis; prints the export lines
     python3 dev.py manage ARGS          manage.py with the same servers
+    python3 dev.py bench [NAME [ARGS]]  a benchmark from bench/ on its own embedded servers
 
 This file is stdlib-only on purpose: it runs under the system Python, before any dependency
 exists. It creates .venv, installs requirements.txt into it, re-executes itself with the venv's

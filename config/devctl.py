@@ -50,11 +50,11 @@ def say(message: str, name: str = "dev.py") -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Dispatch `dev.py COMMAND [ARGS...]`; return the process exit code."""
-    commands = {"run": cmd_run, "test": cmd_test, "services": cmd_services, "manage": cmd_manage}
+    commands = {"run": cmd_run, "test": cmd_test, "services": cmd_services, "manage": cmd_manage, "bench": cmd_bench}
     if not argv or argv[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
-    if argv[0] in ("run", "manage"):
+    if argv[0] in ("run", "manage", "bench"):
         # A developer tool: DEBUG=1 gives settings its development secrets and plain-HTTP
         # cookies. (`test` leaves it to config.settings_test.)
         os.environ.setdefault("DEBUG", "1")
@@ -146,6 +146,25 @@ def cmd_test(args: list[str]) -> int:
     services = start_services(TEST_DATA)
     try:
         return run_foreground([sys.executable, "-m", "pytest", *args])
+    finally:
+        services.stop()
+
+
+BENCH_DATA = ROOT / ".data" / "bench"
+
+
+def cmd_bench(args: list[str]) -> int:
+    """`dev.py bench NAME [ARGS]` runs bench/NAME.py against its own embedded servers (or the URLs
+    set), after migrating; `dev.py bench` lists the benchmarks."""
+    names = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem != "__init__")
+    if not args or args[0] not in names:
+        say("benchmarks: " + ", ".join(names) + "   (python3 dev.py bench NAME [--size N])")
+        return 0 if not args else 2
+    services = start_services(BENCH_DATA)
+    try:
+        if subprocess.call(manage_command("migrate", "--noinput", "-v", "0"), cwd=ROOT) != 0:
+            return 1
+        return run_foreground([sys.executable, "-m", f"bench.{args[0]}", *args[1:]])
     finally:
         services.stop()
 
