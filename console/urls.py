@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.views import dashboard, kahuna, people, segments, settings, sources
+from console.views import dashboard, destinations, kahuna, people, segments, settings, sources, syncs
 
 app_name = "console"
 
@@ -24,6 +24,17 @@ urlpatterns = [
     path("segments/<int:pk>/", segments.segment_detail, name="segment"),
     path("segments/<int:pk>/members.csv", segments.segment_members_csv, name="segment-members-csv"),
     path("segments/<int:pk>/export-to-kahuna/", kahuna.export_to_kahuna, name="export-to-kahuna"),
+    path("destinations/", destinations.destination_list, name="destinations"),
+    path("destinations/new/<str:kind>/", destinations.destination_new, name="destination-new"),
+    path("destinations/<int:pk>/", destinations.destination_detail, name="destination"),
+    path("destinations/<int:pk>/edit/", destinations.destination_edit, name="destination-edit"),
+    path("destinations/<int:pk>/test/", destinations.destination_test, name="destination-test"),
+    path("destinations/<int:pk>/delete/", destinations.destination_delete, name="destination-delete"),
+    path("syncs/", syncs.sync_list, name="syncs"),
+    path("syncs/new/", syncs.sync_new, name="sync-new"),
+    path("syncs/<int:pk>/", syncs.sync_detail, name="sync"),
+    path("syncs/<int:pk>/progress/", syncs.sync_progress, name="sync-progress"),
+    path("syncs/<int:pk>/<slug:action>/", syncs.sync_action, name="sync-action"),
     path("people/", people.find_people, name="find-people"),
     path("people/search/", people.person_search, name="person-search"),
     path("people/<int:pk>/", people.person_detail, name="person"),

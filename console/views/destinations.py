@@ -182,6 +182,11 @@ def _save(request, kind: str, instance: Destination | None):
     valid = serializer.is_valid()
     detail = dict(serializer.errors) if not valid else {}
     config_errors = {**parse_errors}
+    # DRF skips the serializer's validate() (where the config is checked) when a plain field such as
+    # the name is wrong; run the connector's Config serializer too so every error shows at once.
+    config_check = cls.Config(data=config)
+    if not config_check.is_valid():
+        config_errors = {**config_check.errors, **config_errors}
     if isinstance(detail.get("config"), dict):
         config_errors.update(detail.pop("config"))
     elif detail.get("config"):
