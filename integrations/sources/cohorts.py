@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import logging
 import tempfile
 from collections import Counter
@@ -21,10 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
-from audiences.events import resolve_staged
+from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values
 from audiences.ledger import Cause, replace_members
 from audiences.models import Segment, SegmentType
 from integrations.sources import quota
@@ -54,7 +56,6 @@ FIELD_MAP: dict[str, tuple[str, ...]] = {
     "version": ("amplitude_version",),
 }
 CUSTOM_PREFIX = "amplitude_"  # other user properties land as amplitude_<name>
-STAGE = "cohort_stage"
 
 
 class CohortFileError(Exception):
@@ -122,104 +123,278 @@ class CohortResult:
                 "skipped_samples": self.skipped_samples}
 
 
-def _stage_rows(reader, plan: CsvPlan, result: CohortResult, copy) -> None:
-    width = len(plan.header)
-    ai, _ui = plan.amplitude_id, plan.user_id
-    positions = [position for position, _keys in plan.properties]
+# Staging tables of one cohort load (temporary: private to the connection, dropped at commit).
+RAW = "cohort_raw"  # the file's columns as text, c0 … c<n-1>, plus the row's line number
+STAGE = "cohort_stage"  # one row per file row: cleaned identifiers, properties, the matched profile
+NEW = "cohort_new"  # one row per person to create: the identifier that keys them, a fresh id, properties
+MEMBERS = "cohort_members"  # the snapshot handed to audiences.ledger.replace_members
+COPY_CHUNK = 1 << 20
+
+
+def _header_and_body(binary: BinaryIO) -> tuple[list[str], BinaryIO]:
+    """Parse the header line; return it with a byte stream positioned at the first data row."""
+    binary.seek(0)
+    magic = binary.read(2)
+    binary.seek(0)
+    stream = gzip.GzipFile(fileobj=binary, mode="rb") if magic == b"\x1f\x8b" else binary
+    try:
+        first = stream.readline(1 << 20)
+    except (OSError, EOFError) as exc:
+        raise CohortFileError(f"The cohort file cannot be read: {exc}") from None
+    if not first.strip():
+        raise CohortFileError("The cohort file is empty (not even a header row).")
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig", errors="replace")]))
+    except csv.Error as exc:
+        raise CohortFileError(f"The cohort file cannot be read: {exc}") from None
+    return header, stream
+
+
+def _copy_fast(cursor, body: BinaryIO, width: int) -> None:
+    """The whole body straight into COPY (FORMAT csv): PostgreSQL parses it, no Python per row.
+
+    Raises (and the caller falls back to _copy_checked) on any row PostgreSQL refuses: a row with
+    the wrong number of fields, a blank line, invalid UTF-8.
+    """
+    columns = ", ".join(f"c{i}" for i in range(width))
+    with cursor.copy(f"COPY {RAW} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        while chunk := body.read(COPY_CHUNK):
+            copy.write(chunk)
+
+
+def _copy_checked(cursor, binary: BinaryIO, width: int, result: CohortResult) -> None:
+    """Row by row through csv.reader: rows of the wrong width are skipped and reported by line."""
+    reader = csv.reader(open_text(binary))
+    next(reader, None)  # the header, already parsed
+    columns = ", ".join(f"c{i}" for i in range(width))
     line = 1
-    for row in reader:
-        line += 1
-        if len(row) != width:
-            if not row:  # a blank line (e.g. a trailing newline) is not a row
+    with cursor.copy(f"COPY {RAW} (line, {columns}) FROM STDIN") as copy:
+        for row in reader:
+            line += 1
+            if len(row) != width:
+                if not row:  # a blank line (e.g. a trailing newline) is not a row
+                    continue
+                result.rows_read += 1
+                result.skip(line, f"{len(row)} fields where the header has {width}")
                 continue
             result.rows_read += 1
-            result.skip(line, f"{len(row)} fields where the header has {width}")
-            continue
-        result.rows_read += 1
-        copy.write_row((line, row[ai] or None, *[row[p] or None for p in positions]))
-        result.staged += 1
+            copy.write_row((line, *row))
+            result.staged += 1
+
+
+def _clean_id(column: str) -> str:
+    """SQL for an identifier column cleaned like audiences.identity.clean_identity (blocked → NULL)."""
+    return (f"CASE WHEN lower(btrim({column})) = ANY(%(blocked)s) OR length(btrim({column})) > %(max_len)s "
+            f"THEN NULL ELSE NULLIF(btrim({column}), '') END")
+
+
+def _stage(cursor, job, plan: CsvPlan, params: dict) -> None:
+    """raw rows → STAGE: cleaned identifiers, the row's properties as jsonb, the profile it matches now."""
+    amp = _clean_id(f"r.c{plan.amplitude_id}")
+    uid = _clean_id(f"r.c{plan.user_id}") if plan.user_id is not None else "NULL::text"
+    keys: list[str] = []
+    values: list[str] = []
+    if job.amplitude_id_field:
+        keys.append(job.amplitude_id_field)
+        values.append("amplitude_id")
+    for position, names in plan.properties:
+        for name in names:
+            keys.append(name)
+            values.append("user_id" if position == plan.user_id else f"NULLIF(c{position}, '')")
+    params["prop_keys"] = keys
+    # jsonb_object(text[], text[]) is several times cheaper per row than jsonb_build_object, which
+    # looks up every argument's type again on every call.
+    props = f"jsonb_object(%(prop_keys)s::text[], ARRAY[{', '.join(values)}]::text[])" if keys else "'{}'::jsonb"
+    # One pass over the file's rows: clean, build properties and find known people by a hash join
+    # (amplitude_id first, then user_id, like audiences.events.resolve_staged). OFFSET 0 keeps the
+    # cleaned identifiers computed once per row instead of once per reference.
+    cursor.execute(
+        f"""CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS
+            SELECT c.line, c.amplitude_id, c.user_id, jsonb_strip_nulls({props}) AS props,
+                   CASE WHEN c.amplitude_id IS NOT NULL THEN 'amplitude_id'
+                        WHEN c.user_id IS NOT NULL THEN 'user_id' END AS key_kind,
+                   COALESCE(c.amplitude_id, c.user_id) AS key_value,
+                   COALESCE(ia.profile_id, iu.profile_id) AS profile_id,
+                   CASE WHEN ia.profile_id IS NOT NULL THEN 'amplitude_id'
+                        WHEN iu.profile_id IS NOT NULL THEN 'user_id' END AS resolved_via,
+                   (ia.profile_id IS NOT NULL OR iu.profile_id IS NOT NULL) AS existed
+            FROM (SELECT r.*, {amp} AS amplitude_id, {uid} AS user_id FROM {RAW} r OFFSET 0) c
+            LEFT JOIN audiences_identity ia ON ia.workspace_id = %(workspace)s AND ia.kind = 'amplitude_id'
+                 AND ia.value = c.amplitude_id
+            LEFT JOIN audiences_identity iu ON iu.workspace_id = %(workspace)s AND iu.kind = 'user_id'
+                 AND iu.value = c.user_id""",
+        params,
+    )
+    cursor.execute(f"DROP TABLE {RAW}")
+
+
+def _create_people(cursor, params: dict) -> int:
+    """Profiles for the rows nobody knows, created WITH their properties (no UPDATE afterwards).
+
+    Same race rule as audiences.identity.resolve: the identity insert (ON CONFLICT DO NOTHING)
+    decides who creates a person. Profiles go in first here (one pass, no join); a profile whose
+    identity lost the race to another transaction is deleted again before commit and its rows
+    are matched to the winner's profile.
+    """
+    cursor.execute(
+        f"""CREATE TEMP TABLE {NEW} ON COMMIT DROP AS
+            SELECT key_kind, key_value, props,
+                   nextval(pg_get_serial_sequence('audiences_profile', 'id')) AS profile_id
+            FROM (SELECT DISTINCT ON (key_kind COLLATE "C", key_value COLLATE "C") key_kind, key_value, props
+                  FROM {STAGE} WHERE profile_id IS NULL AND key_value IS NOT NULL
+                  ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC) latest"""
+    )
+    wanted = cursor.rowcount
+    if not wanted:
+        return 0
+    cursor.execute(
+        f"""INSERT INTO audiences_profile (id, workspace_id, properties, event_counts, created_at, updated_at)
+            SELECT profile_id, %(workspace)s, props || %(new_person)s::jsonb, '{{}}'::jsonb, now(), now()
+            FROM {NEW}""",
+        params,
+    )
+    cursor.execute(
+        f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
+            SELECT %(workspace)s, key_kind, key_value, profile_id, 'import', now() FROM {NEW}
+            ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
+        params,
+    )
+    created = cursor.rowcount
+    if created < wanted:  # another transaction created some of these people between our read and our insert
+        cursor.execute(
+            f"""WITH lost AS (
+                    DELETE FROM {NEW} n WHERE NOT EXISTS (
+                        SELECT 1 FROM audiences_identity i WHERE i.workspace_id = %(workspace)s
+                          AND i.kind = n.key_kind AND i.value = n.key_value AND i.profile_id = n.profile_id)
+                    RETURNING profile_id)
+                DELETE FROM audiences_profile WHERE id IN (SELECT profile_id FROM lost)""",
+            params,
+        )
+    if created < wanted:  # their rows belong to the winners' profiles: match them now
+        cursor.execute(
+            f"""UPDATE {STAGE} s SET profile_id = i.profile_id, resolved_via = i.kind, existed = true
+                FROM audiences_identity i
+                WHERE s.profile_id IS NULL AND i.workspace_id = %(workspace)s AND i.kind = s.key_kind
+                  AND i.value = s.key_value
+                  AND NOT EXISTS (SELECT 1 FROM {NEW} n WHERE n.key_kind = s.key_kind AND n.key_value = s.key_value)""",
+            params,
+        )
+    return created
+
+
+# Each file row with the profile it belongs to: matched before (STAGE) or created by this load (NEW).
+# A join instead of an UPDATE of a million staging rows.
+_ROW_PROFILES = f"""
+    SELECT s.line, s.amplitude_id, s.user_id, COALESCE(s.profile_id, n.profile_id) AS profile_id,
+           COALESCE(s.resolved_via, n.key_kind) AS resolved_via
+    FROM {STAGE} s LEFT JOIN {NEW} n ON s.profile_id IS NULL AND n.key_kind = s.key_kind AND n.key_value = s.key_value
+"""
+
+
+def _attach_identities(cursor, params: dict) -> None:
+    """Every other identifier of a row joins the row's profile, unless it already belongs to someone."""
+    for kind in ("amplitude_id", "user_id"):
+        cursor.execute(
+            f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
+                SELECT %(workspace)s, %(kind)s, {kind}, profile_id, 'import', now() FROM ({_ROW_PROFILES}) r
+                WHERE {kind} IS NOT NULL AND profile_id IS NOT NULL AND resolved_via IS DISTINCT FROM %(kind)s
+                ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
+            {**params, "kind": kind},
+        )
 
 
 def load_cohort_file(run: ImportRun, job: CohortImportJob, cohort: dict, binary: BinaryIO) -> CohortResult:
     """Apply one downloaded cohort file: all of it in one transaction, or nothing."""
-    workspace_id = job.workspace_id
-    text = open_text(binary)
-    reader = csv.reader(text)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CohortFileError("The cohort file is empty (not even a header row).") from None
-    except (csv.Error, OSError, EOFError) as exc:
-        raise CohortFileError(f"The cohort file cannot be read: {exc}") from None
+    header, body = _header_and_body(binary)
     plan = CsvPlan.from_header(header)
+    width = len(header)
     result = CohortResult()
-    columns = [f"p{i}" for i in range(len(plan.properties))]
     cohort_id, cohort_name = str(cohort["id"]), str(cohort.get("name") or cohort["id"])
     last_computed = _epoch(cohort.get("lastComputed"))
     cause = Cause("import", "import_run", run.pk)
+    params: dict = {"workspace": job.workspace_id, "cid": cohort_id, "cname": cohort_name,
+                    "blocked": sorted(blocked_values()), "max_len": MAX_IDENTITY_LENGTH,
+                    "names_field": job.cohort_names_field, "last": last_computed.isoformat() if last_computed else None}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        # A lost commit is redone by the next run (the ledger is idempotent), so the import does not
+        # wait for its WAL flush; the hash joins and sorts over a million rows want memory, not disk.
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute("SET LOCAL work_mem = '128MB'")
+        for table in (RAW, STAGE, NEW, MEMBERS):
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
         cursor.execute(
-            f"""CREATE TEMP TABLE {STAGE} (line bigint, amplitude_id text,
-                {"".join(f"{c} text, " for c in columns)} profile_id bigint) ON COMMIT DROP"""
+            f"""CREATE TEMP TABLE {RAW} (line bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 2),
+                {", ".join(f"c{i} text" for i in range(width))}) ON COMMIT DROP"""
         )
         try:
-            with cursor.copy(f"COPY {STAGE} (line, amplitude_id{''.join(', ' + c for c in columns)}) FROM STDIN") as copy:
-                _stage_rows(reader, plan, result, copy)
+            try:
+                with transaction.atomic():  # a savepoint: a refused row costs only the fast attempt
+                    _copy_fast(cursor, body, width)
+                cursor.execute(f"SELECT count(*) FROM {RAW}")
+                result.rows_read = result.staged = cursor.fetchone()[0]
+            except (psycopg.Error, DatabaseError):
+                logger.info("cohort %s: the file needs row-by-row checks (COPY refused a row)", cohort_id)
+                _copy_checked(cursor, binary, width, result)
         except (csv.Error, OSError, EOFError) as exc:  # zlib/gzip errors are OSError/EOFError subclasses
             raise CohortFileError(f"The cohort file is corrupt near row {result.rows_read + 2}: {exc}") from None
-        user_column = next((f"p{i}" for i, (pos, _k) in enumerate(plan.properties) if pos == plan.user_id), None)
-        keys = [("amplitude_id", "amplitude_id")] + ([("user_id", user_column)] if user_column else [])
-        result.profiles_created = resolve_staged(workspace_id, STAGE, keys, source="import")
-        cursor.execute(f"SELECT line FROM {STAGE} WHERE profile_id IS NULL ORDER BY line")
+
+        _stage(cursor, job, plan, params)
+        cursor.execute(f"SELECT line FROM {STAGE} WHERE key_value IS NULL ORDER BY line")
         for (line,) in cursor.fetchall():
             result.skip(line, "no usable identifier (amplitude_id and user_id blank or blocked)")
+        _membership_params(job, params)
+        result.profiles_created = _create_people(cursor, params)
+        _attach_identities(cursor, params)
+        result.profiles_updated = _merge_properties(cursor, params)
 
-        result.profiles_updated = _merge_properties(cursor, job, plan, columns, cohort_id, cohort_name, last_computed)
+        cursor.execute(f"""CREATE TEMP TABLE {MEMBERS} ON COMMIT DROP AS
+                           SELECT DISTINCT profile_id FROM ({_ROW_PROFILES}) r WHERE profile_id IS NOT NULL""")
+        # Statistics let replace_members pick hash (anti-)joins instead of nested loops over a million rows.
+        cursor.execute(f"ANALYZE {MEMBERS}")
         segment, _created = Segment.objects.update_or_create(
-            workspace_id=workspace_id, type=SegmentType.AMPLITUDE_IMPORT, external_id=cohort_id,
+            workspace_id=job.workspace_id, type=SegmentType.AMPLITUDE_IMPORT, external_id=cohort_id,
             defaults={"name": cohort_name[:255], "partner_name": "Amplitude", "last_computed_at": last_computed},
         )
-        applied = replace_members(segment, STAGE, cause=cause)
+        applied = replace_members(segment, MEMBERS, cause=cause)
         result.entered, result.exited = applied.added, applied.removed
         if applied.removed:
             _mark_exited(cursor, job, segment, run, cohort_id, cohort_name)
-        cursor.execute(f"DROP TABLE {STAGE}")
+        for table in (STAGE, NEW, MEMBERS):
+            cursor.execute(f"DROP TABLE {table}")
     return result
 
 
-def _merge_properties(cursor, job, plan: CsvPlan, columns: list[str], cohort_id: str, cohort_name: str,
-                      last_computed: datetime | None) -> int:
-    """One UPDATE … FROM staging: the seed's fields merged into Profile.properties (jsonb ||)."""
-    pairs: list[str] = []
-    params: dict = {"workspace": job.workspace_id, "cid": cohort_id, "cname": cohort_name}
-    if job.amplitude_id_field:
-        pairs.append("%(amp_field)s::text, amplitude_id")
-        params["amp_field"] = job.amplitude_id_field
-    for index, (_position, keys) in enumerate(plan.properties):
-        for number, key in enumerate(keys):
-            name = f"k{index}_{number}"
-            params[name] = key
-            pairs.append(f"%({name})s::text, {columns[index]}")
-    if last_computed:
-        pairs.append("'amplitude_last_computed', %(last)s::text")
-        params["last"] = last_computed.isoformat()
-    # jsonb_build_object takes at most 100 arguments: chain objects of 40 pairs.
-    chunks = [pairs[i : i + 40] for i in range(0, len(pairs), 40)] or [[]]
-    flat = " || ".join(f"jsonb_build_object({', '.join(chunk)})" for chunk in chunks)
-    maps = ["'amplitude_cohort_ids', COALESCE(p.properties->'amplitude_cohort_ids', '{}') || jsonb_build_object(%(cid)s::text, true)"]
-    member_checks = ["p.properties->'amplitude_cohort_ids' @> jsonb_build_object(%(cid)s::text, true)"]
+def _membership_params(job, params: dict) -> None:
+    """The cohort's marks on its members, as constant jsonb computed once (not per row in SQL).
+
+    new_person: what a profile created by this import starts with besides its file properties;
+    marks: what every member must contain afterwards (an existing profile without it is rewritten).
+    The maps are the seed's map[string]bool: merged into a person's current maps, keeping their other cohorts.
+    """
+    marks: dict = {"amplitude_cohort_ids": {params["cid"]: True}}
     if job.cohort_names_field:
-        params["names_field"] = job.cohort_names_field
-        maps.append("%(names_field)s::text, COALESCE(p.properties->%(names_field)s, '{}') || jsonb_build_object(%(cname)s::text, true)")
-        member_checks.append("p.properties->%(names_field)s @> jsonb_build_object(%(cname)s::text, true)")
+        marks[job.cohort_names_field] = {params["cname"]: True}
+    if params["last"]:
+        marks["amplitude_last_computed"] = params["last"]
+    params["new_person"] = json.dumps(marks)
+    params["marks"] = json.dumps(marks)
+    params["top_level"] = json.dumps({k: v for k, v in marks.items() if not isinstance(v, dict)})
+    params["maps"] = [k for k, v in marks.items() if isinstance(v, dict)]
+
+
+def _merge_properties(cursor, params: dict) -> int:
+    """People who existed before this import: one UPDATE … FROM, writing only profiles that change."""
+    merged = "p.properties || s.props || %(top_level)s::jsonb"
+    for index, key in enumerate(params["maps"]):
+        params[f"map{index}"] = key
+        merged = (f"jsonb_set({merged}, ARRAY[%(map{index})s::text], COALESCE(p.properties->%(map{index})s, '{{}}') "
+                  f"|| (%(marks)s::jsonb->%(map{index})s))")
     cursor.execute(
-        f"""UPDATE audiences_profile p
-            SET properties = p.properties || s.props || jsonb_build_object({", ".join(maps)}), updated_at = now()
-            FROM (SELECT DISTINCT ON (profile_id) profile_id, jsonb_strip_nulls({flat}) AS props
-                  FROM {STAGE} WHERE profile_id IS NOT NULL ORDER BY profile_id, line DESC) s
+        f"""UPDATE audiences_profile p SET properties = {merged}, updated_at = now()
+            FROM (SELECT DISTINCT ON (profile_id) profile_id, props FROM {STAGE}
+                  WHERE existed ORDER BY profile_id, line DESC) s
             WHERE p.id = s.profile_id AND p.workspace_id = %(workspace)s
-              AND NOT (p.properties @> s.props AND COALESCE({" AND ".join(member_checks)}, false))""",
+              AND NOT (p.properties @> s.props AND p.properties @> %(marks)s::jsonb)""",
         params,
     )
     return cursor.rowcount

@@ -13,7 +13,6 @@ Amplitude's answers: 404 = no data in the window (the cursor still moves); 400 =
 from __future__ import annotations
 
 import gzip
-import io
 import logging
 import tempfile
 import zipfile
@@ -26,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audiences.events import EventCounts, store_event_lines
+from audiences.events import EventCounts, store_event_files
 from integrations.sources.amplitude import AmplitudeClient, AmplitudeError
 from integrations.sources.models import EventImportJob, ImportRun
 from integrations.sources.runs import transition
@@ -44,27 +43,36 @@ def floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def export_lines(binary: BinaryIO) -> Iterator[tuple[str, str]]:
-    """(reference, line) for every line of every gzipped member; references are "<member>:<line>"."""
+def export_files(archive: zipfile.ZipFile, reading: list[str]) -> Iterator[tuple[str, BinaryIO]]:
+    """(file name, decompressed byte stream) for every member, in name order; streamed, never in memory.
+
+    `reading[0]` is set to the member being read, for the error message when it turns out corrupt.
+    """
+    for info in sorted(archive.infolist(), key=lambda i: i.filename):
+        if info.is_dir():
+            continue
+        name = info.filename.rsplit("/", 1)[-1]
+        try:
+            member = archive.open(info)
+        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+            raise ExportFileError(f"Member {name} of the export is corrupt: {exc}") from None
+        with member:
+            reading[0] = name
+            yield name, (gzip.GzipFile(fileobj=member, mode="rb") if name.endswith(".gz") else member)
+
+
+def store_export(workspace_id: int, binary: BinaryIO) -> EventCounts:
+    """Every member of the zip in `binary` into audiences.events, in the caller's transaction."""
     try:
         archive = zipfile.ZipFile(binary)
     except zipfile.BadZipFile as exc:
         raise ExportFileError(f"The export is not a complete zip file (truncated download?): {exc}") from None
+    reading = [""]
     with archive:
-        for info in sorted(archive.infolist(), key=lambda i: i.filename):
-            if info.is_dir():
-                continue
-            name = info.filename.rsplit("/", 1)[-1]
-            try:
-                with archive.open(info) as member:
-                    raw = gzip.GzipFile(fileobj=member, mode="rb") if name.endswith(".gz") else member
-                    text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")
-                    for number, line in enumerate(text, start=1):
-                        line = line.rstrip("\r\n")
-                        if line.strip():
-                            yield f"{name}:{number}", line
-            except (zipfile.BadZipFile, zlib.error, gzip.BadGzipFile, EOFError, OSError) as exc:
-                raise ExportFileError(f"Member {name} of the export is corrupt: {exc}") from None
+        try:
+            return store_event_files(workspace_id, export_files(archive, reading), source="import")
+        except (zipfile.BadZipFile, zlib.error, gzip.BadGzipFile, EOFError, OSError) as exc:
+            raise ExportFileError(f"Member {reading[0]} of the export is corrupt: {exc}") from None
 
 
 def load_window(run: ImportRun, job: EventImportJob, client: AmplitudeClient, first: datetime, last: datetime,
@@ -93,7 +101,7 @@ def load_window(run: ImportRun, job: EventImportJob, client: AmplitudeClient, fi
         transition(run, phase=f"loading {first:%Y-%m-%d %H}:00 – {last:%Y-%m-%d %H}:59 UTC")
         binary.seek(0)
         with transaction.atomic():
-            window = store_event_lines(job.workspace_id, export_lines(binary), source="import") if size else EventCounts()
+            window = store_export(job.workspace_id, binary) if size else EventCounts()
             EventImportJob.objects.filter(pk=job.pk).update(cursor=last + HOUR)
             totals.add(window)
             counts = {**run.counts, **totals.as_dict(), "windows": run.counts.get("windows", 0) + 1,

@@ -10,6 +10,7 @@ transaction, and a half-done one was rolled back by PostgreSQL.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -21,7 +22,11 @@ from integrations.sources.models import FINISHED, CohortImportJob, ImportRun, Ru
 logger = logging.getLogger(__name__)
 
 _LOCK_SPACE = 0x5352  # "SR": keeps our advisory lock keys apart from other users of advisory locks
-STALE_QUEUED = timedelta(hours=1)  # a queued run whose task never started is considered lost after this
+STALE_QUEUED = timedelta(hours=1)
+# A task redelivered right after its worker died can find the lock still held for a moment: the dead
+# worker's backend notices the closed socket only at its next client check (client_connection_check_interval,
+# 1 s) and then rolls back. Wait that long before concluding that the run is really executing elsewhere.
+LOCK_WAIT_SECONDS = 5.0  # a queued run whose task never started is considered lost after this
 
 _ALLOWED = {
     RunStatus.QUEUED: {RunStatus.RUNNING, RunStatus.SKIPPED, RunStatus.FAILED},
@@ -142,10 +147,15 @@ def execute_run(run_id: int, **runner_options) -> ImportRun | None:
         # If this worker is killed, its backend notices the lost client within seconds and rolls
         # back, instead of finishing a long statement whose row locks would block the redo.
         cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        if not cursor.fetchone()[0]:
-            logger.info("import run %s is already being executed elsewhere", run_id)
-            return None
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if cursor.fetchone()[0]:
+                break
+            if time.monotonic() >= deadline:
+                logger.info("import run %s is already being executed elsewhere", run_id)
+                return None
+            time.sleep(0.1)
     try:
         run = ImportRun.objects.select_related("cohort_job__project__authorization",
                                                "event_job__project__authorization").filter(pk=run_id).first()
