@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from integrations.delivery.models import ACTIVE_STATUSES, Cadence, Health, RunStatus, SyncJob, SyncRun
+from integrations.schedules import next_daily
 
 logger = logging.getLogger(__name__)
 UTC = dt.UTC
@@ -35,17 +36,7 @@ def next_run_after(job: SyncJob, now: dt.datetime) -> dt.datetime | None:
         local = now.astimezone(tz)
         top = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
         return top + dt.timedelta(hours=1)
-    return next_daily(job.time_of_day, tz, now)
-
-
-def next_daily(at: dt.time, tz: zoneinfo.ZoneInfo, now: dt.datetime) -> dt.datetime:
-    day = now.astimezone(tz).date()
-    for offset in range(3):
-        wall = dt.datetime.combine(day + dt.timedelta(days=offset), at).replace(tzinfo=tz, fold=0)
-        instant = wall.astimezone(UTC)  # a non-existent wall time maps forward past the gap
-        if instant > now:
-            return instant
-    raise AssertionError("unreachable: a daily time always occurs within 3 days")
+    return next_daily(now, job.time_of_day, job.timezone)
 
 
 def dispatch_due(now: dt.datetime) -> list[int]:

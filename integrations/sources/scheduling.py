@@ -1,22 +1,17 @@
 """When import jobs run, and the beat dispatcher that starts them.
 
-Daily runs are "HH:MM local time in the job's IANA time zone", computed with zoneinfo:
-- spring forward (the local time does not exist that day, e.g. 02:30 in New York on the March
-  change): the run happens at the same UTC offset as before the change, i.e. moved forward by the
-  gap (02:30 → 03:30 local). It still runs once that day.
-- fall back (the local time happens twice, e.g. 01:30 on the November change): the run happens at
-  the FIRST occurrence only (fold=0); the repeat is never a candidate, so it runs once that day.
-Hourly runs are at the top of each UTC hour. Every time is passed in (`now`), so tests control the clock.
+Daily runs are HH:MM local time in the job's IANA zone (integrations.schedules explains the DST
+rules); hourly runs are at the top of each UTC hour. Every time is passed in (`now`).
 """
 
 from __future__ import annotations
 
 import logging
-import zoneinfo
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 
 from django.db import transaction
 
+from integrations.schedules import next_daily, next_utc_hour
 from integrations.sources.models import Cadence, CohortImportJob, EventImportJob
 
 logger = logging.getLogger(__name__)
@@ -24,23 +19,8 @@ logger = logging.getLogger(__name__)
 BATCH = 100  # jobs claimed per tick and kind
 
 
-def next_daily(after: datetime, time_of_day: time, tz_name: str) -> datetime:
-    """The first `time_of_day` in `tz_name` strictly after `after` (UTC datetime returned)."""
-    tz = zoneinfo.ZoneInfo(tz_name)
-    local_day = after.astimezone(tz).date()
-    for offset in range(3):
-        day = local_day + timedelta(days=offset)
-        naive = datetime.combine(day, time_of_day.replace(tzinfo=None, fold=0))
-        # fold=0 picks the first of a repeated time; for a non-existent time zoneinfo uses the offset
-        # in force before the gap, which lands one gap-length later in wall-clock time.
-        candidate = naive.replace(tzinfo=tz).astimezone(UTC)
-        if candidate > after:
-            return candidate
-    raise AssertionError("unreachable: a day always has the time")
-
-
 def next_hour(after: datetime) -> datetime:
-    return after.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return next_utc_hour(after)
 
 
 def next_run_after(job: CohortImportJob | EventImportJob, after: datetime) -> datetime | None:
