@@ -88,3 +88,21 @@ def key_client(raw_key: str, scheme: str = "Bearer") -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"{scheme} {raw_key}")
     return client
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of the test database, for child processes (workers killed on purpose).
+
+    Built from the environment's URL so every form keeps working: TCP, or the embedded server's
+    unix socket (`?host=/path`), with the database name swapped for pytest-django's test database.
+    """
+    import os
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.db import connection
+
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+test_database_url.__test__ = False  # a helper, not a test

@@ -19,14 +19,14 @@ from django.utils import timezone
 from integrations.delivery.engine import RunNotReady, execute_run, ledger_high_water, run_connection_test, start_run
 from integrations.delivery.models import Health, RunStatus, SyncRun
 from integrations.delivery.scheduling import dispatch_due
+from tests.conftest import test_database_url
 from tests.delivery.helpers import MANUAL, add_members, destination, job_for, make_profiles, make_segment, sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _database_url() -> str:
-    s = connection.settings_dict
-    return f"postgresql://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    return test_database_url()
 
 
 def _mid_flight(run_id: int, fake) -> bool:

@@ -9,22 +9,19 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from audiences.models import MembershipChange, Segment
 from integrations.inbound.models import BatchStatus, InboundBatch
 from integrations.models import ApiKey
+from tests.conftest import test_database_url
 from tests.inbound.conftest import drain, fixture, push
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def child_env() -> dict:
-    db = connection.settings_dict
     env = dict(os.environ)
-    env["DATABASE_URL"] = f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    if db.get("PASSWORD"):
-        env["DATABASE_URL"] = env["DATABASE_URL"].replace("@", f":{db['PASSWORD']}@", 1)
+    env["DATABASE_URL"] = test_database_url()
     env["DJANGO_SETTINGS_MODULE"] = "config.settings_test"
     env["PYTHONPATH"] = str(ROOT)
     return env

@@ -7,11 +7,11 @@ import sys
 import time
 
 import pytest
-from django.db import connection
 
 from audiences.models import MembershipChange, Segment, SegmentMember
 from integrations.sources.models import ImportRun, RunStatus
 from integrations.sources.runs import create_run, execute_run
+from tests.conftest import test_database_url
 
 WORKER = """
 import django, sys
@@ -26,9 +26,8 @@ def test_killed_worker_leaves_nothing_and_the_redo_reaches_the_same_end_state(am
     size = 200_000
     amp.sandbox.add_cohort("kill1", "Killed mid-way", size=size, churn=0.0)
     run = create_run(cohort_job, enqueue=False)
-    db = connection.settings_dict
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "SOURCES_POLL_INTERVAL": "0",
-           "DATABASE_URL": f"postgresql://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or ''}:{db['PORT'] or 5432}/{db['NAME']}"}
+           "DATABASE_URL": test_database_url()}
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(run.pk)], env=env, cwd=os.getcwd())
     try:
         deadline = time.monotonic() + 60
