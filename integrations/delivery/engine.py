@@ -9,18 +9,21 @@ asks for a long pause; the dispatcher resumes it at next_attempt_at). Its life:
    Members with no usable identity are staged as `invalid` with the reason, never sent.
 2. send: the main thread reads pending rows in id order and cuts batches (one action each, by
    count; by bytes the connector refuses before sending), a small thread pool does the HTTP with
-   retries, and the main thread records each batch's outcome in one transaction that also marks
-   the rows done — so a worker killed at any point resumes with exactly the rows not yet answered.
+   retries, and one recorder thread (its own connection, so reading, sending and recording overlap)
+   writes each batch's outcome in a transaction that also marks the rows done — so a worker killed
+   at any point resumes with exactly the rows not yet recorded (at most a few batches re-sent).
 3. finish: leftover rows → failed (carried into the next run), counts and status written, the
    job's cursor moved to the snapshot, destination health updated (which emails on change).
 
-Worker threads never touch the database: outcomes are written by the thread that owns the run.
+Sender threads never touch the database: outcomes are written by the run's recorder thread (inline
+by the run's thread when it runs inside an outer transaction, as in tests).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import random
 import threading
 import time
@@ -133,7 +136,7 @@ def ledger_high_water(max_wait: float = 30.0) -> int:
 _CARRIED = """
 carried AS (
     SELECT DISTINCT ON (profile_id) profile_id, action FROM delivery_deliveryrow
-    WHERE job_id = %(job)s AND status = 'failed' ORDER BY profile_id, id DESC
+    WHERE job_id = %(job)s AND carry_over AND status = 'failed' ORDER BY profile_id, id DESC
 )"""
 
 _FULL_SOURCE = "WITH" + _CARRIED + """,
@@ -229,17 +232,18 @@ def plan_run(run: SyncRun, connector_cls: type[Connector]) -> None:
         # Ordered by action so batches (one action each) come out full; by profile for locality.
         cursor.execute(
             f"""INSERT INTO delivery_deliveryrow
-                (run_id, job_id, profile_id, action, user_id, device_id, status, reason, partner_code, attempts)
+                (run_id, job_id, profile_id, action, user_id, device_id, status, reason, partner_code, attempts,
+                 carry_over)
             SELECT %(run)s, %(job)s, profile_id, action, user_id, device_id,
                    CASE WHEN invalid_reason IS NULL THEN 'pending' ELSE 'invalid' END,
-                   coalesce(invalid_reason, ''), '', 0
+                   coalesce(invalid_reason, ''), '', 0, false
             FROM ({sql}) planned ORDER BY action, profile_id""",
             params,
         )
         # The failed rows just staged again are no longer "failed": they live on in this run.
         cursor.execute(
-            "UPDATE delivery_deliveryrow SET status = 'carried', reason = %s "
-            "WHERE job_id = %s AND status = 'failed' AND run_id <> %s",
+            "UPDATE delivery_deliveryrow SET status = 'carried', carry_over = false, reason = %s "
+            "WHERE job_id = %s AND carry_over AND status = 'failed' AND run_id <> %s",
             [f"carried into run #{run.pk}", job.pk, run.pk],
         )
         carried = cursor.rowcount
@@ -274,6 +278,11 @@ class Outcome:
     untouched: list[int] = field(default_factory=list)  # stay pending (run stopping or waiting)
     retried: int = 0
     stop: Stop | None = None
+    # The batch's first/last row id and size: when every row was delivered, the rows are marked
+    # by id range (one index range scan) instead of probing 10,000 ids one by one.
+    first_seq: int = 0
+    last_seq: int = 0
+    size: int = 0
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -286,7 +295,7 @@ def backoff_seconds(attempt: int) -> float:
 def deliver_batch(connector: Connector, batch: Batch, semaphore: DestinationSemaphore,
                   stop: threading.Event) -> Outcome:
     """Send one batch with retries; bisect what the partner refuses. Pure HTTP: no database here."""
-    outcome = Outcome()
+    outcome = Outcome(first_seq=batch.rows[0].seq, last_seq=batch.rows[-1].seq, size=len(batch.rows))
     pending = [batch]
     while pending:
         part = pending.pop()
@@ -375,7 +384,8 @@ def _pending_batches(run_id: int, per_request: int):
 
 _MARK_SQL = """
 UPDATE delivery_deliveryrow d
-SET status = %(status)s, reason = r.reason, partner_code = r.code, attempts = d.attempts + 1
+SET status = %(status)s, carry_over = %(status)s = 'failed', reason = r.reason, partner_code = r.code,
+    attempts = d.attempts + 1
 FROM unnest(%(ids)s::bigint[], %(reasons)s::text[], %(codes)s::text[]) AS r(id, reason, code)
 WHERE d.id = r.id AND d.run_id = %(run)s AND d.status = 'pending'
 """
@@ -384,7 +394,16 @@ WHERE d.id = r.id AND d.run_id = %(run)s AND d.status = 'pending'
 def record_outcome(run_id: int, destination_id: int, outcome: Outcome, calls: list[CallRecord]) -> None:
     """One transaction: rows marked with their outcome, partner calls logged, run counters moved."""
     with transaction.atomic(), connection.cursor() as cursor:
-        if outcome.delivered:
+        if outcome.delivered and len(outcome.delivered) == outcome.size:
+            # The whole batch: its rows are exactly the run's pending rows in [first, last], because
+            # batches are cut from consecutive pending rows in id order and nothing else makes rows
+            # pending during a run (rows of other statuses in the range are left alone).
+            cursor.execute(
+                "UPDATE delivery_deliveryrow SET status = 'delivered', attempts = attempts + 1 "
+                "WHERE run_id = %s AND id BETWEEN %s AND %s AND status = 'pending'",
+                [run_id, outcome.first_seq, outcome.last_seq],
+            )
+        elif outcome.delivered:
             cursor.execute(
                 "UPDATE delivery_deliveryrow SET status = 'delivered', attempts = attempts + 1 "
                 "WHERE run_id = %s AND id = ANY(%s::bigint[]) AND status = 'pending'",
@@ -507,6 +526,71 @@ def _prepare_target(job: SyncJob, connector: Connector) -> Stop | None:
     return None
 
 
+class OutcomeRecorder:
+    """Writes batch outcomes on its own thread and database connection, so the run's thread keeps
+    reading rows and handing batches to the senders while an UPDATE runs (the two were serial, and
+    recording was the bottleneck of a first sync: the partner sat idle during every UPDATE).
+
+    The queue is bounded: when recording falls behind, the run's thread waits instead of sending
+    more, so at most `workers` in flight + `workers` queued batches are ever sent-but-unrecorded
+    (a crash costs at most those, re-sent on resume; list adds/removes are idempotent for them).
+    Outcomes that queued up meanwhile are written in one transaction.
+    """
+
+    def __init__(self, run_id: int, destination_id: int, calls, capacity: int) -> None:
+        self.run_id, self.destination_id, self.calls = run_id, destination_id, calls
+        self.queue: queue.Queue[Outcome | None] = queue.Queue(maxsize=capacity)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name=f"run{run_id}-recorder", daemon=True)
+        self.thread.start()
+
+    def put(self, outcome: Outcome) -> None:
+        while self.thread.is_alive():
+            try:
+                self.queue.put(outcome, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        raise RuntimeError(f"outcome recorder stopped: {self.error!r}")
+
+    def close(self) -> None:
+        """Waits until every queued outcome is written; re-raises a recording error."""
+        while self.thread.is_alive():
+            try:
+                self.queue.put(None, timeout=0.5)  # the thread may die with a full queue: do not block
+                break
+            except queue.Full:
+                continue
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        calls = self.calls.drain() if isinstance(self.calls, CallLog) else []
+        with transaction.atomic():
+            for number, outcome in enumerate(outcomes):
+                record_outcome(self.run_id, self.destination_id, outcome, calls if number == 0 else [])
+
+    def _loop(self) -> None:
+        try:
+            closing = False
+            while not closing:
+                outcomes = [self.queue.get()]
+                while True:  # whatever else is already waiting goes into the same transaction
+                    try:
+                        outcomes.append(self.queue.get_nowait())
+                    except queue.Empty:
+                        break
+                closing = outcomes[-1] is None
+                outcomes = [outcome for outcome in outcomes if outcome is not None]
+                if outcomes:
+                    self._record(outcomes)
+        except BaseException as exc:  # noqa: BLE001 - handed to the run's thread by close()
+            self.error = exc
+        finally:
+            connection.close()  # this thread's own connection
+
+
 def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> Stop | None:
     per_request = connector.records_per_request()
     workers = max(1, connector.limits.concurrent_requests)
@@ -515,25 +599,35 @@ def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> 
     first_stop: Stop | None = None
     batches = _pending_batches(run.pk, per_request)
     calls = connector.http.on_call
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"run{run.pk}") as pool:
-        in_flight = set()
-        exhausted = False
-        while True:
-            while not exhausted and not stopping.is_set() and len(in_flight) < workers:
-                batch = next(batches, None)
-                if batch is None:
-                    exhausted = True
+    # A second connection cannot see rows of an enclosing, uncommitted transaction (the tests'
+    # transactional fixtures): there the outcomes are written inline, by this thread.
+    recorder = None if connection.in_atomic_block else OutcomeRecorder(run.pk, destination.pk, calls, workers)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"run{run.pk}") as pool:
+            in_flight = set()
+            exhausted = False
+            while True:
+                while not exhausted and not stopping.is_set() and len(in_flight) < workers:
+                    batch = next(batches, None)
+                    if batch is None:
+                        exhausted = True
+                        break
+                    in_flight.add(pool.submit(deliver_batch, connector, batch, semaphore, stopping))
+                if not in_flight:
                     break
-                in_flight.add(pool.submit(deliver_batch, connector, batch, semaphore, stopping))
-            if not in_flight:
-                break
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                outcome = future.result()
-                record_outcome(run.pk, destination.pk, outcome, calls.drain() if isinstance(calls, CallLog) else [])
-                if outcome.stop and first_stop is None:
-                    first_stop = outcome.stop
-                    stopping.set()
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = future.result()
+                    if recorder is not None:
+                        recorder.put(outcome)
+                    else:
+                        record_outcome(run.pk, destination.pk, outcome, calls.drain() if isinstance(calls, CallLog) else [])
+                    if outcome.stop and first_stop is None:
+                        first_stop = outcome.stop
+                        stopping.set()
+    finally:
+        if recorder is not None:
+            recorder.close()
     return first_stop
 
 
@@ -554,7 +648,7 @@ def finish_run(run: SyncRun, stop: Stop | None) -> SyncRun:
         with connection.cursor() as cursor:
             # Rows never answered are carried into the next run, like rows that exhausted retries.
             cursor.execute(
-                "UPDATE delivery_deliveryrow SET status = 'failed', reason = %s "
+                "UPDATE delivery_deliveryrow SET status = 'failed', carry_over = true, reason = %s "
                 "WHERE run_id = %s AND status = 'pending'",
                 [f"not sent: {reason}"[:2000], run.pk],
             )
@@ -595,8 +689,8 @@ def reset_diff(job: SyncJob) -> int:
             raise ValueError("A run of this sync is in progress; wait for it to finish.")
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE delivery_deliveryrow SET status = 'carried', reason = 'dropped by reset diff' "
-                "WHERE job_id = %s AND status = 'failed'", [job.pk])
+                "UPDATE delivery_deliveryrow SET status = 'carried', carry_over = false, reason = 'dropped by reset diff' "
+                "WHERE job_id = %s AND carry_over AND status = 'failed'", [job.pk])
         SyncJob.objects.filter(pk=job.pk).update(cursor=high)
     return high
 
