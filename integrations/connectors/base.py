@@ -260,6 +260,18 @@ class Connector:
             raise ConnectorError(Policy.PERMANENT, message, status=status)
         raise ConnectorError(Policy.REJECTED, message, status=status, code=str(status))
 
+    def property_keys(self) -> list[str]:
+        """Profile properties the destination sends with each row (its "user_properties" setting).
+
+        The engine reads only these keys from each profile, so a destination that selects none costs no join.
+        """
+        return [str(key) for key in self.config.get("user_properties") or []]
+
+    def concurrency_key(self, destination_id: int) -> str:
+        """What the concurrent-requests cap counts: one destination by default; a partner whose cap is
+        per account (CleverTap) shares it between every destination of that account."""
+        return f"destination:{destination_id}"
+
     def records_per_request(self) -> int:
         """The partner cap, lowered by the destination's own batch_size setting when it has one."""
         return min(self.limits.records_per_request, int(self.config.get("batch_size") or self.limits.records_per_request))

@@ -92,6 +92,12 @@ class CleverTapConnector(Connector):
         records = min(self.limits.records_per_request, int(self.config.get("batch_size") or 1000))
         return max(1, records // self.records_per_row)
 
+    def concurrency_key(self, destination_id: int) -> str:
+        # CleverTap's 15 concurrent uploads are per account: two destinations (or syncs) on one
+        # account share one cap.
+        account = str(self.auth_fields.get("account_id") or "").strip()
+        return f"clevertap:{account}" if account else super().concurrency_key(destination_id)
+
     def upload_url(self) -> str:
         base = self.config.get("base_url") or region_base_url(self.config.get("region") or
                                                               self.auth_fields.get("region", ""))

@@ -16,6 +16,8 @@ class CohortWebhookConfig(serializers.Serializer):
     headers = serializers.DictField(child=serializers.CharField(max_length=1024), default=dict,
                                     help_text="Up to 5 custom (non-secret) headers. Put credentials in the authorization.")
     batch_size = serializers.IntegerField(default=1_000, min_value=1, max_value=10_000)
+    user_properties = serializers.ListField(child=serializers.CharField(max_length=200), default=list,
+                                            help_text="Profile properties sent as each user's user_properties.")
 
     def validate_headers(self, value: dict) -> dict:
         if len(value) > 5:

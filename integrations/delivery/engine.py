@@ -22,6 +22,7 @@ by the run's thread when it runs inside an outer transaction, as in tests).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import queue
 import random
@@ -139,13 +140,25 @@ carried AS (
     WHERE job_id = %(job)s AND carry_over AND status = 'failed' ORDER BY profile_id, id DESC
 )"""
 
+# A full sync sends every member, and removes whoever the partner may still hold although they
+# left: people this job last delivered as "add" (a full resync after a reset diff, a partner
+# restored from backup) and removes still carried from a failed run.
 _FULL_SOURCE = "WITH" + _CARRIED + """,
-source AS (
+delivered_in AS (
+    SELECT profile_id FROM (
+        SELECT DISTINCT ON (profile_id) profile_id, action FROM delivery_deliveryrow
+        -- through the job's runs: the (run, id) index, and nothing to read on a first sync
+        WHERE run_id IN (SELECT id FROM delivery_syncrun WHERE job_id = %(job)s) AND status = 'delivered'
+        ORDER BY profile_id, id DESC) last
+    WHERE action = 'add'
+), source AS (
     SELECT m.profile_id, 'add' AS action FROM audiences_segmentmember m WHERE m.segment_id = %(segment)s
     UNION ALL
-    SELECT c.profile_id, c.action FROM carried c
-    WHERE c.action = 'remove' AND NOT EXISTS (
-        SELECT 1 FROM audiences_segmentmember m WHERE m.segment_id = %(segment)s AND m.profile_id = c.profile_id)
+    SELECT gone.profile_id, 'remove' FROM (
+        SELECT profile_id FROM delivered_in
+        UNION SELECT c.profile_id FROM carried c WHERE c.action = 'remove') gone
+    WHERE NOT EXISTS (
+        SELECT 1 FROM audiences_segmentmember m WHERE m.segment_id = %(segment)s AND m.profile_id = gone.profile_id)
 )"""
 
 # Net effect per profile over the window: first and last action equal → that action; different
@@ -358,26 +371,38 @@ def _send_with_retries(connector: Connector, batch: Batch, semaphore: Destinatio
         return
 
 
-def _pending_batches(run_id: int, per_request: int):
+# The selected profile properties of a row, read when the batch is cut (so a person's properties
+# are as fresh as the send, not as the plan). Only the selected keys leave the database.
+_PROPERTIES_SQL = """(SELECT jsonb_object_agg(k.key, pr.properties -> k.key) FROM audiences_profile pr,
+                      unnest(%(keys)s::text[]) AS k(key) WHERE pr.id = {alias}.profile_id AND pr.properties ? k.key)"""
+
+
+def _decoded(properties) -> dict:
+    return json.loads(properties) if isinstance(properties, str) else (properties or {})
+
+
+def _pending_batches(run_id: int, per_request: int, property_keys: list[str] = ()):
     """Pending rows in id order, cut into single-action batches of at most `per_request` rows."""
     last_id = 0
     current: list[OutRow] = []
+    properties = _PROPERTIES_SQL.format(alias="d") if property_keys else "NULL::jsonb"
     while True:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT id, profile_id, action, user_id, device_id FROM delivery_deliveryrow "
-                "WHERE run_id = %s AND status = 'pending' AND id > %s ORDER BY id LIMIT %s",
-                [run_id, last_id, per_request * PAGE_BATCHES],
+                f"SELECT id, profile_id, action, user_id, device_id, {properties} FROM delivery_deliveryrow d "
+                "WHERE run_id = %(run)s AND status = 'pending' AND id > %(after)s ORDER BY id LIMIT %(limit)s",
+                {"run": run_id, "after": last_id, "limit": per_request * PAGE_BATCHES, "keys": list(property_keys)},
             )
             page = cursor.fetchall()
         if not page:
             break
         last_id = page[-1][0]
-        for seq, profile_id, action, user_id, device_id in page:
+        for seq, profile_id, action, user_id, device_id, props in page:
             if current and (current[0].action != action or len(current) >= per_request):
                 yield Batch(current[0].action, current)
                 current = []
-            current.append(OutRow(seq, profile_id, action, user_id, device_id))
+            # Django hands jsonb over as text (its JSONField decodes it itself).
+            current.append(OutRow(seq, profile_id, action, user_id, device_id, _decoded(props) if property_keys else None))
     if current:
         yield Batch(current[0].action, current)
 
@@ -594,10 +619,10 @@ class OutcomeRecorder:
 def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> Stop | None:
     per_request = connector.records_per_request()
     workers = max(1, connector.limits.concurrent_requests)
-    semaphore = DestinationSemaphore(destination.pk, cap=workers)
+    semaphore = DestinationSemaphore(connector.concurrency_key(destination.pk), cap=workers)
     stopping = threading.Event()
     first_stop: Stop | None = None
-    batches = _pending_batches(run.pk, per_request)
+    batches = _pending_batches(run.pk, per_request, connector.property_keys())
     calls = connector.http.on_call
     # A second connection cannot see rows of an enclosing, uncommitted transaction (the tests'
     # transactional fixtures): there the outcomes are written inline, by this thread.
@@ -714,10 +739,13 @@ def dry_run(job: SyncJob, *, mode: str = RunMode.AUTO, sample_size: int = 3) -> 
         to_add, to_remove, invalid = cursor.fetchone()
         samples, invalid_samples = {}, []
         for action in ("add", "remove"):
-            cursor.execute(f"SELECT profile_id, action, user_id, device_id FROM ({sql}) planned "
+            keys = connector.property_keys()
+            properties = _PROPERTIES_SQL.format(alias="planned") if keys else "NULL::jsonb"
+            cursor.execute(f"SELECT profile_id, action, user_id, device_id, {properties} FROM ({sql}) planned "
                            f"WHERE invalid_reason IS NULL AND action = %(action)s ORDER BY profile_id LIMIT %(n)s",
-                           {**params, "action": action, "n": sample_size})
-            rows = [OutRow(-i - 1, *row) for i, row in enumerate(cursor.fetchall())]
+                           {**params, "action": action, "n": sample_size, "keys": keys})
+            rows = [OutRow(-i - 1, *row[:4], _decoded(row[4]) if keys else None)
+                    for i, row in enumerate(cursor.fetchall())]
             if rows:
                 samples[action] = connector.sample_request(Batch(action, rows))
         cursor.execute(f"SELECT profile_id, action, invalid_reason FROM ({sql}) planned "

@@ -161,6 +161,38 @@ def test_a_long_retry_after_parks_the_run_in_the_database_and_the_dispatcher_res
     assert members(partner, job) == {f"u{i}" for i in range(10)}
 
 
+def test_full_resync_removes_people_the_partner_still_holds_after_a_reset_diff(list_sync):
+    partner, job, profiles = list_sync
+    sync(job)
+    remove_members(job.segment, profiles[0:2])  # u0, u1 leave ...
+    reset_diff(job)  # ... and the diff that would have told the partner is dropped
+    assert members(partner, job) == {f"u{i}" for i in range(10)}
+    run = sync(job, mode=RunMode.FULL)
+    assert (run.full, run.to_add, run.to_remove) == (True, 8, 2)
+    assert members(partner, job) == {f"u{i}" for i in range(2, 10)}
+    again = sync(job, mode=RunMode.FULL)  # the removes were delivered: nobody is removed twice
+    assert (again.to_add, again.to_remove) == (8, 0)
+
+
+def test_webhook_users_carry_the_selected_user_properties(acme, partners):
+    from audiences.models import Profile
+
+    partner = partners("cohort_webhook")
+    segment = make_segment(acme)
+    profiles = make_profiles(acme, range(2))
+    Profile.objects.filter(pk=profiles[0]).update(properties={"plan": "pro", "email_opt_in": True, "ssn": "x"})
+    add_members(segment, profiles)
+    dest = destination(acme, "cohort_webhook", {"url": partner.base_url + "/webhook",
+                                                "user_properties": ["plan", "email_opt_in"]})
+    job = job_for(segment, dest)
+    assert dry_run(job)["sample_requests"]["add"]["body"]["users"][0]["user_properties"] == {
+        "plan": "pro", "email_opt_in": True}
+    run = sync(job)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    users = {u["user_id"]: u["user_properties"] for p in partner.fake.payloads for u in p["users"]}
+    assert users == {"u0": {"plan": "pro", "email_opt_in": True}, "u1": {}}
+
+
 def test_dry_run_shows_counts_and_a_real_sample_payload_and_sends_nothing(list_sync):
     partner, job, _ = list_sync
     preview = dry_run(job)

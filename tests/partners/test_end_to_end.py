@@ -60,6 +60,36 @@ def test_clevertap_gets_profiles_and_partner_sync_events(pushed, partners, acme)
     assert partner.fake.events[-1]["evtData"]["Action"] == "Removed" and partner.fake.events[-1]["key"] == "ada"
 
 
+def test_clevertap_profiles_carry_only_the_selected_user_properties(pushed, partners, acme):
+    segment, _, key = pushed
+    # Segment-style identify: other traits become profile properties, as Amplitude's user properties do.
+    push("/v1/identify", {"userId": "ada", "traits": {"plan": "pro", "city": "Paris", "internal_score": 7}}, key)
+    drain()
+    partner = partners("clevertap", account_id="ACC-9", passcode="pass-9")
+    dest = destination(acme, "clevertap", {"base_url": partner.base_url, "user_properties": ["plan", "city"]},
+                       secrets={"passcode": "pass-9"}, fields={"account_id": "ACC-9"})
+    run = sync(job_for(segment, dest))
+    assert run.status == "succeeded", run.error
+    flag = "[Amplitude] Power users: 26umsb5"
+    assert partner.fake.profiles["ada"] == {"plan": "pro", "city": "Paris", flag: True}
+    assert partner.fake.profiles["Clevertap1"] == {flag: True}  # nothing selected is known about them
+
+
+def test_two_clevertap_destinations_on_one_account_share_its_15_request_cap(acme):
+    from integrations.connectors.base import SegmentInfo
+    from integrations.delivery.models import Destination
+
+    def connector(account):
+        dest = destination(acme, "clevertap", {"base_url": "http://127.0.0.1:9"}, secrets={"passcode": "p"},
+                           fields={"account_id": account}, name=f"CleverTap {Destination.objects.count()}")
+        return dest, dest.connector_class(dest.config, {"passcode": "p"}, auth_fields={"account_id": account},
+                                          segment=SegmentInfo(1, "s", "1"))
+
+    (first, a), (second, b), (third, c) = connector("ACC-1"), connector("ACC-1"), connector("ACC-2")
+    assert a.concurrency_key(first.pk) == b.concurrency_key(second.pk) == "clevertap:ACC-1"
+    assert c.concurrency_key(third.pk) == "clevertap:ACC-2"
+
+
 def test_clevertap_401_disables_the_destination_with_clevertaps_message(pushed, partners, acme):
     segment, _, _ = pushed
     partner = partners("clevertap", account_id="ACC-9", passcode="pass-9")
