@@ -40,7 +40,8 @@ def populate_demo(workspace, state: dict, out) -> None:
     credentials = DEMO_CREDENTIALS
     if url := os.environ.get("SANDBOX_CLEVERTAP_URL"):
         ct = credentials["clevertap"]
-        destination = _destination(workspace, "clevertap", "CleverTap (sandbox)", {"base_url": url},
+        destination = _destination(workspace, "clevertap", "CleverTap (sandbox)",
+                                   {"base_url": url, "user_properties": ["city", "country", "language"]},
                                    {"passcode": ct["passcode"]}, {"account_id": ct["account_id"], "region": ""})
         if segment:
             _sync(workspace, segment, destination, out)
