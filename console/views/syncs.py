@@ -61,6 +61,12 @@ def api_target(kind: str, segment: Segment, destination: Destination) -> str:
     }.get(kind, f"{CONNECTORS[kind].label} for “{segment.name}”.")
 
 
+def _kind(data, field: str, default: str) -> str:
+    """The identity kind chosen for `field`; a profile property typed next to it wins (property:<name>)."""
+    prop = (data.get(f"{field}_property") or "").strip()
+    return f"property:{prop}" if prop else data.get(f"{field}_kind", default)
+
+
 @action_required
 def sync_new(request):
     """One page, four steps: each choice is a query parameter, so every step is a plain link (no JS)."""
@@ -74,8 +80,8 @@ def sync_new(request):
         serializer = SyncJobSerializer(data={
             "segment": segment.pk, "destination": destination.pk, "cadence": request.POST.get("cadence", ""),
             "time_of_day": request.POST.get("time_of_day") or None, "timezone": request.POST.get("timezone", "UTC"),
-            "user_id_kind": request.POST.get("user_id_kind", "user_id"),
-            "device_id_kind": request.POST.get("device_id_kind", ""),
+            "user_id_kind": _kind(request.POST, "user_id", "user_id"),
+            "device_id_kind": _kind(request.POST, "device_id", ""),
         }, context={"request": request})
         if serializer.is_valid():
             job = serializer.save(workspace=request.workspace)
@@ -104,7 +110,9 @@ def sync_new(request):
         "values": {"cadence": source.get("cadence", Cadence.ONE_TIME), "time_of_day": source.get("time_of_day", ""),
                    "timezone": source.get("timezone", request.workspace.timezone),
                    "user_id_kind": source.get("user_id_kind", "user_id"),
-                   "device_id_kind": source.get("device_id_kind", "device_id")},
+                   "device_id_kind": source.get("device_id_kind", "device_id"),
+                   "user_id_property": source.get("user_id_property", ""),
+                   "device_id_property": source.get("device_id_property", "")},
         "errors": errors,
     }
     return render(request, "console/syncs/new.html", context, status=400 if errors else 200)

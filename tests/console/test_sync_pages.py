@@ -98,3 +98,22 @@ def test_progress_polls_while_a_run_is_active(client, vera, setup):
     client.force_login(vera)
     progress = client.get(f"/syncs/{job.pk}/progress/").content.decode()
     assert 'hx-trigger="every 2s"' in progress and f"Run #{run.pk}" in progress
+
+
+def test_wizard_maps_the_partner_user_id_from_a_profile_property(client, bob, setup):
+    from audiences.models import Profile
+    from tests.delivery.helpers import sync
+
+    partner, segment, dest = setup
+    member = segment.members.order_by("profile_id").first().profile_id
+    Profile.objects.filter(pk=member).update(properties={"email": "ada@example.com"})
+    client.force_login(bob)
+    response = client.post("/syncs/new/", {"segment": segment.pk, "destination": dest.pk, "cadence": "one_time",
+                                           "timezone": "UTC", "user_id_kind": "user_id",
+                                           "user_id_property": " email ", "device_id_kind": ""})
+    job = SyncJob.objects.get(segment=segment)
+    assert response.status_code == 302 and job.user_id_kind == "property:email"
+    run = sync(job)
+    assert run.delivered == 1 and run.invalid == 9  # only the member with an email property can be sent
+    job.refresh_from_db()
+    assert partner.fake.members(job.partner_state["list_id"]) == {"ada@example.com"}
