@@ -19,9 +19,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audiences.events import store_events
-from audiences.identity import blocked_values, clean_identity, resolve
+from audiences.identity import blocked_values, clean_identity, lookup, resolve
 from audiences.ledger import Cause, apply_changes
-from audiences.merge import ANONYMOUS_KIND, link_pairs
+from audiences.merge import ANONYMOUS_KIND, Conflict, link_pairs
 from audiences.models import Segment, SegmentType
 from integrations.inbound.models import BatchStatus, Endpoint, InboundBatch
 from integrations.inbound.parsers import CohortRef, People, amplitude_lists, cohort_webhook, identify, segment
@@ -150,11 +150,54 @@ def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
         added, removed = added + result.added, removed + result.removed
     batch.added, batch.removed = added, removed
 
+    if people.aliases:
+        _apply_aliases(batch, people.aliases, blocked, cause)
+
     # Track calls become events in the same transaction (deduplicated on messageId), so a
     # replayed /v1/batch neither loses nor doubles them.
     tracks = track_calls(batch)
     if tracks:
         store_events(workspace_id, [segment.track_to_event(message) for message in tracks], source="track")
+
+
+def _apply_aliases(batch: InboundBatch, aliases: list, blocked: frozenset, cause: Cause) -> None:
+    """Segment alias: userId and previousId are one person.
+
+    previousId a user id someone already holds: that person gains userId (when nobody holds it), or,
+    when userId belongs to another known person, a conflict is recorded (known people never merge
+    automatically). Otherwise previousId is an anonymous id: linked exactly as identify's
+    anonymousId is, merging the anonymous profile into the known one.
+    """
+    workspace_id, kind = batch.workspace_id, batch.identity_kind
+    for _position, raw_user, raw_previous in aliases:
+        user, previous = clean_identity(raw_user, blocked)[0], clean_identity(raw_previous, blocked)[0]
+        if not user or not previous or user == previous:
+            continue
+        previous_owner = lookup(workspace_id, kind, [previous]).get(previous)
+        if previous_owner is None:
+            link = link_pairs(workspace_id, kind, [(user, previous)], cause=cause)
+            batch.merges += len(link.merges)
+            batch.conflicts = [*batch.conflicts, *(conflict.as_dict() for conflict in link.conflicts)]
+            batch.profiles_created += link.created
+            continue
+        user_owner = lookup(workspace_id, kind, [user]).get(user)
+        if user_owner is None:
+            resolve_onto(workspace_id, kind, user, previous_owner)
+        elif user_owner != previous_owner:
+            batch.conflicts = [*batch.conflicts, Conflict(
+                (kind, user), (kind, previous), user_owner, previous_owner,
+                f"alias: {kind} {previous!r} and {user!r} belong to two known profiles ({previous_owner}, "
+                f"{user_owner}); known profiles are never merged automatically").as_dict()]
+
+
+def resolve_onto(workspace_id: int, kind: str, value: str, profile_id: int) -> None:
+    """Give `profile_id` the identity (kind, value), unless someone took it meanwhile."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
+               VALUES (%s, %s, %s, %s, 'push', now()) ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
+            [workspace_id, kind, value, profile_id],
+        )
 
 
 # --- the ordered apply loop --------------------------------------------------------------------------

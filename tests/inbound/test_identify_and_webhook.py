@@ -110,7 +110,8 @@ def test_segment_batch_counts_other_calls_and_keeps_track_calls_raw(acme, acme_i
 
 @pytest.mark.parametrize("call", ["track", "page", "screen", "group", "alias"])
 def test_other_v1_calls_are_acknowledged(acme, acme_inbound_key, call):
-    response = push(f"/v1/{call}", fixture("segment/track.json"), acme_inbound_key)
+    response = push(f"/v1/{call}", fixture("segment/alias.json" if call == "alias" else "segment/track.json"),
+                    acme_inbound_key)
     assert response.status_code == 200
     drain()
     batch = InboundBatch.objects.get()
@@ -130,3 +131,33 @@ def test_v1_identify_of_a_known_user_from_a_new_device_merges_the_anonymous_prof
     assert in_segment("26umsb5") == {"ada"}
     batch = InboundBatch.objects.order_by("id").last()
     assert batch.merges == 1 and ProfileMerge.objects.get().cause_id == batch.pk
+
+
+def test_v1_alias_merges_the_anonymous_profile_into_the_known_user(acme, acme_inbound_key):
+    push("/v1/identify", {"anonymousId": "anon-7f3c2a", "traits": {"[Amplitude] Power users: 26umsb5": True,
+                                                                   "color": "red"}}, acme_inbound_key)
+    push("/v1/identify", {"userId": "s-user-2", "traits": {"plan": "pro"}}, acme_inbound_key)
+    push("/v1/alias", fixture("segment/alias.json"), acme_inbound_key)
+    drain()
+    user = profile_of("s-user-2")
+    assert profile_of("anon-7f3c2a") == user and Profile.objects.count() == 1
+    assert user.properties == {"plan": "pro", "color": "red"} and in_segment("26umsb5") == {"s-user-2"}
+    batch = InboundBatch.objects.order_by("id").last()
+    assert (batch.merges, batch.other_calls) == (1, {"alias": 1})
+    push("/v1/alias", fixture("segment/alias.json") | {"messageId": "again"}, acme_inbound_key)
+    drain()  # a replayed or repeated alias changes nothing
+    assert Profile.objects.count() == 1 and ProfileMerge.objects.count() == 1
+
+
+def test_v1_alias_of_an_old_user_id_gives_the_person_the_new_one_and_never_merges_two_known_people(
+        acme, acme_inbound_key):
+    push("/v1/identify", {"userId": "old-id", "traits": {"plan": "pro"}}, acme_inbound_key)
+    push("/v1/identify", {"userId": "taken", "traits": {}}, acme_inbound_key)
+    push("/v1/batch", {"batch": [{"type": "alias", "previousId": "old-id", "userId": "new-id"},
+                                 {"type": "alias", "previousId": "old-id", "userId": "taken"},
+                                 {"type": "alias", "userId": "no-previous"}]}, acme_inbound_key)
+    drain()
+    assert profile_of("new-id") == profile_of("old-id") != profile_of("taken")
+    batch = InboundBatch.objects.order_by("id").last()
+    assert len(batch.conflicts) == 1 and "never merged automatically" in batch.conflicts[0]["reason"]
+    assert batch.invalid == [[2, "no-previous", "alias needs both userId and previousId"]]

@@ -89,3 +89,5 @@ class People:
     cohort_names: dict[str, str] = field(default_factory=dict)
     invalid: list[tuple[int, object, str]] = field(default_factory=list)  # rows refused at parse time
     other_calls: Counter = field(default_factory=Counter)  # /v1 track, page, … acknowledged and counted
+    # Segment alias calls: (position, userId, previousId): the two ids name one person.
+    aliases: list[tuple[int, object, object]] = field(default_factory=list)

@@ -1,13 +1,14 @@
 """Segment/RudderStack HTTP tracking API: /v1/identify, /v1/batch (and /v1/track, page, … acknowledged).
 
-Only identify changes people here; every other call type is counted and kept raw in the batch
-(`track_calls(body)` returns them for the events loader). Amplitude cohort traits must carry the
+identify changes people and alias links two ids of one person (merging an anonymous profile into
+the known one, as identify's anonymousId does); every call type is counted, and track calls are
+kept raw in the batch (`track_calls(body)` returns them for the events loader). Amplitude cohort traits must carry the
 "[Amplitude]" prefix here: a Segment trait "plan:pro" is an ordinary property.
 """
 
 import json
 
-from integrations.inbound.parsers.base import People, check_count
+from integrations.inbound.parsers.base import People, check_count, id_type_error, normalise_id
 from integrations.inbound.parsers.identify import parse_identify
 
 OTHER_TYPES = frozenset({"track", "page", "screen", "group", "alias"})
@@ -29,11 +30,25 @@ def parse(payload: dict, default_type: str | None = None) -> People:
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == "identify":
             parse_identify(message, position, people, allow_bare=False)
+        elif kind == "alias":
+            _parse_alias(message, position, people)
         elif kind in OTHER_TYPES:
             people.other_calls[kind] += 1
         else:
             people.invalid.append((position, kind, f"unknown message type {kind!r}"))
     return people
+
+
+def _parse_alias(message: dict, position: int, people: People) -> None:
+    """alias: previousId (an anonymous id, or a user id the person had) and userId are one person."""
+    user_id, previous_id = normalise_id(message.get("userId")), normalise_id(message.get("previousId"))
+    problem = next((f"{name} {error}" for name, value in (("userId", user_id), ("previousId", previous_id))
+                    if (error := id_type_error(value))), None)
+    if problem or user_id in (None, "") or previous_id in (None, ""):
+        people.invalid.append((position, message.get("userId"), problem or "alias needs both userId and previousId"))
+        return
+    people.other_calls["alias"] += 1
+    people.aliases.append((position, user_id, previous_id))
 
 
 def track_calls(body: bytes, default_type: str | None = None) -> list[dict]:
