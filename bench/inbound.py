@@ -217,7 +217,9 @@ def main() -> None:
 
     scopes = [scope for scope in pending_scopes() if scope[0] == workspace.pk]
     connection.close()
-    shares = [scopes[n :: args.appliers] for n in range(args.appliers)]
+    # As under Celery: every push queues an apply of its scope and any worker may take it, so every
+    # applier gets every scope (one applies a segment in order; the others prepare its later batches).
+    shares = [scopes] * args.appliers
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.appliers) as pool:
         applied_batches = sum(pool.map(_apply_worker, [share for share in shares if share]))

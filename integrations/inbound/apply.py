@@ -94,7 +94,7 @@ def _apply_list_change(batch: InboundBatch, payload: dict, cause: Cause) -> None
     change = amplitude_lists.parse_change(payload, add=adding)
     # Removing someone the console never saw changes nothing: do not create a profile for them.
     resolution = resolve(batch.workspace_id, batch.identity_kind, change.values, create=adding)
-    batch.profiles_created = resolution.created
+    batch.profiles_created += resolution.created  # plus those prepare_next created ahead of the lock
     profile_ids = list(resolution.profile_ids.values())
     segment = Segment.objects.get(pk=batch.segment_id)
     result = apply_changes(segment, add=profile_ids, cause=cause) if adding else apply_changes(segment, remove=profile_ids, cause=cause)
@@ -224,11 +224,49 @@ class ApplyStalled(Exception):
     """A batch raised and will be retried later; later batches of its scope wait (order is kept)."""
 
 
+def prepare_next(workspace_id: int, segment_id: int) -> bool:
+    """Resolve the identities of the next unprepared list-add batch of a segment, outside its lock.
+
+    Creating the people of a batch does not depend on order (resolve is idempotent and finds what
+    anyone created), so an applier that finds the segment busy does that part of a later batch
+    instead of waiting: the ordered apply then only looks them up and writes the ledger, and the
+    two workers' cores share the work. SKIP LOCKED: never the batch being applied or prepared.
+    Returns False when there was nothing to prepare.
+    """
+    with transaction.atomic():
+        batch = (InboundBatch.objects.select_for_update(skip_locked=True)
+                 .filter(workspace_id=workspace_id, segment_id=segment_id, status=BatchStatus.ACCEPTED,
+                         endpoint=Endpoint.LIST_ADD, prepared=False)
+                 .only("id", "workspace_id", "identity_kind", "body").order_by("id").first())
+        if batch is None:
+            return False
+        try:
+            with transaction.atomic():  # a savepoint: a failed preparation still marks the batch
+                change = amplitude_lists.parse_change(json.loads(bytes(batch.body)), add=True)
+                created = resolve(workspace_id, batch.identity_kind, change.values).created
+        except Exception:  # the ordered apply meets the same error and records it on the batch
+            logger.exception("inbound batch %s could not be prepared; it will be applied without", batch.pk)
+            created = 0
+        InboundBatch.objects.filter(pk=batch.pk).update(prepared=True, profiles_created=created)
+    return True
+
+
+def _try_scope_lock(workspace_id: int, segment_id: int | None) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(workspace_id, segment_id)])
+        return cursor.fetchone()[0]
+
+
 def apply_pending(workspace_id: int, segment_id: int | None = None, *, max_batches: int | None = None) -> int:
     """Apply the accepted batches of one scope in id order, one transaction each. Returns how many."""
     done = 0
     stalled: ApplyStalled | None = None
     while stalled is None and (max_batches is None or done < max_batches):
+        if segment_id is not None:
+            with transaction.atomic():
+                busy = not _try_scope_lock(workspace_id, segment_id)
+            if busy and prepare_next(workspace_id, segment_id):
+                continue  # did a later batch's identity work while another worker applies
         with transaction.atomic():
             with connection.cursor() as cursor:
                 # Serialises appliers of one scope; released at commit, so a killed worker releases it too.

@@ -56,6 +56,9 @@ class InboundBatch(models.Model):
     profiles_created = models.IntegerField(default=0)
     merges = models.IntegerField(default=0)
     other_calls = models.JSONField(default=dict, blank=True, help_text="Counts of non-identify /v1 calls by type.")
+    # True once a worker resolved a list-add batch's identities ahead of the ordered apply
+    # (apply.prepare_next); profiles_created then already counts the people it created.
+    prepared = models.BooleanField(default=False, db_default=False)
     attempts = models.IntegerField(default=0)
     last_error = models.TextField(blank=True)
     received_at = models.DateTimeField()

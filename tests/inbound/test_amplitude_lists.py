@@ -128,3 +128,59 @@ def test_numeric_and_property_identity_kinds_come_from_the_key(acme):
     push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["ada@example.com"]}, raw)
     drain()
     assert Identity.objects.get().kind == "email"
+
+
+def _three_batches(list_id, key):
+    """add u1 u2, remove u1, add u1 u3: the ordered result is {u1, u2, u3} whatever was prepared ahead."""
+    for path, ids in (("add", ["u1", "u2"]), ("remove", ["u1"]), ("add", ["u1", "u3"])):
+        assert push(f"/api/amplitude/lists/{list_id}/{path}", {"userIds": ids}, key).status_code == 200
+    return list(InboundBatch.objects.order_by("id"))
+
+
+def _assert_ordered_outcome(list_id, batches):
+    assert members(list_id) == {"u1", "u2", "u3"}
+    ledger = list(MembershipChange.objects.order_by("id").values_list("action", flat=True))
+    assert ledger == ["added", "added", "removed", "added", "added"]
+    created = {b.pk: b.profiles_created for b in InboundBatch.objects.all()}
+    assert [created[b.pk] for b in batches] == [2, 0, 1]  # each person counted once, by the batch that made them
+
+
+def test_identities_prepared_ahead_of_the_ordered_apply_change_nothing_of_the_outcome(acme, acme_inbound_key, list_id):
+    from integrations.inbound.apply import prepare_next
+
+    batches = _three_batches(list_id, acme_inbound_key)
+    assert prepare_next(acme.pk, list_id) and prepare_next(acme.pk, list_id)
+    assert not prepare_next(acme.pk, list_id)  # removes are never prepared: they create nobody
+    assert [b.prepared for b in InboundBatch.objects.order_by("id")] == [True, False, True]
+    assert set(Identity.objects.values_list("value", flat=True)) == {"u1", "u2", "u3"}
+    assert not MembershipChange.objects.exists()  # people exist; membership waits for the ordered apply
+    drain()
+    _assert_ordered_outcome(list_id, batches)
+
+
+def test_an_applier_that_finds_the_segment_busy_prepares_later_batches_then_applies_in_order(
+        acme, acme_inbound_key, list_id):
+    import psycopg
+
+    from integrations.inbound.apply import _lock_key, apply_pending
+    from tests.conftest import test_database_url
+
+    batches = _three_batches(list_id, acme_inbound_key)
+    other = psycopg.connect(test_database_url(), autocommit=True)  # another worker, applying this segment
+    other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [_lock_key(acme.pk, list_id)])
+
+    def release_when_waited_for():
+        while not other.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                               "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone():
+            threading.Event().wait(0.02)
+        other.execute("SELECT pg_advisory_unlock_all()")
+
+    releaser = threading.Thread(target=release_when_waited_for)
+    releaser.start()
+    try:
+        assert apply_pending(acme.pk, list_id) == 3
+    finally:
+        releaser.join(timeout=30)
+        other.close()
+    assert all(b.prepared == (b.endpoint == "list_add") for b in InboundBatch.objects.all())
+    _assert_ordered_outcome(list_id, batches)
