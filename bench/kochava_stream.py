@@ -1,10 +1,15 @@
 """Kochava event-stream benchmark: selected events streamed one request each to the Kochava sandbox.
 
-    DATABASE_URL=... REDIS_URL=... python -m bench.kochava_stream [--size 20000] [--concurrency 8]
+    DATABASE_URL=... REDIS_URL=... python -m bench.kochava_stream [--size 20000] [--concurrency 8] [--latency 0]
 
 Generates a scratch workspace with `--size` events (90% of a selected type), starts the Kochava
 sandbox in its own process, runs one stream pass (events, then the Send Users queueing) and prints
 events/s against a baseline (reading the same events from PostgreSQL). Cleans up after itself.
+
+Two in-flight figures: the client's (requests the stream had sent and not yet had answered) and the
+sandbox's. With --latency 0 the sandbox answers in microseconds while holding the GIL, so it almost
+never sees two requests at once even when the client has 8 out; `--latency 0.02` (a real round
+trip) makes its figure meaningful.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
+from typing import Self
 
 import django
 
@@ -25,6 +32,7 @@ import requests
 from django.db import connection
 
 from campaigns.kochava_stream import _read_events, stream_events
+from integrations.connectors.kochava import KochavaConnector
 from integrations.delivery.models import Destination
 from workspaces.models import Workspace
 
@@ -32,10 +40,39 @@ MAPPING = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "ad
            "device_ua": "user_properties.ua"}
 
 
-def start_partner() -> tuple[subprocess.Popen, str]:
+def start_partner(latency: float) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "integrations.sandbox.partners", "kochava", "-o",
-                             "record_bodies=false", "-o", "history=1000"], stdout=subprocess.PIPE, text=True)
+                             "record_bodies=false", "-o", "history=1000", "-o", f"latency={latency}"],
+                            stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().split(" on ")[1].split()[0]
+
+
+class InFlight:
+    """Counts the stream's requests between send and answer (wraps KochavaConnector.send_record)."""
+
+    def __init__(self) -> None:
+        self.now = self.max = 0
+        self.lock = threading.Lock()
+        self.original = KochavaConnector.send_record
+
+    def __enter__(self) -> Self:
+        counter, original = self, self.original
+
+        def send_record(connector, body, summary):
+            with counter.lock:
+                counter.now += 1
+                counter.max = max(counter.max, counter.now)
+            try:
+                return original(connector, body, summary)
+            finally:
+                with counter.lock:
+                    counter.now -= 1
+
+        KochavaConnector.send_record = send_record
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        KochavaConnector.send_record = self.original
 
 
 def make_events(workspace: Workspace, size: int) -> None:
@@ -67,8 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the sandbox adds to every call")
     args = parser.parse_args()
-    proc, base_url = start_partner()
+    proc, base_url = start_partner(args.latency)
     workspace = None
     try:
         workspace = Workspace.objects.create(name="bench kochava", slug=f"bench-kochava-{os.getpid()}")
@@ -83,15 +121,17 @@ def main() -> None:
             read, after = read + len(events), events[-1]["id"]
         baseline = time.perf_counter() - started
         started = time.perf_counter()
-        result = stream_events(dest)
+        with InFlight() as in_flight:
+            result = stream_events(dest)
         seconds = time.perf_counter() - started
         stats = requests.get(f"{base_url}/_sandbox/stats", timeout=5).json()
         print(f"\n{'case':<32}{'events':>9}{'seconds':>9}{'events/s':>10}{'x baseline':>11}")
         print(f"{'baseline: read selected events':<32}{read:>9,}{baseline:>9.2f}{read / baseline:>10,.0f}{1:>11.1f}")
         print(f"{'stream to Kochava (1/request)':<32}{result.sent:>9,}{seconds:>9.2f}{result.sent / seconds:>10,.0f}"
               f"{seconds / baseline:>11.1f}")
-        print(f"\nsandbox: {stats['total']} calls, {stats['events']:,} events stored, max in flight "
-              f"{stats['max_in_flight']} (concurrency {args.concurrency}), by status {stats['by_status']}; "
+        print(f"\nmax in flight: {in_flight.max} at the client, {stats['max_in_flight']} seen by the sandbox "
+              f"(concurrency {args.concurrency}, sandbox latency {args.latency * 1000:g} ms)")
+        print(f"sandbox: {stats['total']} calls, {stats['events']:,} events stored, by status {stats['by_status']}; "
               f"skipped {result.skipped}, rejected {result.rejected}, stopped {result.stopped!r}")
     finally:
         if workspace is not None:

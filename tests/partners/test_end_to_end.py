@@ -206,6 +206,47 @@ def test_kochava_long_429_parks_the_stream_without_losing_events(acme, partners,
     assert second.sent == 2 and len(partner.fake.events) == 2  # the scripted 200 stored nothing itself
 
 
+def test_kochava_stream_keeps_up_to_its_concurrency_in_flight(acme, partners):
+    """One event per request: the rate is requests in flight / round trip, so a pass must overlap them.
+
+    No timing assertion: the sandbox holds each call 50 ms and counts how many it held at once.
+    """
+    partner = partners("kochava", latency=0.05)
+    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
+    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
+                                         "event_types": ["Purchase"], "concurrency": 4}, secrets={})
+    events = Event.objects.bulk_create([Event(workspace=acme, uuid=f"c{i}", event_type="Purchase", device_id=f"k{i}",
+                                              ip_address="10.0.0.1") for i in range(24)])
+    result = stream_events(dest)
+    assert result.sent == 24 and result.last_event_id == events[-1].id
+    stats = partner.fake.stats()
+    assert 1 < stats["max_in_flight"] <= 4, stats  # concurrent, and never over the destination's cap
+
+
+def test_kochava_concurrent_stop_leaves_the_cursor_before_the_first_unanswered_event(acme, partners, settings):
+    settings.DELIVERY_SHORT_WAIT_SECONDS = 2
+    partner = partners("kochava", latency=0.02)
+    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
+    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
+                                         "event_types": ["Purchase"], "concurrency": 4}, secrets={})
+    events = Event.objects.bulk_create([Event(workspace=acme, uuid=f"s{i}", event_type="Purchase", device_id=f"k{i}",
+                                              ip_address="10.0.0.1") for i in range(20)])
+    device_of = {e.id: e.device_id for e in events}
+    partner.fake.set_faults(script=[{}] * 6 + [{"status": 429, "headers": {"Retry-After": "600"}}])
+    first = stream_events(dest)
+    assert "429" in first.stopped and first.last_event_id < events[-1].id
+    received = {e["kochava_device_id"] for e in partner.fake.events}
+    # Everything up to the cursor was answered; what was answered beyond it is resent (at least once).
+    assert {device_of[i] for i in device_of if i <= first.last_event_id} <= received
+    assert KochavaStream.objects.get(destination=dest).last_event_id == first.last_event_id
+    second = stream_events(dest)
+    assert not second.stopped and second.last_event_id == events[-1].id
+    received = [e["kochava_device_id"] for e in partner.fake.events]
+    assert set(received) == set(device_of.values())
+    resent = {d for d in received if received.count(d) > 1}
+    assert all(i > first.last_event_id for i, d in device_of.items() if d in resent)
+
+
 def _profile(workspace):
     from audiences.models import Profile
 
