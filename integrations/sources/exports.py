@@ -8,13 +8,18 @@ member fails the window with nothing of it applied, and the next run starts at t
 
 Amplitude's answers: 404 = no data in the window (the cursor still moves); 400 = over 4 GB, and
 504 = too slow: both split the window in halves and try again, down to one hour.
+
+While one window is applied (PostgreSQL's work), the next one is already downloading in a thread
+(HTTP and a temporary file only, never the database): at most two windows' zips are on disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import logging
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -75,29 +80,104 @@ def store_export(workspace_id: int, binary: BinaryIO) -> EventCounts:
             raise ExportFileError(f"Member {reading[0]} of the export is corrupt: {exc}") from None
 
 
+class _Cancelled(Exception):
+    pass
+
+
+class _StoppableFile:
+    """A temporary file whose writes fail once `stop` is set: an abandoned download ends at its next chunk."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.file = tempfile.TemporaryFile(dir=settings.SOURCES_TEMP_DIR)  # noqa: SIM115 - closed by its reader
+        self.stop = stop
+
+    def write(self, data: bytes) -> int:
+        if self.stop.is_set():
+            raise _Cancelled("download abandoned")
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def download(client: AmplitudeClient, first: datetime, last: datetime,
+             stop: threading.Event | None = None) -> tuple[BinaryIO, int | None]:
+    """[first, last] into a new temporary file: (file, size); size None = no data (404). Raises AmplitudeError."""
+    dest = _StoppableFile(stop or threading.Event())
+    try:
+        size = client.export(first, last, dest)
+    except BaseException:
+        dest.file.close()
+        raise
+    return dest.file, size
+
+
+class Prefetch:
+    """The export of one window, downloading in its own thread (with its own HTTP session)."""
+
+    def __init__(self, client: AmplitudeClient, first: datetime, last: datetime) -> None:
+        self.window = (first, last)
+        self._client = dataclasses.replace(client)  # requests.Session is not shared between threads
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._outcome: tuple[BinaryIO, int | None] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="export-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            outcome = download(self._client, *self.window, stop=self._stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for it
+            self._error = exc
+            return
+        with self._lock:
+            if self._stop.is_set():
+                outcome[0].close()
+            else:
+                self._outcome = outcome
+
+    def result(self) -> tuple[BinaryIO, int | None]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._outcome
+
+    def abandon(self) -> None:
+        """Stop the download (at its next chunk) and drop its file; returns without waiting."""
+        with self._lock:
+            self._stop.set()
+            if self._outcome is not None:
+                self._outcome[0].close()
+                self._outcome = None
+
+
 def load_window(run: ImportRun, job: EventImportJob, client: AmplitudeClient, first: datetime, last: datetime,
-                totals: EventCounts, attempt: int = 0) -> None:
-    """Fetch and apply [first, last] (inclusive hours); split on 400/504. Moves the cursor to last + 1 h."""
+                totals: EventCounts, attempt: int = 0, prefetched: Prefetch | None = None) -> None:
+    """Fetch and apply [first, last] (inclusive hours); split on 400/504. Moves the cursor to last + 1 h.
+
+    `prefetched` is this window's download already under way (its first attempt).
+    """
     span = int((last - first) / HOUR) + 1
     transition(run, phase=f"exporting {first:%Y-%m-%d %H}:00 – {last:%Y-%m-%d %H}:59 UTC")
-    with tempfile.TemporaryFile(dir=settings.SOURCES_TEMP_DIR) as binary:
-        try:
-            size = client.export(first, last, binary)
-        except AmplitudeError as exc:
-            if exc.status in (400, 504) and span > 1:
-                middle = first + HOUR * (span // 2 - 1)
-                logger.info("export %s..%s answered %s: splitting", first, last, exc.status)
-                run.counts["window_splits"] = run.counts.get("window_splits", 0) + 1
-                load_window(run, job, client, first, middle, totals)
-                load_window(run, job, client, middle + HOUR, last, totals)
-                return
-            if exc.status == 504 and attempt < settings.SOURCES_HTTP_RETRIES:
-                client.sleep(settings.SOURCES_RETRY_BACKOFF * 2**attempt)
-                return load_window(run, job, client, first, last, totals, attempt + 1)
-            if exc.status == 504:
-                raise AmplitudeError(f"Amplitude timed out (504) exporting the single hour {first:%Y-%m-%d %H}:00 "
-                                     "even after retries.", status=504, transient=True) from None
-            raise
+    try:
+        binary, size = prefetched.result() if prefetched else download(client, first, last)
+    except AmplitudeError as exc:
+        if exc.status in (400, 504) and span > 1:
+            middle = first + HOUR * (span // 2 - 1)
+            logger.info("export %s..%s answered %s: splitting", first, last, exc.status)
+            run.counts["window_splits"] = run.counts.get("window_splits", 0) + 1
+            load_window(run, job, client, first, middle, totals)
+            load_window(run, job, client, middle + HOUR, last, totals)
+            return
+        if exc.status == 504 and attempt < settings.SOURCES_HTTP_RETRIES:
+            client.sleep(settings.SOURCES_RETRY_BACKOFF * 2**attempt)
+            return load_window(run, job, client, first, last, totals, attempt + 1)
+        if exc.status == 504:
+            raise AmplitudeError(f"Amplitude timed out (504) exporting the single hour {first:%Y-%m-%d %H}:00 "
+                                 "even after retries.", status=504, transient=True) from None
+        raise
+    with binary:
         transition(run, phase=f"loading {first:%Y-%m-%d %H}:00 – {last:%Y-%m-%d %H}:59 UTC")
         binary.seek(0)
         with transaction.atomic():
@@ -125,9 +205,19 @@ def run_event_import(run: ImportRun, client: AmplitudeClient | None = None, now:
     transition(run, rows_expected=None)
     totals = EventCounts()
     step = timedelta(hours=max(settings.SOURCES_EXPORT_WINDOW_HOURS, 1))
+    windows = []
     first = start
     while first < end:
         last = min(first + step, end) - HOUR
-        load_window(run, job, client, first, last, totals)
+        windows.append((first, last))
         first = last + HOUR
+    # Window i + 1 downloads while window i is applied; the windows are still applied in order.
+    ahead = Prefetch(client, *windows[0])
+    try:
+        for index, (first, last) in enumerate(windows):
+            current, ahead = ahead, Prefetch(client, *windows[index + 1]) if index + 1 < len(windows) else None
+            load_window(run, job, client, first, last, totals, prefetched=current)
+    finally:
+        if ahead is not None:
+            ahead.abandon()
     return ""
