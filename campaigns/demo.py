@@ -2,9 +2,18 @@
 
 Each part is skipped when its SANDBOX_<PARTNER>_URL is unset (the run command sets them). Idempotent:
 authorizations, destinations and jobs are found by name and updated.
+
+So that the destination pages have something to show from the first minute, the demo also runs the
+real code paths once, against the sandboxes: an Export to Kahuna of the biggest segment, and one
+Kochava stream pass (events, then IdentityLinks). For some links to attach, the demo first plays the
+app's Kochava SDK and reports installs for a third of the devices (Kochava links only devices it has
+an install for); the others stay pending, as they would in production.
 """
 
 import os
+
+import requests
+from django.db import connection
 
 from audiences.models import Segment
 from integrations.delivery.engine import enqueue, start_run
@@ -13,6 +22,7 @@ from integrations.models import Authorization
 from integrations.sandbox.demo_servers import DEMO_CREDENTIALS
 
 KOCHAVA_MAPPING = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
+KOCHAVA_EVENT_TYPES = ["Purchase", "Add To Cart", "Sign Up"]  # as the sandbox Amplitude names them
 
 
 def _destination(workspace, kind: str, name: str, config: dict, secrets: dict, fields: dict) -> Destination:
@@ -54,14 +64,60 @@ def populate_demo(workspace, state: dict, out) -> None:
             from campaigns.kahuna import refresh_campaigns
 
             out.write(f"  Kahuna demo: {refresh_campaigns(destination)} campaigns listed; Export to Kahuna is ready.")
+            if segment:
+                _kahuna_export(destination, segment, out)
         except Exception as exc:  # noqa: BLE001 - a demo must start even if the sandbox is slow
-            out.write(f"  Kahuna demo: could not list campaigns ({exc}).")
+            out.write(f"  Kahuna demo: could not list campaigns or export ({exc}).")
     else:
         out.write("  Kahuna demo skipped: SANDBOX_KAHUNA_URL is not set.")
     if url := os.environ.get("SANDBOX_KOCHAVA_URL"):
-        _destination(workspace, "kochava", "Kochava Post Install (sandbox)",
-                     {"base_url": url, "app_guid": credentials["kochava"]["app_guid"], "mapping": KOCHAVA_MAPPING,
-                      "event_types": ["Purchase", "Add to Cart", "Sign Up"]}, {}, {"app_guid": credentials["kochava"]["app_guid"]})
-        out.write("  Kochava demo: event stream configured (Purchase, Add to Cart, Sign Up).")
+        destination = _destination(
+            workspace, "kochava", "Kochava Post Install (sandbox)",
+            {"base_url": url, "app_guid": credentials["kochava"]["app_guid"], "mapping": KOCHAVA_MAPPING,
+             "event_types": KOCHAVA_EVENT_TYPES}, {}, {"app_guid": credentials["kochava"]["app_guid"]})
+        out.write(f"  Kochava demo: event stream configured ({', '.join(KOCHAVA_EVENT_TYPES)}).")
+        try:
+            _kochava_pass(destination, url, out)
+        except Exception as exc:  # noqa: BLE001 - a demo must start even if the sandbox is slow
+            out.write(f"  Kochava demo: the first stream pass failed ({exc}); the scheduler will retry.")
     else:
         out.write("  Kochava demo skipped: SANDBOX_KOCHAVA_URL is not set.")
+
+
+def _kahuna_export(destination: Destination, segment: Segment, out) -> None:
+    """Export to Kahuna once (the first enabled Adaptive production campaign), as a marketer would."""
+    from campaigns.kahuna import request_export, run_export
+    from campaigns.models import KahunaCampaign, KahunaExport
+
+    if KahunaExport.objects.filter(campaign__destination=destination).exists():
+        return
+    campaign = KahunaCampaign.objects.filter(destination=destination, environment="p", enabled=True,
+                                             campaign_type="adaptive").order_by("name").first()
+    if campaign is None:
+        return
+    export = request_export(segment, campaign)
+    run_export(export.pk)  # now, not when the worker starts; the queued task then finds it claimed
+    export.refresh_from_db()
+    out.write(f"  Kahuna demo: exported {segment.name} to {campaign.name}: {export.get_status_display()}, "
+              f"{export.users_sent} of {export.users_total} users.")
+
+
+def _kochava_pass(destination: Destination, url: str, out) -> None:
+    """Installs for a third of the streamed devices (the app's SDK would send them), then one stream pass."""
+    from campaigns.kochava_stream import run_stream
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT device_id FROM audiences_event WHERE workspace_id = %s"
+                       " AND event_type = ANY(%s) AND device_id IS NOT NULL ORDER BY device_id LIMIT 600",
+                       [destination.workspace_id, KOCHAVA_EVENT_TYPES])
+        devices = [row[0] for row in cursor.fetchall()][::3]
+    guid = destination.config["app_guid"]
+    with requests.Session() as session:
+        for device in devices:
+            session.post(f"{url.rstrip('/')}/track/json", timeout=10, json={
+                "action": "install", "kochava_app_id": guid, "kochava_device_id": device,
+                "data": {"origination_ip": "203.0.113.7", "device_ua": "Demo app/1.0", "device_ver": "",
+                         "device_ids": {"adid": device}}})
+    result = run_stream(destination.pk)
+    out.write(f"  Kochava demo: {len(devices)} installs reported by the app; stream pass sent {result['sent']} events "
+              f"(skipped {result['skipped']}, rejected {result['rejected']}), links {result['links']}.")

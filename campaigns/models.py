@@ -141,4 +141,6 @@ class KochavaUserLink(models.Model):
         constraints = [models.UniqueConstraint(fields=["destination", "profile_id", "kochava_device_id"],
                                                name="kochava_link_unique")]
         indexes = [models.Index(fields=["destination", "next_attempt_at"], condition=Q(status="pending"),
-                                name="kochava_link_due")]
+                                name="kochava_link_due"),
+                   # The console's capped counts per status and its latest refused links.
+                   models.Index(fields=["destination", "status", "updated_at"], name="kochava_link_status")]

@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from rest_framework import serializers
 
 from console.access import credentials_required, member_required
+from console.views.partner_state import partner_context
 from integrations.connectors.registry import CONNECTORS, connector_class
 from integrations.delivery import engine
 from integrations.delivery.api import DestinationSerializer
@@ -242,6 +243,7 @@ def destination_detail(request, pk):
         "destination": destination,
         "calls": PartnerCall.objects.filter(destination=destination).order_by("-id")[:CALLS_SHOWN],
         "jobs": destination.sync_jobs.select_related("segment").order_by("segment__name"),
+        **partner_context(destination),  # Kahuna campaigns and exports, the Kochava stream and links
     }
     return render(request, "console/destinations/detail.html", context)
 

@@ -3,11 +3,14 @@ Adaptive campaigns of that environment), then Export."""
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
 from audiences.models import Segment
-from campaigns.kahuna import ExportRefused, request_export
+from campaigns.kahuna import ExportRefused, refresh_campaigns, request_export
 from campaigns.models import Environment, KahunaCampaign, KahunaExport
 from console.access import action_required
+from integrations.connectors.base import ConnectorError
+from integrations.delivery.models import Destination
 
 
 @action_required
@@ -37,3 +40,20 @@ def export_to_kahuna(request, pk):
         "segment": segment, "environments": Environment.choices, "environment": environment,
         "campaigns": campaigns, "exports": exports, "error": error,
     })
+
+
+@action_required
+def refresh_kahuna_campaigns(request, pk):
+    """Ask Kahuna for its campaigns (both environments) and update the list Export to Kahuna offers.
+
+    Marketers may: it changes nothing at Kahuna and shows no credential. Campaigns entered by hand stay.
+    """
+    destination = get_object_or_404(Destination.objects.for_workspace(request.workspace).filter(kind="kahuna"), pk=pk)
+    if request.method == "POST":
+        try:
+            listed = refresh_campaigns(destination)
+        except ConnectorError as error:
+            messages.error(request, f"Kahuna did not list the campaigns: {error.message}")
+        else:
+            messages.success(request, f"Kahuna listed {listed} campaign{'' if listed == 1 else 's'}.")
+    return redirect(f"{reverse('console:destination', args=[pk])}#campaigns")
