@@ -20,6 +20,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -32,6 +33,7 @@ from integrations.connectors.kochava import HELD_BACK, KochavaConnector, resolve
 from integrations.delivery.engine import CallLog, _log_calls, backoff_seconds, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
+from integrations.delivery.semaphore import DestinationSemaphore
 
 PAGE = 1000
 _EVENT_COLUMNS = ("id", "profile_id", "event_type", "event_time", "user_id", "device_id", "ip_address", "platform",
@@ -54,23 +56,33 @@ class StreamResult:
     stopped: str = ""  # why the pass ended early ("" = caught up or hit max_events)
 
 
-def _send_one(connector: KochavaConnector, body: dict, summary: str, stop: threading.Event) -> tuple[str, str, float]:
+def _slots(destination: Destination, connector: KochavaConnector) -> DestinationSemaphore:
+    """The destination's request slots, shared with its segment syncs and every worker."""
+    return DestinationSemaphore(connector.concurrency_key(destination.pk), cap=connector.concurrent_requests())
+
+
+def _send_one(connector: KochavaConnector, body: dict, summary: str, stop: threading.Event,
+              slots: DestinationSemaphore) -> tuple[str, str, float]:
     """(status, reason, wait) for one record: sent | rejected | stop (then reason + seconds to wait).
 
     A stop is signalled here, by the worker, so records queued behind it are not sent at all.
     """
-    status, reason, wait = _attempt(connector, body, summary, stop)
+    status, reason, wait = _attempt(connector, body, summary, stop, slots)
     if status == "stop":
         stop.set()
     return status, reason, wait
 
 
-def _attempt(connector: KochavaConnector, body: dict, summary: str, stop: threading.Event) -> tuple[str, str, float]:
+def _attempt(connector: KochavaConnector, body: dict, summary: str, stop: threading.Event,
+             slots: DestinationSemaphore) -> tuple[str, str, float]:
     attempt = rate_waits = 0
     while not stop.is_set():
         try:
-            accepted, error = connector.send_record(body, summary)
+            with slots.slot(stop):
+                accepted, error = connector.send_record(body, summary)
             return ("sent", "", 0.0) if accepted else ("rejected", f"Kochava: {error}", 0.0)
+        except InterruptedError:  # the pass is stopping while this record waited for a slot
+            break
         except ConnectorError as exc:
             if exc.policy == Policy.RATE_LIMITED:
                 rate_waits += 1  # Kochava asked us to slow down: does not burn an attempt
@@ -101,8 +113,41 @@ def stream_events(destination: Destination, *, max_events: int | None = None) ->
     calls = CallLog()
     connector = connector_for(destination, calls)
     stop = threading.Event()
-    workers = int(config.get("concurrency", 8))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"kochava{destination.pk}") as pool:
+    slots = _slots(destination, connector)
+    with _one_pass(destination) as alone:
+        if not alone:  # the scheduler and "run now" never stream one destination twice at once
+            result.stopped = "another pass of this stream is running"
+            return result
+        stream.refresh_from_db()  # the cursor as the previous pass left it, read under the lock
+        result.last_event_id = stream.last_event_id
+        _stream_pages(destination, stream, connector, calls, stop, slots, result, max_events)
+    if not result.stopped and stream.last_error:
+        KochavaStream.objects.filter(pk=stream.pk).update(last_error="")
+    prune_call_log(destination.pk)
+    return result
+
+
+@contextmanager
+def _one_pass(destination: Destination):
+    """A session advisory lock for the pass: a second pass would resend events and could move the
+    cursor backwards. Held across the pass's many transactions; a killed worker's session ends and
+    releases it."""
+    key = f"kochava-stream:{destination.pk}"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+
+
+def _stream_pages(destination, stream, connector, calls, stop, slots, result: StreamResult, max_events) -> None:
+    config = destination.config
+    with ThreadPoolExecutor(max_workers=connector.concurrent_requests(),
+                            thread_name_prefix=f"kochava{destination.pk}") as pool:
         while not result.stopped and (max_events is None or result.sent + result.rejected + result.skipped < max_events):
             limit = PAGE if max_events is None else min(PAGE, max_events - result.sent - result.rejected - result.skipped)
             events = _read_events(destination, result.last_event_id, config.get("event_types", []), limit)
@@ -110,7 +155,7 @@ def stream_events(destination: Destination, *, max_events: int | None = None) ->
                 break
             outcomes, links = [], []
             bodies = [(event, connector.event_record(event)) for event in events]
-            futures = [pool.submit(_send_one, connector, body, f"event {event['id']} {event['event_type']}", stop)
+            futures = [pool.submit(_send_one, connector, body, f"event {event['id']} {event['event_type']}", stop, slots)
                        if body else None for event, body in bodies]
             answered_to, page_sent = result.last_event_id, 0
             for (event, body), future in zip(bodies, futures, strict=True):
@@ -134,10 +179,6 @@ def stream_events(destination: Destination, *, max_events: int | None = None) ->
             _record_page(stream, destination, answered_to, page_sent, outcomes, links, calls)
             result.sent += page_sent
             result.last_event_id = answered_to
-    if not result.stopped and stream.last_error:
-        KochavaStream.objects.filter(pk=stream.pk).update(last_error="")
-    prune_call_log(destination.pk)
-    return result
 
 
 def _read_events(destination: Destination, after: int, event_types: list[str], limit: int) -> list[dict]:
@@ -255,10 +296,11 @@ def link_due_users(destination: Destination, *, now=None, limit: int = 500) -> d
         due = list(KochavaUserLink.objects.select_for_update(skip_locked=True).filter(
             destination=destination, status=LinkStatus.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
         stop = threading.Event()
-        with ThreadPoolExecutor(max_workers=int(destination.config.get("concurrency", 8))) as pool:
+        slots = _slots(destination, connector)
+        with ThreadPoolExecutor(max_workers=connector.concurrent_requests()) as pool:
             answers = list(pool.map(lambda link: _send_one(
                 connector, connector.identity_link(link.kochava_device_id, link.identities).json,
-                f"identityLink profile {link.profile_id}", stop), due))
+                f"identityLink profile {link.profile_id}", stop, slots), due))
         counts = {"linked": 0, "held_back": 0, "failed": 0, "stopped": 0}
         base, cap = settings.KOCHAVA_LINK_RETRY_BASE_SECONDS, settings.KOCHAVA_LINK_RETRY_CAP_SECONDS
         for link, (status, reason, _wait) in zip(due, answers, strict=True):

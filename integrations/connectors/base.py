@@ -267,6 +267,10 @@ class Connector:
         """
         return [str(key) for key in self.config.get("user_properties") or []]
 
+    def concurrent_requests(self) -> int:
+        """The cap on requests in flight, counted across every worker (see concurrency_key)."""
+        return self.limits.concurrent_requests
+
     def concurrency_key(self, destination_id: int) -> str:
         """What the concurrent-requests cap counts: one destination by default; a partner whose cap is
         per account (CleverTap) shares it between every destination of that account."""

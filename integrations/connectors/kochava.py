@@ -98,6 +98,11 @@ class KochavaConnector(Connector):
     limits = Limits(records_per_request=1, bytes_per_request=2 * 1024 * 1024, concurrent_requests=8)
     list_style = False
 
+    def concurrent_requests(self) -> int:
+        # Kochava documents no concurrency limit (only 429s for senders that go too fast), so the
+        # destination's own `concurrency` setting is the cap, shared by its syncs and its event stream.
+        return int(self.config.get("concurrency") or self.limits.concurrent_requests)
+
     @property
     def app_guid(self) -> str:
         guid = self.config.get("app_guid") or self.auth_fields.get("app_guid") or ""

@@ -618,7 +618,7 @@ class OutcomeRecorder:
 
 def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> Stop | None:
     per_request = connector.records_per_request()
-    workers = max(1, connector.limits.concurrent_requests)
+    workers = max(1, connector.concurrent_requests())
     semaphore = DestinationSemaphore(connector.concurrency_key(destination.pk), cap=workers)
     stopping = threading.Event()
     first_stop: Stop | None = None

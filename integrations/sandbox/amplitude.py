@@ -434,6 +434,9 @@ _ROUTES: list[tuple[str, re.Pattern[str], str, str, bool]] = [
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive + chunked streaming
     server_version = "AmplitudeSandbox/1.0"
+    # Headers and body are separate writes: with Nagle on, a small answer waits ~40 ms for the
+    # client's delayed ACK (see partners/server.py). Real Amplitude does not add that delay.
+    disable_nagle_algorithm = True
     timeout = 60  # idle keep-alive connections do not pin threads forever
     endpoint = "unknown"  # class defaults: stdlib send_error() may run before _dispatch
     headers_sent = False

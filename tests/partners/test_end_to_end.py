@@ -267,3 +267,45 @@ def test_demo_configures_the_three_partners_on_their_sandboxes(acme, partners, m
     kinds = sorted(acme.destinations.values_list("kind", flat=True))
     assert kinds == ["clevertap", "kahuna", "kochava"]
     assert KahunaCampaign.objects.filter(destination__workspace=acme, enabled=True).count() == 2
+
+
+def test_kochava_a_second_pass_of_one_stream_is_refused_while_the_first_runs(acme, partners):
+    import psycopg
+
+    from tests.conftest import test_database_url
+
+    partner = partners("kochava")
+    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
+    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
+                                         "event_types": ["Purchase"]}, secrets={})
+    Event.objects.create(workspace=acme, uuid="p1", event_type="Purchase", device_id="k1", ip_address="10.0.0.1")
+    running = psycopg.connect(test_database_url(), autocommit=True)  # a pass in progress on another worker
+    running.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"kochava-stream:{dest.pk}"])
+    try:
+        refused = stream_events(dest)
+    finally:
+        running.close()
+    assert refused.stopped == "another pass of this stream is running" and partner.fake.events == []
+    assert stream_events(dest).sent == 1  # the lock went with the other session
+
+
+def test_kochava_stream_and_syncs_share_the_destinations_request_slots(acme):
+    from integrations.connectors.base import SegmentInfo
+    from integrations.delivery.semaphore import DestinationSemaphore
+
+    dest = destination(acme, "kochava", {"base_url": "http://127.0.0.1:9", "app_guid": "koapp-1", "concurrency": 3,
+                                         "event_types": ["Purchase"],
+                                         "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address",
+                                                     "adid": "device_id"}}, secrets={})
+    from campaigns.kochava_stream import _slots, connector_for
+
+    stream_slots = _slots(dest, connector_for(dest))
+    sync_connector = dest.connector_class(dest.config, {}, segment=SegmentInfo(1, "s", "1"))
+    sync_slots = DestinationSemaphore(sync_connector.concurrency_key(dest.pk), cap=sync_connector.concurrent_requests())
+    assert (stream_slots.key, stream_slots.cap) == (sync_slots.key, 3)
+    tokens = [stream_slots.try_acquire() for _ in range(3)]
+    try:
+        assert all(tokens) and sync_slots.try_acquire() is None  # the stream's 3 in flight fill the cap
+    finally:
+        for token in tokens:
+            stream_slots.release(token)
