@@ -67,10 +67,17 @@ SELECT %(workspace)s, %(segment)s, profile_id, 'removed', %(source)s, %(cause_ty
 FROM deleted
 """
 
+# Only the snapshot's newcomers reach the insert (an anti-join, instead of one conflict check per
+# existing member), in profile id order: the (segment, profile) and profile indexes of the members
+# and the (profile, id) index of the ledger are then filled left to right, not at random. ON
+# CONFLICT DO NOTHING still settles races and repeated ids (the later copy is skipped).
 _ENTER_FROM_TABLE_SQL = """
 WITH inserted AS (
     INSERT INTO audiences_segmentmember (segment_id, profile_id, added_at)
-    SELECT DISTINCT %(segment)s, s.profile_id, %(now)s FROM {table} s WHERE s.profile_id IS NOT NULL
+    SELECT %(segment)s, s.profile_id, %(now)s FROM {table} s
+    WHERE s.profile_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM audiences_segmentmember m WHERE m.segment_id = %(segment)s AND m.profile_id = s.profile_id)
+    ORDER BY s.profile_id
     ON CONFLICT (segment_id, profile_id) DO NOTHING
     RETURNING profile_id
 )

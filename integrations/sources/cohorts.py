@@ -127,6 +127,7 @@ class CohortResult:
 RAW = "cohort_raw"  # the file's columns as text, c0 … c<n-1>, plus the row's line number
 STAGE = "cohort_stage"  # one row per file row: cleaned identifiers, properties, the matched profile
 NEW = "cohort_new"  # one row per person to create: the identifier that keys them, a fresh id, properties
+ROWS = "cohort_rows"  # one row per file row that has a person: its identifiers and profile id
 MEMBERS = "cohort_members"  # the snapshot handed to audiences.ledger.replace_members
 COPY_CHUNK = 1 << 20
 
@@ -157,7 +158,9 @@ def _copy_fast(cursor, body: BinaryIO, width: int) -> None:
     the wrong number of fields, a blank line, invalid UTF-8.
     """
     columns = ", ".join(f"c{i}" for i in range(width))
-    with cursor.copy(f"COPY {RAW} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+    # FORCE_NULL: a quoted empty value ("", how Amplitude writes a missing property) arrives as NULL,
+    # so staging needs no NULLIF per column.
+    with cursor.copy(f"COPY {RAW} ({columns}) FROM STDIN (FORMAT csv, FORCE_NULL ({columns}))") as copy:
         while chunk := body.read(COPY_CHUNK):
             copy.write(chunk)
 
@@ -178,7 +181,7 @@ def _copy_checked(cursor, binary: BinaryIO, width: int, result: CohortResult) ->
                 result.skip(line, f"{len(row)} fields where the header has {width}")
                 continue
             result.rows_read += 1
-            copy.write_row((line, *row))
+            copy.write_row((line, *[value if value != "" else None for value in row]))  # like FORCE_NULL
             result.staged += 1
 
 
@@ -200,7 +203,7 @@ def _stage(cursor, job, plan: CsvPlan, params: dict) -> None:
     for position, names in plan.properties:
         for name in names:
             keys.append(name)
-            values.append("user_id" if position == plan.user_id else f"NULLIF(c{position}, '')")
+            values.append("user_id" if position == plan.user_id else f"c{position}")
     params["prop_keys"] = keys
     # jsonb_object(text[], text[]) is several times cheaper per row than jsonb_build_object, which
     # looks up every argument's type again on every call.
@@ -217,7 +220,8 @@ def _stage(cursor, job, plan: CsvPlan, params: dict) -> None:
                    COALESCE(ia.profile_id, iu.profile_id) AS profile_id,
                    CASE WHEN ia.profile_id IS NOT NULL THEN 'amplitude_id'
                         WHEN iu.profile_id IS NOT NULL THEN 'user_id' END AS resolved_via,
-                   (ia.profile_id IS NOT NULL OR iu.profile_id IS NOT NULL) AS existed
+                   (ia.profile_id IS NOT NULL OR iu.profile_id IS NOT NULL) AS existed,
+                   ia.profile_id IS NOT NULL AS amplitude_id_known, iu.profile_id IS NOT NULL AS user_id_known
             FROM (SELECT r.*, {amp} AS amplitude_id, {uid} AS user_id FROM {RAW} r OFFSET 0) c
             LEFT JOIN audiences_identity ia ON ia.workspace_id = %(workspace)s AND ia.kind = 'amplitude_id'
                  AND ia.value = c.amplitude_id
@@ -239,10 +243,11 @@ def _create_people(cursor, params: dict) -> int:
     cursor.execute(
         f"""CREATE TEMP TABLE {NEW} ON COMMIT DROP AS
             SELECT key_kind, key_value, props,
-                   nextval(pg_get_serial_sequence('audiences_profile', 'id')) AS profile_id
+                   nextval(%(profile_seq)s::regclass) AS profile_id
             FROM (SELECT DISTINCT ON (key_kind COLLATE "C", key_value COLLATE "C") key_kind, key_value, props
                   FROM {STAGE} WHERE profile_id IS NULL AND key_value IS NOT NULL
-                  ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC) latest"""
+                  ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC) latest""",
+        params,
     )
     wanted = cursor.rowcount
     if not wanted:
@@ -282,22 +287,34 @@ def _create_people(cursor, params: dict) -> int:
     return created
 
 
-# Each file row with the profile it belongs to: matched before (STAGE) or created by this load (NEW).
-# A join instead of an UPDATE of a million staging rows.
-_ROW_PROFILES = f"""
-    SELECT s.line, s.amplitude_id, s.user_id, COALESCE(s.profile_id, n.profile_id) AS profile_id,
-           COALESCE(s.resolved_via, n.key_kind) AS resolved_via
-    FROM {STAGE} s LEFT JOIN {NEW} n ON s.profile_id IS NULL AND n.key_kind = s.key_kind AND n.key_value = s.key_value
-"""
+def _row_profiles(cursor) -> None:
+    """ROWS: each file row's identifiers with the profile it belongs to, matched before (STAGE) or
+    created by this load (NEW). One hash join, written once and read by every later step (instead
+    of an UPDATE of a million staging rows, or the same join redone per step)."""
+    cursor.execute(f"ANALYZE {NEW}")  # the row count, so the planner hashes NEW instead of sorting both sides
+    cursor.execute(
+        f"""CREATE TEMP TABLE {ROWS} ON COMMIT DROP AS
+            SELECT s.amplitude_id, s.user_id, COALESCE(s.profile_id, n.profile_id) AS profile_id,
+                   COALESCE(s.resolved_via, n.key_kind) AS resolved_via, s.amplitude_id_known, s.user_id_known
+            FROM {STAGE} s LEFT JOIN {NEW} n ON s.profile_id IS NULL AND n.key_kind = s.key_kind
+                 AND n.key_value = s.key_value
+            WHERE COALESCE(s.profile_id, n.profile_id) IS NOT NULL"""
+    )
 
 
 def _attach_identities(cursor, params: dict) -> None:
-    """Every other identifier of a row joins the row's profile, unless it already belongs to someone."""
+    """Every other identifier of a row joins the row's profile, unless it already belongs to someone.
+
+    An identifier that STAGE found in the table already belongs to someone: only the others are
+    tried (a re-import does not probe the unique index once per member just to conflict), in
+    value order for the indexes' sake. ON CONFLICT still settles races and repeats in the file.
+    """
     for kind in ("amplitude_id", "user_id"):
         cursor.execute(
             f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
-                SELECT %(workspace)s, %(kind)s, {kind}, profile_id, 'import', now() FROM ({_ROW_PROFILES}) r
-                WHERE {kind} IS NOT NULL AND profile_id IS NOT NULL AND resolved_via IS DISTINCT FROM %(kind)s
+                SELECT %(workspace)s, %(kind)s, {kind}, profile_id, 'import', now() FROM {ROWS}
+                WHERE {kind} IS NOT NULL AND NOT {kind}_known AND resolved_via IS DISTINCT FROM %(kind)s
+                ORDER BY {kind}
                 ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
             {**params, "kind": kind},
         )
@@ -320,8 +337,10 @@ def load_cohort_file(run: ImportRun, job: CohortImportJob, cohort: dict, binary:
         # wait for its WAL flush; the hash joins and sorts over a million rows want memory, not disk.
         cursor.execute("SET LOCAL synchronous_commit = off")
         cursor.execute("SET LOCAL work_mem = '128MB'")
-        for table in (RAW, STAGE, NEW, MEMBERS):
+        for table in (RAW, STAGE, NEW, ROWS, MEMBERS):
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute("SELECT pg_get_serial_sequence('audiences_profile', 'id')")
+        params["profile_seq"] = cursor.fetchone()[0]  # resolved once, not per created profile
         cursor.execute(
             f"""CREATE TEMP TABLE {RAW} (line bigint GENERATED BY DEFAULT AS IDENTITY (START WITH 2),
                 {", ".join(f"c{i} text" for i in range(width))}) ON COMMIT DROP"""
@@ -344,22 +363,25 @@ def load_cohort_file(run: ImportRun, job: CohortImportJob, cohort: dict, binary:
             result.skip(line, "no usable identifier (amplitude_id and user_id blank or blocked)")
         _membership_params(job, params)
         result.profiles_created = _create_people(cursor, params)
+        _row_profiles(cursor)
         _attach_identities(cursor, params)
         result.profiles_updated = _merge_properties(cursor, params)
 
-        cursor.execute(f"""CREATE TEMP TABLE {MEMBERS} ON COMMIT DROP AS
-                           SELECT DISTINCT profile_id FROM ({_ROW_PROFILES}) r WHERE profile_id IS NOT NULL""")
+        cursor.execute(f"CREATE TEMP TABLE {MEMBERS} ON COMMIT DROP AS SELECT DISTINCT profile_id FROM {ROWS}")
         # Statistics let replace_members pick hash (anti-)joins instead of nested loops over a million rows.
         cursor.execute(f"ANALYZE {MEMBERS}")
         segment, _created = Segment.objects.update_or_create(
             workspace_id=job.workspace_id, type=SegmentType.AMPLITUDE_IMPORT, external_id=cohort_id,
             defaults={"name": cohort_name[:255], "partner_name": "Amplitude", "last_computed_at": last_computed},
         )
+        cursor.execute("SELECT coalesce(max(id), 0) FROM audiences_membershipchange WHERE segment_id = %s",
+                       [segment.pk])
+        ledger_before = cursor.fetchone()[0]  # this load's ledger rows come after it
         applied = replace_members(segment, MEMBERS, cause=cause)
         result.entered, result.exited = applied.added, applied.removed
         if applied.removed:
-            _mark_exited(cursor, job, segment, run, cohort_id, cohort_name)
-        for table in (STAGE, NEW, MEMBERS):
+            _mark_exited(cursor, job, segment, run, cohort_id, cohort_name, ledger_before)
+        for table in (STAGE, NEW, ROWS, MEMBERS):
             cursor.execute(f"DROP TABLE {table}")
     return result
 
@@ -383,25 +405,39 @@ def _membership_params(job, params: dict) -> None:
 
 
 def _merge_properties(cursor, params: dict) -> int:
-    """People who existed before this import: one UPDATE … FROM, writing only profiles that change."""
-    merged = "p.properties || s.props || %(top_level)s::jsonb"
+    """People who existed before this import: one UPDATE … FROM, writing only profiles that change.
+
+    The usual re-import changes nothing but amplitude_last_computed: a person whose properties
+    already contain the row's and the cohort's map entries gets just the top-level marks (one small
+    concatenation); only the others pay for the full merge. Both give the same result.
+    """
+    maps = ", ".join(f"%(map{index})s::text, COALESCE(p.properties->%(map{index})s, '{{}}') || "
+                     f"(%(marks)s::jsonb->%(map{index})s)" for index in range(len(params["maps"])))
     for index, key in enumerate(params["maps"]):
         params[f"map{index}"] = key
-        merged = (f"jsonb_set({merged}, ARRAY[%(map{index})s::text], COALESCE(p.properties->%(map{index})s, '{{}}') "
-                  f"|| (%(marks)s::jsonb->%(map{index})s))")
+    params["map_marks"] = json.dumps({k: v for k, v in json.loads(params["marks"]).items() if k in params["maps"]})
+    merged = "p.properties || s.props" + (f" || jsonb_build_object({maps})" if maps else "") + " || %(top_level)s::jsonb"
     cursor.execute(
-        f"""UPDATE audiences_profile p SET properties = {merged}, updated_at = now()
+        f"""UPDATE audiences_profile p
+            SET properties = CASE WHEN p.properties @> s.props AND p.properties @> %(map_marks)s::jsonb
+                                  THEN p.properties || %(top_level)s::jsonb ELSE {merged} END,
+                updated_at = now()
             FROM (SELECT DISTINCT ON (profile_id) profile_id, props FROM {STAGE}
                   WHERE existed ORDER BY profile_id, line DESC) s
             WHERE p.id = s.profile_id AND p.workspace_id = %(workspace)s
-              AND NOT (p.properties @> s.props AND p.properties @> %(marks)s::jsonb)""",
+              AND NOT (p.properties @> %(marks)s::jsonb AND p.properties @> s.props)""",
         params,
     )
     return cursor.rowcount
 
 
-def _mark_exited(cursor, job, segment: Segment, run: ImportRun, cohort_id: str, cohort_name: str) -> None:
-    """People who left: their cohort maps say false (the seed's map[string]bool)."""
+def _mark_exited(cursor, job, segment: Segment, run: ImportRun, cohort_id: str, cohort_name: str,
+                 ledger_before: int) -> None:
+    """People who left: their cohort maps say false (the seed's map[string]bool).
+
+    Who left is read back from this load's ledger rows: the segment's rows after `ledger_before`
+    (its (segment, id) index), of this run.
+    """
     sets = "COALESCE(properties->'amplitude_cohort_ids', '{}') || jsonb_build_object(%(cid)s::text, false)"
     value = f"jsonb_build_object('amplitude_cohort_ids', {sets})"
     if job.cohort_names_field:
@@ -411,10 +447,10 @@ def _mark_exited(cursor, job, segment: Segment, run: ImportRun, cohort_id: str, 
         f"""UPDATE audiences_profile SET properties = properties || {value}, updated_at = now()
             WHERE workspace_id = %(workspace)s AND id IN (
                 SELECT profile_id FROM audiences_membershipchange
-                WHERE segment_id = %(segment)s AND cause_type = 'import_run' AND cause_id = %(run)s
-                  AND action = 'removed')""",
+                WHERE segment_id = %(segment)s AND id > %(before)s AND cause_type = 'import_run'
+                  AND cause_id = %(run)s AND action = 'removed')""",
         {"workspace": job.workspace_id, "segment": segment.pk, "run": run.pk, "cid": cohort_id, "cname": cohort_name,
-         "names_field": job.cohort_names_field},
+         "names_field": job.cohort_names_field, "before": ledger_before},
     )
 
 

@@ -1,5 +1,7 @@
 """Cohort imports end to end against the sandbox Amplitude (real HTTP, real PostgreSQL)."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from audiences.models import Identity, MembershipChange, Profile, Segment, SegmentMember
@@ -197,3 +199,54 @@ def test_overlap_guard_records_skipped_run(amp, cohort_job):
     assert fourth.status == RunStatus.QUEUED
     first.refresh_from_db()
     assert first.status == RunStatus.FAILED and "stopped" in first.error
+
+
+def test_ragged_file_goes_row_by_row_and_empty_values_set_nothing(cohort_job):
+    """A row of the wrong width makes COPY refuse the file: the checked path skips it by line, and
+    treats empty values like the fast path (no property), with the same result otherwise."""
+    import io
+
+    from integrations.sources.cohorts import load_cohort_file
+
+    body = (b'"amplitude_id","user_id","city","plan"\r\n'
+            b'"501","ragged-1","Oslo",""\r\n'
+            b'"502","ragged-2"\r\n'  # two fields where the header has four
+            b'"503","","","gold"\r\n')
+    run = create_run(cohort_job, enqueue=False)
+    result = load_cohort_file(run, cohort_job, {"id": "rag1", "name": "Ragged"}, io.BytesIO(body))
+    assert result.rows_read == 3 and result.entered == 2
+    assert result.skipped_samples == [["line 3", "2 fields where the header has 4"]]
+    oslo = Profile.objects.get(identities__kind="amplitude_id", identities__value="501").properties
+    assert oslo["city"] == "Oslo" and oslo["amplitude_user_id"] == "ragged-1" and "amplitude_plan" not in oslo
+    gold = Profile.objects.get(identities__kind="amplitude_id", identities__value="503").properties
+    assert gold["amplitude_plan"] == "gold" and "city" not in gold and "amplitude_user_id" not in gold
+    assert not Identity.objects.filter(value="ragged-2").exists()
+
+
+def test_reimport_merges_changed_properties_and_keeps_other_cohorts(amp, cohort_job):
+    amp.sandbox.add_cohort("m1", "First", members=[{"amplitude_id": 1, "user_id": "u1", "city": "Rome"},
+                                                   {"amplitude_id": 2, "user_id": "u2", "city": "Pisa"}])
+    amp.sandbox.add_cohort("m2", "Second", members=[{"amplitude_id": 1, "user_id": "u1"}])
+    assert run_now(cohort_job).status == RunStatus.SUCCEEDED
+    one = Profile.objects.get(identities__kind="amplitude_id", identities__value="1")
+    assert one.properties["amplitude_cohort_ids"] == {"m1": True, "m2": True}
+    assert one.properties["amplitude_cohort_names"] == {"First": True, "Second": True}
+    # Person 1 moved (a changed property: the full merge); person 2 did not (only the marks change).
+    amp.sandbox.set_cohort_members("m1", [{"amplitude_id": 1, "user_id": "u1", "city": "Milan"},
+                                          {"amplitude_id": 2, "user_id": "u2", "city": "Pisa"},
+                                          {"amplitude_id": 3, "user_id": "u3", "city": "Bari"}])
+    second = run_now(cohort_job)
+    assert second.status == RunStatus.SUCCEEDED, second.error
+    assert second.counts["cohorts"]["m1"]["entered"] == 1 and second.counts["cohorts"]["m2"]["entered"] == 0
+    one.refresh_from_db()
+    assert one.properties["city"] == "Milan" and one.properties["amplitude_user_id"] == "u1"
+    assert one.properties["amplitude_cohort_ids"] == {"m1": True, "m2": True}
+    assert one.properties["amplitude_cohort_names"] == {"First": True, "Second": True}
+    two = Profile.objects.get(identities__kind="amplitude_id", identities__value="2")
+    assert two.properties["city"] == "Pisa" and two.properties["amplitude_cohort_ids"] == {"m1": True}
+    computed = datetime.fromtimestamp(amp.sandbox.project.cohorts["m1"].last_computed, UTC).isoformat()
+    assert two.properties["amplitude_last_computed"] == computed  # (person 1 was in m2 last: m2's time)
+    # Nothing changed for person 2 (only in m1, same lastComputed): the third run does not rewrite them.
+    third = run_now(cohort_job)
+    assert third.counts["entered"] == third.counts["exited"] == 0
+    assert Profile.objects.get(pk=two.pk).updated_at == two.updated_at
