@@ -31,8 +31,10 @@ class Profile(models.Model):
 
     objects = WorkspaceScopedQuerySet.as_manager()
 
-    class Meta:
-        indexes = [models.Index(fields=["workspace", "-updated_at"])]
+    # No index on updated_at (nothing orders or filters people by it): a cohort re-import rewrites
+    # every member's properties, and with no indexed column changing, and the free half of each
+    # page that the table's fillfactor (50, migration 0004) keeps, those updates are HOT: no new
+    # index entries, and each page's old versions are pruned when it is next updated.
 
     def __str__(self) -> str:
         return f"profile {self.pk}"
@@ -138,7 +140,8 @@ class MembershipChange(models.Model):
     id = models.BigAutoField(primary_key=True)
     # An append-only history written 10,000 rows at a time: no database-level foreign keys (each
     # would be checked per row at commit) and only the composite indexes below, which also serve
-    # the single-column lookups. Deletes still cascade through the ORM.
+    # the single-column lookups. Deletes still cascade through the ORM. No (cause_type, cause_id)
+    # index: a cause's rows are found through the segment or the profile they belong to.
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False,
                                   db_index=False)
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes", db_constraint=False,
@@ -158,7 +161,6 @@ class MembershipChange(models.Model):
             models.Index(fields=["segment", "id"], name="ledger_segment_cursor"),
             models.Index(fields=["segment", "occurred_at"], name="ledger_segment_time"),
             models.Index(fields=["profile", "id"], name="ledger_profile"),
-            models.Index(fields=["cause_type", "cause_id"], name="ledger_cause"),
             models.Index(fields=["workspace", "id"], name="ledger_workspace_cursor"),
         ]
 
