@@ -272,7 +272,8 @@ def _begin(cursor, *, shared: bool = False) -> str:
     cursor.execute("SET LOCAL synchronous_commit = off")
     cursor.execute("SET LOCAL work_mem = '256MB'")
     if shared:
-        raw = f"cc_ev_raw_{int(connection.connection.info.backend_pid)}"
+        cursor.execute("SELECT pg_backend_pid()")  # the server's own: right behind a connection pooler too
+        raw = f"cc_ev_raw_{int(cursor.fetchone()[0])}"
         try:
             with transaction.atomic():
                 cursor.execute(f"DROP TABLE IF EXISTS {raw}")

@@ -117,7 +117,8 @@ class Prefetch:
 
     def __init__(self, client: AmplitudeClient, first: datetime, last: datetime) -> None:
         self.window = (first, last)
-        self._client = dataclasses.replace(client)  # requests.Session is not shared between threads
+        # Its own copy (and requests.Session): a session is not shared between threads.
+        self._client = dataclasses.replace(client) if dataclasses.is_dataclass(client) else client
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._outcome: tuple[BinaryIO, int | None] | None = None

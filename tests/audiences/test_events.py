@@ -33,3 +33,22 @@ def test_malformed_lines_are_reported_and_the_rest_loaded(acme):
                                       ["f:4", "missing event_type"]] or counts.skipped_samples == [
         ("f:2", "malformed JSON"), ("f:3", "not a JSON object"), ("f:4", "missing event_type")]
     assert Event.objects.get(uuid="x2").event_time is None
+
+
+def test_event_files_skip_blank_lines_number_lines_per_file_and_keep_the_first_duplicate(acme):
+    import io
+
+    from audiences.events import store_event_files
+
+    first = (b'{"event_type":"A","user_id":"carol","uuid":"f1","event_time":"2024-05-01 10:00:00.000000"}\r\n'
+             b"\n   \n"
+             b'{"event_type":"B","user_id":"carol","uuid":"f1"}\n'  # same uuid: the first line wins
+             b"{oops\n")
+    second = b'{"event_type":"A","device_id":"dev-1","uuid":"f2","event_time":"2024-05-01T10:00:00+02:00"}'
+    counts = store_event_files(acme.pk, [("a.json", io.BytesIO(first)), ("b.json", io.BytesIO(second))])
+    assert (counts.read, counts.loaded, counts.duplicates, counts.skipped) == (4, 2, 1, 1)
+    assert counts.skipped_samples == [("a.json:5", "malformed JSON")]
+    assert Event.objects.get(uuid="f1").event_type == "A"
+    assert Event.objects.get(uuid="f2").event_time.isoformat() == "2024-05-01T08:00:00+00:00"
+    carol = Profile.objects.get(identities__kind="user_id", identities__value="carol")
+    assert carol.event_counts == {"A": 1}
