@@ -291,7 +291,9 @@ def _row_profiles(cursor) -> None:
     """ROWS: each file row's identifiers with the profile it belongs to, matched before (STAGE) or
     created by this load (NEW). One hash join, written once and read by every later step (instead
     of an UPDATE of a million staging rows, or the same join redone per step)."""
-    cursor.execute(f"ANALYZE {NEW}")  # the row count, so the planner hashes NEW instead of sorting both sides
+    # The row count (and only the join keys' statistics: sampling props is most of a full ANALYZE),
+    # so the planner hashes NEW instead of sorting both sides.
+    cursor.execute(f"ANALYZE {NEW} (key_kind, key_value)")
     cursor.execute(
         f"""CREATE TEMP TABLE {ROWS} ON COMMIT DROP AS
             SELECT s.amplitude_id, s.user_id, COALESCE(s.profile_id, n.profile_id) AS profile_id,
