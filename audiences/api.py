@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from audiences.identity import identities_with_value
 from audiences.models import Identity, MembershipChange, Profile, ProfileMerge, Segment, SegmentMember
 from audiences.stats import activity_24h
 from integrations.api import WorkspaceScopedViewSet
@@ -98,7 +99,7 @@ class SegmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
         value = request.query_params.get("identity")
         if value:
             members = members.filter(
-                profile__in=Identity.objects.filter(workspace=request.workspace, value=value).values("profile_id")
+                profile__in=identities_with_value(request.workspace.pk, value).values("profile_id")
             )
         page = self.paginate_queryset(members)
         return self.get_paginated_response(MemberSerializer(page, many=True).data)
@@ -139,9 +140,7 @@ class ProfileViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
         value = request.query_params.get("identity")
         if not value:
             raise ValidationError({"identity": ["required: the identity value to look up"]})
-        identities = Identity.objects.filter(workspace=request.workspace, value=value)
-        if request.query_params.get("kind"):
-            identities = identities.filter(kind=request.query_params["kind"])
+        identities = identities_with_value(request.workspace.pk, value, request.query_params.get("kind") or None)
         profiles = Profile.objects.filter(workspace=request.workspace, pk__in=identities.values("profile_id"))
         # Identities move with merges, so the value always leads to the surviving profile.
         return Response({"results": [profile_detail(profile) for profile in profiles[:20]]})

@@ -95,3 +95,36 @@ def resolve(workspace_id: int, kind: str, raw_values: list, *, source: str = "pu
                 found.update(lookup(workspace_id, kind, losers))
     result.profile_ids = found
     return result
+
+
+# The kinds one workspace uses, read off the unique (workspace, kind, value) index by a loose index
+# scan: one index descent per kind, however many identities there are.
+_KINDS_SQL = """
+WITH RECURSIVE kinds(kind) AS (
+    (SELECT kind FROM audiences_identity WHERE workspace_id = %(workspace)s ORDER BY kind LIMIT 1)
+    UNION ALL
+    SELECT (SELECT i.kind FROM audiences_identity i WHERE i.workspace_id = %(workspace)s AND i.kind > k.kind
+            ORDER BY i.kind LIMIT 1)
+    FROM kinds k WHERE k.kind IS NOT NULL
+)
+SELECT kind FROM kinds WHERE kind IS NOT NULL
+"""
+
+
+def identity_kinds(workspace_id: int) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(_KINDS_SQL, {"workspace": workspace_id})
+        return [kind for (kind,) in cursor.fetchall()]
+
+
+def identities_with_value(workspace_id: int, value: str, kind: str | None = None):
+    """The identities holding `value`, of any kind (or of `kind`): "find a person by any identity value".
+
+    There is no (workspace, value) index (every bulk import would pay for it): the value is looked
+    up under each of the workspace's kinds in the unique (workspace, kind, value) index instead,
+    a handful of index probes.
+    """
+    from audiences.models import Identity
+
+    kinds = [kind] if kind else identity_kinds(workspace_id)
+    return Identity.objects.filter(workspace_id=workspace_id, kind__in=kinds, value=value)

@@ -54,11 +54,10 @@ class Identity(models.Model):
 
     class Meta:
         verbose_name_plural = "identities"
+        # Also serves "find a person by any identity value", whatever its kind: the value is probed
+        # under each of the workspace's kinds (audiences.identity.identities_with_value), so no
+        # second (workspace, value) index slows every bulk insert of identities.
         constraints = [models.UniqueConstraint(fields=["workspace", "kind", "value"], name="identity_unique")]
-        indexes = [
-            # "Find a person by any identity value", whatever its kind.
-            models.Index(fields=["workspace", "value"], name="identity_value_idx"),
-        ]
 
     def __str__(self) -> str:
         return f"{self.kind}={self.value}"

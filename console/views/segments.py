@@ -9,6 +9,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
+from audiences.identity import identities_with_value
 from audiences.models import Identity, MembershipChange, Segment, SegmentMember
 from audiences.stats import activity_24h, daily_history
 from console.access import member_required
@@ -43,7 +44,7 @@ def segment_list(request):
 def _member_rows(segment: Segment, query: str, after: int | None):
     members = SegmentMember.objects.filter(segment=segment).select_related("profile").order_by("-id")
     if query:
-        profile_ids = Identity.objects.filter(workspace_id=segment.workspace_id, value=query).values("profile_id")
+        profile_ids = identities_with_value(segment.workspace_id, query).values("profile_id")
         members = members.filter(profile_id__in=profile_ids)
     if after:
         members = members.filter(id__lt=after)

@@ -93,3 +93,19 @@ def test_inbound_admin_pages_render(client, oscar, acme, acme_inbound_key, model
 
     obj = (InboundBatch if model == "inboundbatch" else InboundRequest).objects.first()
     assert client.get(f"/admin/inbound/{model}/{obj.pk}/change/").status_code == 200
+
+
+def test_identities_with_value_finds_every_kind_of_the_workspace_only(acme, globex):
+    from audiences.identity import identities_with_value, identity_kinds
+
+    resolve(acme.pk, "user_id", ["same-value", "u-1"])
+    resolve(acme.pk, "email", ["same-value"])
+    resolve(acme.pk, "property:crm_id", ["same-value"])
+    resolve(globex.pk, "device_id", ["same-value"])
+    assert identity_kinds(acme.pk) == ["email", "property:crm_id", "user_id"]
+    assert identity_kinds(globex.pk) == ["device_id"]
+    found = identities_with_value(acme.pk, "same-value")
+    assert sorted(found.values_list("kind", flat=True)) == ["email", "property:crm_id", "user_id"]
+    assert list(identities_with_value(acme.pk, "same-value", "email").values_list("kind", flat=True)) == ["email"]
+    assert not identities_with_value(acme.pk, "nobody").exists()
+    assert identity_kinds(999_999) == [] and not identities_with_value(999_999, "same-value").exists()
