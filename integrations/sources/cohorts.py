@@ -2,8 +2,9 @@
 
 Per cohort, everything that changes the console's data happens in ONE transaction (staging,
 profiles, identities, properties, segment, ledger): a failed or killed run leaves the segment's
-membership exactly as it was. The file is streamed to a temporary file and from there through
-csv.reader into COPY, so a 2-million-row cohort never sits in memory.
+membership exactly as it was. The file is streamed to a temporary file by a download thread and,
+while it grows, from there into COPY (row by row through csv.reader if COPY refuses a row), so a
+2-million-row cohort never sits in memory and PostgreSQL parses it while it is still arriving.
 
 The file: RFC-4180 CSV, every value quoted, header first; `amplitude_id` may appear twice (with
 props=1), `user_id` is empty for anonymous users; optionally gzip (sniffed, whatever the headers say).
@@ -12,11 +13,14 @@ props=1), `user_id` is empty for anonymous users; optionally gzip (sniffed, what
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
 import logging
+import os
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -463,6 +467,113 @@ def _epoch(value) -> datetime | None:
         return None
 
 
+class _Cancelled(Exception):
+    pass
+
+
+class _GrowingDownload:
+    """The cohort file downloading in its own thread into a temporary file that can be read while
+    it grows: COPY takes in the first megabytes while the rest is still arriving, instead of
+    waiting for the whole download. A reader blocks until the bytes it wants are written or the
+    download ended; the download's error (AmplitudeError: the body broke off…) is raised in the
+    reader. Always close() it: that stops an unfinished download and drops the file.
+    """
+
+    def __init__(self, client: AmplitudeClient, request_id: str) -> None:
+        self.file = tempfile.TemporaryFile(dir=settings.SOURCES_TEMP_DIR)  # noqa: SIM115 - closed by close()
+        self.size: int | None = None
+        self._written = 0
+        self._done = False
+        self._stop = False
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+        # Its own copy (and requests.Session): a session is not shared between threads.
+        client = dataclasses.replace(client) if dataclasses.is_dataclass(client) else client
+        self._thread = threading.Thread(target=self._run, args=(client, request_id), name="cohort-download",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, client: AmplitudeClient, request_id: str) -> None:
+        try:
+            self.size = client.download_cohort(request_id, self)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+            self._error = exc
+        finally:
+            with self._changed:
+                self._done = True
+                self._changed.notify_all()
+
+    # The download's side (AmplitudeClient.download_cohort writes here).
+    def write(self, data: bytes) -> int:
+        if self._stop:
+            raise _Cancelled("download abandoned")
+        self.file.write(data)
+        self.file.flush()  # visible to the reader's pread
+        with self._changed:
+            self._written += len(data)
+            self._changed.notify_all()
+        return len(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    # The reader's side.
+    def pread(self, size: int, position: int) -> bytes:
+        with self._changed:
+            while self._written <= position and not self._done:
+                self._changed.wait()
+            if self._error is not None:
+                raise self._error
+            available = self._written - position
+        return os.pread(self.file.fileno(), min(size, available), position) if available > 0 else b""
+
+    def length(self) -> int:
+        """The whole file's length, once the download has ended."""
+        with self._changed:
+            while not self._done:
+                self._changed.wait()
+            if self._error is not None:
+                raise self._error
+            return self._written
+
+    def reader(self) -> BinaryIO:
+        return io.BufferedReader(_GrowingReader(self), buffer_size=COPY_CHUNK)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self.file.close()
+
+
+class _GrowingReader(io.RawIOBase):
+    def __init__(self, download: _GrowingDownload) -> None:
+        self.download = download
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.download.pread(len(buffer), self.position)
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            offset += self.download.length()
+        elif whence == io.SEEK_CUR:
+            offset += self.position
+        self.position = offset
+        return offset
+
+    def tell(self) -> int:
+        return self.position
+
+
 def import_one_cohort(run: ImportRun, job: CohortImportJob, client: AmplitudeClient, cohort: dict) -> CohortResult:
     cohort_id, name = str(cohort["id"]), cohort.get("name") or cohort["id"]
     quota.consume(job.project)  # counted when asked for: Amplitude counts the request, not the success
@@ -470,11 +581,13 @@ def import_one_cohort(run: ImportRun, job: CohortImportJob, client: AmplitudeCli
     request_id = client.request_cohort(cohort_id, props=job.include_properties, prop_keys=job.prop_keys)
     transition(run, phase=f"waiting for Amplitude to compute {name}")
     client.wait_for_cohort(request_id)
-    with tempfile.TemporaryFile(dir=settings.SOURCES_TEMP_DIR) as binary:
-        transition(run, phase=f"downloading {name}")
-        size = client.download_cohort(request_id, binary)
-        transition(run, phase=f"loading {name}")
-        result = load_cohort_file(run, job, cohort, binary)
+    transition(run, phase=f"loading {name} (as it downloads)")
+    download = _GrowingDownload(client, request_id)
+    try:
+        result = load_cohort_file(run, job, cohort, download.reader())
+        size = download.size
+    finally:
+        download.close()
     logger.info("cohort %s imported by run %s: %s bytes, %s rows, +%s -%s", cohort_id, run.pk, size,
                 result.rows_read, result.entered, result.exited)
     return result

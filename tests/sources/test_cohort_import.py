@@ -1,5 +1,7 @@
 """Cohort imports end to end against the sandbox Amplitude (real HTTP, real PostgreSQL)."""
 
+import dataclasses
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -250,3 +252,36 @@ def test_reimport_merges_changed_properties_and_keeps_other_cohorts(amp, cohort_
     third = run_now(cohort_job)
     assert third.counts["entered"] == third.counts["exited"] == 0
     assert Profile.objects.get(pk=two.pk).updated_at == two.updated_at
+
+
+def test_download_breaking_off_during_the_load_applies_nothing(amp, cohort_job):
+    """The file is loaded while it downloads: a download that breaks off fails the cohort, and
+    nothing of what was already copied is applied."""
+    from integrations.sources.amplitude import AmplitudeClient, AmplitudeError
+    from integrations.sources.cohorts import import_one_cohort
+
+    amp.sandbox.add_cohort("brk1", "Breaks", size=30)
+    first = run_now(cohort_job)
+    assert first.status == RunStatus.SUCCEEDED
+    client = AmplitudeClient.for_project(cohort_job.project)
+    header_and_rows = b'"amplitude_id","user_id"\r\n' + b"".join(b'"%d","u-%d"\r\n' % (n, n) for n in range(5000))
+
+    class BreakingClient(type(client)):
+        def request_cohort(self, *args, **kwargs):
+            return "req-1"
+
+        def wait_for_cohort(self, request_id):
+            return None
+
+        def download_cohort(self, request_id, dest):
+            dest.write(header_and_rows)
+            time.sleep(0.3)  # COPY has started on these rows and waits for the rest
+            raise AmplitudeError("The download broke off after 60000 bytes: ProtocolError", transient=True)
+
+    breaking = BreakingClient(**{f.name: getattr(client, f.name) for f in dataclasses.fields(client)})
+    run = create_run(cohort_job, enqueue=False)
+    with pytest.raises(AmplitudeError, match="broke off"):
+        import_one_cohort(run, cohort_job, breaking, {"id": "brk1", "name": "Breaks"})
+    segment = Segment.objects.get(external_id="brk1")
+    assert segment.size == 30 and not MembershipChange.objects.filter(cause_id=run.pk).exists()
+    assert not Identity.objects.filter(value="u-4999").exists()
