@@ -244,27 +244,33 @@ def _create_people(cursor, params: dict) -> int:
     identity lost the race to another transaction is deleted again before commit and its rows
     are matched to the winner's profile.
     """
+    # NEW is narrow (the key, the row that supplies the properties, the new id): the latest row of
+    # each key is found by a hash anti-join on the keys, and the properties are read from STAGE by
+    # line when the profiles are written. (A DISTINCT ON carried every row's properties through a
+    # sort that spills to disk at a million rows, then through NEW and back.)
     cursor.execute(
         f"""CREATE TEMP TABLE {NEW} ON COMMIT DROP AS
-            SELECT key_kind, key_value, props,
-                   nextval(%(profile_seq)s::regclass) AS profile_id
-            FROM (SELECT DISTINCT ON (key_kind COLLATE "C", key_value COLLATE "C") key_kind, key_value, props
-                  FROM {STAGE} WHERE profile_id IS NULL AND key_value IS NOT NULL
-                  ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC) latest""",
+            SELECT key_kind, key_value, line, nextval(%(profile_seq)s::regclass) AS profile_id
+            FROM {STAGE} s WHERE profile_id IS NULL AND key_value IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM {STAGE} later WHERE later.profile_id IS NULL
+                              AND later.key_kind = s.key_kind AND later.key_value = s.key_value AND later.line > s.line)""",
         params,
     )
     wanted = cursor.rowcount
     if not wanted:
         return 0
+    # Its size and key statistics, so the planner hashes NEW (not STAGE) in the joins that follow.
+    cursor.execute(f"ANALYZE {NEW} (key_kind, key_value, line)")
     cursor.execute(
         f"""INSERT INTO audiences_profile (id, workspace_id, properties, event_counts, created_at, updated_at)
-            SELECT profile_id, %(workspace)s, props || %(new_person)s::jsonb, '{{}}'::jsonb, now(), now()
-            FROM {NEW}""",
+            SELECT n.profile_id, %(workspace)s, s.props || %(new_person)s::jsonb, '{{}}'::jsonb, now(), now()
+            FROM {NEW} n JOIN {STAGE} s ON s.line = n.line""",
         params,
     )
     cursor.execute(
         f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
             SELECT %(workspace)s, key_kind, key_value, profile_id, 'import', now() FROM {NEW}
+            ORDER BY key_kind COLLATE "C", key_value COLLATE "C"
             ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
         params,
     )
@@ -295,9 +301,6 @@ def _row_profiles(cursor) -> None:
     """ROWS: each file row's identifiers with the profile it belongs to, matched before (STAGE) or
     created by this load (NEW). One hash join, written once and read by every later step (instead
     of an UPDATE of a million staging rows, or the same join redone per step)."""
-    # The row count (and only the join keys' statistics: sampling props is most of a full ANALYZE),
-    # so the planner hashes NEW instead of sorting both sides.
-    cursor.execute(f"ANALYZE {NEW} (key_kind, key_value)")
     cursor.execute(
         f"""CREATE TEMP TABLE {ROWS} ON COMMIT DROP AS
             SELECT s.amplitude_id, s.user_id, COALESCE(s.profile_id, n.profile_id) AS profile_id,
