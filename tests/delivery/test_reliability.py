@@ -99,8 +99,8 @@ def test_two_runs_on_one_destination_stay_under_its_concurrency_cap(acme, partne
         t.join()
     assert [SyncRun.objects.get(pk=r.pk).status for r in runs] == [RunStatus.SUCCEEDED] * 2
     stats = partner.fake.stats()
-    assert stats["max_in_flight"] <= 4 and stats["concurrency_rejections"] == 0
-    assert stats["max_in_flight"] >= 2  # the runs did work in parallel
+    assert stats["max_in_flight"] <= 4 and stats["concurrency_rejections"] == 0, stats
+    assert stats["max_in_flight"] >= 2, stats  # the runs did work in parallel
 
 
 @pytest.mark.django_db(transaction=True)
