@@ -101,3 +101,15 @@ def test_person_search_by_identity_goes_to_the_trace(client, bob, power_users, a
 def test_person_search_without_match_says_so(client, bob, db):
     client.force_login(bob)
     assert "Nobody has an identity" in client.get("/people/search/?q=ghost").content.decode()
+
+
+def test_person_search_finds_a_value_typed_with_capitals_through_the_unique_index(client, bob, power_users, acme):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(bob)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/people/search/?q=USER-5")
+    assert response.status_code == 302 and response["Location"].startswith("/people/")
+    search = next(q["sql"] for q in queries if 'FROM "audiences_identity"' in q["sql"] and "IN" in q["sql"])
+    assert "UPPER" not in search and "LIKE" not in search  # no case-folded scan of every identity
