@@ -194,8 +194,12 @@ class Event(models.Model):
     """A behavioral event (Export API import or a /v1 track call), linked to its profile."""
 
     id = models.BigAutoField(primary_key=True)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False)
+    # Like the other hot tables: no database foreign key (a deferred check per row at commit) and no
+    # single-column indexes, which event_type_time and event_profile_time already lead with.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+                                  db_index=False)
+    profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False,
+                                db_index=False)
     source = models.CharField(max_length=16, default="import")
     uuid = models.CharField(max_length=64, null=True, blank=True)
     insert_id = models.CharField(max_length=255, null=True, blank=True)
