@@ -27,6 +27,7 @@ import queue
 import random
 import re
 import secrets
+import sys
 import threading
 import time
 import zipfile
@@ -676,6 +677,12 @@ class _SandboxServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], sandbox: AmplitudeSandbox) -> None:
         self.sandbox = sandbox
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client closing a keep-alive connection while the handler waits for its next request is
+        # normal (the importer is done); anything else is a bug in the fake and is printed.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def start_amplitude_sandbox(sandbox: AmplitudeSandbox | None = None, host: str = "127.0.0.1",
