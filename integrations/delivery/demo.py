@@ -6,9 +6,10 @@ Skipped when SANDBOX_LIST_API_URL is unset (the run command sets it when it star
 import os
 
 from audiences.models import Segment
-from integrations.delivery.engine import enqueue, start_run
-from integrations.delivery.models import Destination, RunStatus, SyncJob
+from integrations.delivery.engine import enqueue, run_connection_test, start_run
+from integrations.delivery.models import Destination, Health, RunStatus, SyncJob
 from integrations.models import Authorization
+from integrations.sandbox.demo_servers import DEMO_CREDENTIALS
 
 
 def populate_demo(workspace, state: dict, out) -> None:
@@ -16,15 +17,18 @@ def populate_demo(workspace, state: dict, out) -> None:
     if not base_url:
         out.write("  Delivery demo skipped: SANDBOX_LIST_API_URL is not set.")
         return
-    auth, created = Authorization.objects.get_or_create(workspace=workspace, provider="list_api",
-                                                        label="Sandbox list partner")
-    if created or not auth.secrets_ciphertext:
-        auth.set_secrets({"api_key": os.environ.get("SANDBOX_LIST_API_KEY", "test-api-key")})
-        auth.save()
+    auth, _ = Authorization.objects.get_or_create(workspace=workspace, provider="list_api",
+                                                  label="Sandbox list partner")
+    # The key the run command's sandbox expects (integrations.sandbox.demo_servers), set every time
+    # so a workspace seeded by an older demo heals too.
+    auth.set_secrets({"api_key": DEMO_CREDENTIALS["list_api"]["api_key"]})
+    auth.save()
     config = Destination(kind="list_api").connector_class.validate_config({"base_url": base_url})
     destination, _ = Destination.objects.update_or_create(
         workspace=workspace, name="Sandbox list partner",
         defaults={"kind": "list_api", "config": config, "authorization": auth})
+    if destination.health != Health.HEALTHY:
+        run_connection_test(destination)  # passing it restores a destination an older demo disabled
     segment = Segment.objects.filter(workspace=workspace).order_by("-size").first()
     if segment is None:
         out.write("  Delivery demo: no segment yet, so no sync was created.")

@@ -236,3 +236,27 @@ def test_partner_call_log_keeps_the_last_n_calls_without_secrets(list_sync, sett
     assert len(calls) == 3
     assert all("test-api-key" not in (c.request_summary + c.response_excerpt + c.url) for c in calls)
     assert calls[0].request_summary.startswith("add ") and calls[0].status_code == 200
+
+
+def test_the_demo_sync_delivers_to_the_run_commands_list_sandbox(acme, partners, monkeypatch):
+    import io
+
+    from integrations.delivery.demo import populate_demo
+    from integrations.delivery.models import Destination, Health
+    from integrations.sandbox.demo_servers import _PARTNER_OPTIONS
+
+    partner = partners("list_api", **_PARTNER_OPTIONS["list_api"])  # as `dev.py run` starts it
+    monkeypatch.setenv("SANDBOX_LIST_API_URL", partner.base_url)
+    segment = make_segment(acme)
+    add_members(segment, make_profiles(acme, range(5)))
+    dest = destination(acme, "list_api", {"base_url": partner.base_url}, secrets={"api_key": "stale"},
+                       name="Sandbox list partner")
+    Destination.objects.filter(pk=dest.pk).update(health=Health.DISABLED)  # left so by an older demo
+    populate_demo(acme, {}, io.StringIO())
+    job = SyncJob.objects.get(segment=segment)
+    run = job.runs.get()
+    execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.delivered == 5, run.error
+    assert Destination.objects.get(pk=dest.pk).health == Health.HEALTHY
+    assert members(partner, job) == {f"u{i}" for i in range(5)}
