@@ -18,6 +18,7 @@ from django.db import connection
 from audiences.models import Segment
 from integrations.delivery.engine import enqueue, start_run
 from integrations.delivery.models import Destination, RunStatus, SyncJob
+from integrations.delivery.scheduling import schedule_if_unscheduled
 from integrations.models import Authorization
 from integrations.sandbox.demo_servers import DEMO_CREDENTIALS
 
@@ -39,6 +40,7 @@ def _destination(workspace, kind: str, name: str, config: dict, secrets: dict, f
 def _sync(workspace, segment, destination, out) -> None:
     job, _ = SyncJob.objects.get_or_create(workspace=workspace, segment=segment, destination=destination,
                                            defaults={"cadence": "hourly", "timezone": workspace.timezone})
+    schedule_if_unscheduled(job)
     run = start_run(job, trigger="demo", mode="full")  # sandboxes forget everything on restart
     if run.status == RunStatus.QUEUED:
         enqueue(run.pk)

@@ -8,6 +8,7 @@ import os
 from audiences.models import Segment
 from integrations.delivery.engine import enqueue, run_connection_test, start_run
 from integrations.delivery.models import Destination, Health, RunStatus, SyncJob
+from integrations.delivery.scheduling import schedule_if_unscheduled
 from integrations.models import Authorization
 from integrations.sandbox.demo_servers import DEMO_CREDENTIALS
 
@@ -40,6 +41,7 @@ def populate_demo(workspace, state: dict, out) -> None:
         # The sandbox forgets its lists on restart: sync again from scratch into a fresh list.
         SyncJob.objects.filter(pk=job.pk).update(partner_state={}, cursor=None)
         job.refresh_from_db()
+    schedule_if_unscheduled(job)
     run = start_run(job, trigger="demo", mode="full")
     if run.status == RunStatus.QUEUED:
         enqueue(run.pk)

@@ -23,6 +23,13 @@ logger = logging.getLogger(__name__)
 UTC = dt.UTC
 
 
+def schedule_if_unscheduled(job: SyncJob, now: dt.datetime | None = None) -> None:
+    """Give a job made outside the API and the wizard (the demo) its next scheduled run."""
+    if job.next_run_at is None and job.cadence != Cadence.ONE_TIME:
+        job.next_run_at = next_run_after(job, now or dt.datetime.now(UTC))
+        SyncJob.objects.filter(pk=job.pk).update(next_run_at=job.next_run_at)
+
+
 def next_run_after(job: SyncJob, now: dt.datetime) -> dt.datetime | None:
     """The first scheduled instant strictly after `now` (None for one-time jobs)."""
     now = now.astimezone(UTC)

@@ -260,3 +260,4 @@ def test_the_demo_sync_delivers_to_the_run_commands_list_sandbox(acme, partners,
     assert run.status == RunStatus.SUCCEEDED and run.delivered == 5, run.error
     assert Destination.objects.get(pk=dest.pk).health == Health.HEALTHY
     assert members(partner, job) == {f"u{i}" for i in range(5)}
+    assert job.cadence == "hourly" and job.next_run_at is not None  # the scheduler picks it up again
