@@ -31,11 +31,20 @@ class KahunaCampaignSerializer(serializers.ModelSerializer):
 
 class KahunaCampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                             mixins.UpdateModelMixin, WorkspaceScopedViewSet):
-    """Campaigns kept in the console (name, Kahuna id, environment p/s, enabled). Ops and owners edit."""
+    """Campaigns kept in the console (name, Kahuna id, environment p/s, enabled).
+
+    Everyone reads them and marketers refresh them from Kahuna (they pick one for Export to Kahuna,
+    as in the console); only ops and owners add or edit them by hand.
+    """
 
     model = KahunaCampaign
     serializer_class = KahunaCampaignSerializer
-    permission_classes = [ManagementAccess, CanManageCredentials]
+    permission_classes = [ManagementAccess, CanAct]
+
+    def get_permissions(self):
+        if self.action in ("create", "update", "partial_update"):
+            return [ManagementAccess(), CanManageCredentials()]
+        return super().get_permissions()
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -309,3 +309,27 @@ def test_kochava_stream_and_syncs_share_the_destinations_request_slots(acme):
     finally:
         for token in tokens:
             stream_slots.release(token)
+
+
+def test_kahuna_campaigns_api_marketers_read_and_refresh_only_ops_edit(acme, bob, vera, oscar, partners):
+    from rest_framework.test import APIClient
+
+    from integrations.sandbox.demo_servers import _PARTNER_OPTIONS
+
+    partner = partners("kahuna", **_PARTNER_OPTIONS["kahuna"])
+    dest = destination(acme, "kahuna", {"base_url": partner.base_url, "environment": "p"},
+                       secrets={"secret_key": "demo-kahuna-secret", "api_key": "demo-kahuna-api"})
+
+    def client(user):
+        api = APIClient()
+        api.force_login(user)
+        return api
+
+    marketer, viewer, ops = client(bob), client(vera), client(oscar)
+    assert viewer.post(f"/api/v1/kahuna-campaigns/refresh/{dest.pk}/").status_code == 403
+    assert marketer.post(f"/api/v1/kahuna-campaigns/refresh/{dest.pk}/").json() == {"listed": 3}
+    listed = viewer.get("/api/v1/kahuna-campaigns/?environment=p&enabled=true").json()
+    assert [c["name"] for c in listed["results"]] == ["Welcome back"]
+    new = {"name": "By hand", "campaign_id": "hand-1", "environment": "p", "enabled": True, "destination": dest.pk}
+    assert marketer.post("/api/v1/kahuna-campaigns/", new, format="json").status_code == 403
+    assert ops.post("/api/v1/kahuna-campaigns/", new, format="json").status_code == 201
