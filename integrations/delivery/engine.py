@@ -532,9 +532,13 @@ def execute_run(run_id: int) -> SyncRun | None:
 def _prepare_target(job: SyncJob, connector: Connector) -> Stop | None:
     """Create the partner-side target if needed (list creation), with the same retry policy as batches."""
     attempt = 0
+    # Setup calls count against the partner's cap like batches do: another run of the destination
+    # may already have every slot in flight.
+    slots = DestinationSemaphore(connector.concurrency_key(job.destination_id), cap=connector.concurrent_requests())
     while True:
         try:
-            state = connector.prepare()
+            with slots.slot():
+                state = connector.prepare()
             break
         except ConnectorError as error:
             if error.policy not in (Policy.RATE_LIMITED, Policy.TRANSIENT):

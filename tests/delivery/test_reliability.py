@@ -77,6 +77,7 @@ def test_a_worker_killed_mid_run_resumes_and_the_list_sees_every_id_exactly_once
 
 @pytest.mark.django_db(transaction=True)
 def test_two_runs_on_one_destination_stay_under_its_concurrency_cap(acme, partners):
+    # Both runs create their list (a setup call) while the other may be sending: those count too.
     partner = partners("list_api", latency=0.05, concurrency_cap=4)  # the fake 429s above 4 in flight
     dest = destination(acme, "list_api", {"base_url": partner.base_url, "batch_size": 20}, secrets={"api_key": "test-api-key"})
     jobs = []
