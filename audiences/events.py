@@ -240,7 +240,10 @@ WITH ins AS (
         SELECT jsonb_object_agg(key, value::bigint + COALESCE((p.event_counts->>key)::bigint, 0))
         FROM jsonb_each_text(pp.counts)
     ), updated_at = now()
-    FROM per_profile pp WHERE p.id = pp.profile_id AND p.workspace_id = %(workspace)s
+    -- "+ 0": the workspace check must not drive the join. When the profile statistics are stale
+    -- (a table analyzed nearly empty, then filled by an import), the planner takes the workspace
+    -- index for one row and loops over every profile of the workspace for every counted profile.
+    FROM per_profile pp WHERE p.id = pp.profile_id AND p.workspace_id + 0 = %(workspace)s
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM counted)

@@ -433,7 +433,7 @@ def _merge_properties(cursor, params: dict) -> int:
                 updated_at = now()
             FROM (SELECT DISTINCT ON (profile_id) profile_id, props FROM {STAGE}
                   WHERE existed ORDER BY profile_id, line DESC) s
-            WHERE p.id = s.profile_id AND p.workspace_id = %(workspace)s
+            WHERE p.id = s.profile_id AND p.workspace_id + 0 = %(workspace)s  -- + 0: see audiences.events
               AND NOT (p.properties @> %(marks)s::jsonb AND p.properties @> s.props)""",
         params,
     )
@@ -452,14 +452,21 @@ def _mark_exited(cursor, job, segment: Segment, run: ImportRun, cohort_id: str, 
     if job.cohort_names_field:
         value += (" || jsonb_build_object(%(names_field)s::text, COALESCE(properties->%(names_field)s, '{}')"
                   " || jsonb_build_object(%(cname)s::text, false))")
+    # The ids first, then an update by primary key: the ledger rows are this transaction's own, so
+    # the planner has no statistics for them and, given "IN (subquery)", may instead walk every
+    # profile of the workspace probing the ledger for each (minutes at a million members).
+    cursor.execute(
+        """SELECT coalesce(array_agg(profile_id), '{}') FROM audiences_membershipchange
+           WHERE segment_id = %(segment)s AND id > %(before)s AND cause_type = 'import_run'
+             AND cause_id = %(run)s AND action = 'removed'""",
+        {"segment": segment.pk, "run": run.pk, "before": ledger_before},
+    )
+    exited = cursor.fetchone()[0]
     cursor.execute(
         f"""UPDATE audiences_profile SET properties = properties || {value}, updated_at = now()
-            WHERE workspace_id = %(workspace)s AND id IN (
-                SELECT profile_id FROM audiences_membershipchange
-                WHERE segment_id = %(segment)s AND id > %(before)s AND cause_type = 'import_run'
-                  AND cause_id = %(run)s AND action = 'removed')""",
-        {"workspace": job.workspace_id, "segment": segment.pk, "run": run.pk, "cid": cohort_id, "cname": cohort_name,
-         "names_field": job.cohort_names_field, "before": ledger_before},
+            WHERE id = ANY(%(exited)s::bigint[]) AND workspace_id = %(workspace)s""",
+        {"workspace": job.workspace_id, "exited": exited, "cid": cohort_id, "cname": cohort_name,
+         "names_field": job.cohort_names_field},
     )
 
 
