@@ -135,7 +135,7 @@ def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
             cursor.execute(
                 """UPDATE audiences_profile p SET properties = p.properties || t.props::jsonb, updated_at = now()
                    FROM unnest(%s::bigint[], %s::text[]) AS t(id, props)
-                   WHERE p.id = t.id AND p.workspace_id = %s""",
+                   WHERE p.id = t.id AND p.workspace_id + 0 = %s""",  # + 0: see audiences.events
                 [list(properties), [json.dumps(props) for props in properties.values()], workspace_id],
             )
     added = removed = 0
