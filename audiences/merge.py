@@ -130,14 +130,14 @@ def link_identity(
         known_owner = lookup(workspace_id, known_kind, [known_value]).get(known_value)
         if known_owner is None and device_owner is not None and not _known_kinds_of([device_owner])[device_owner]:
             # The anonymous person registers: their profile gains the credential, no merge.
-            _attach(workspace_id, known_kind, [known_value], [device_owner], source)
+            attach_identities(workspace_id, known_kind, [known_value], [device_owner], source)
             known_owner = lookup(workspace_id, known_kind, [known_value])[known_value]
             if known_owner == device_owner:
                 return known_owner, None
         if known_owner is None:
             known_owner = resolve(workspace_id, known_kind, [known_value], source=source).profile_ids[known_value]
         if device_owner is None:
-            _attach(workspace_id, device_kind, [device_value], [known_owner], source)
+            attach_identities(workspace_id, device_kind, [device_value], [known_owner], source)
             device_owner = lookup(workspace_id, device_kind, [device_value])[device_value]
         if device_owner == known_owner:
             return known_owner, None
@@ -154,7 +154,7 @@ def link_identity(
         return known_owner, merge
 
 
-def _attach(workspace_id: int, kind: str, values: list[str], profile_ids: list[int], source: str) -> None:
+def attach_identities(workspace_id: int, kind: str, values: list[str], profile_ids: list[int], source: str) -> None:
     """Give profiles new identities, set-wise; a value someone else already holds is left alone."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -191,7 +191,7 @@ def link_pairs(
         # Anonymous people registering: their device-only profile gains the credential.
         registering = [(k, device_owner[d]) for k, d in simple if k not in known_owner and d in device_owner and not anonymous[device_owner[d]]]
         if registering:
-            _attach(workspace_id, known_kind, [k for k, _ in registering], [p for _, p in registering], source)
+            attach_identities(workspace_id, known_kind, [k for k, _ in registering], [p for _, p in registering], source)
             known_owner.update(lookup(workspace_id, known_kind, [k for k, _ in registering]))
         brand_new = [k for k, _ in simple if k not in known_owner]
         if brand_new:
@@ -200,7 +200,7 @@ def link_pairs(
             known_owner.update(resolution.profile_ids)
         new_devices = [(d, known_owner[k]) for k, d in simple if d not in device_owner]
         if new_devices:
-            _attach(workspace_id, ANONYMOUS_KIND, [d for d, _ in new_devices], [p for _, p in new_devices], source)
+            attach_identities(workspace_id, ANONYMOUS_KIND, [d for d, _ in new_devices], [p for _, p in new_devices], source)
             device_owner.update(lookup(workspace_id, ANONYMOUS_KIND, [d for d, _ in new_devices]))
         result.profile_ids.update(known_owner)
         for known_value, device_value in simple:

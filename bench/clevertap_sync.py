@@ -24,10 +24,9 @@ os.environ.setdefault("DEBUG", "1")
 django.setup()
 
 import requests
-from django.db import connection
 
 from audiences.models import Segment
-from bench.outbound import cleanup, make_members
+from bench.outbound import cleanup, make_members, select_member_ids
 from integrations.delivery.engine import execute_run, start_run
 from integrations.delivery.models import Destination, SyncJob
 from integrations.models import Authorization
@@ -63,12 +62,7 @@ def main() -> None:
                                           config=config)
         job = SyncJob.objects.create(workspace=workspace, segment=segment, destination=dest, cadence="one_time")
 
-        started = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT i.value FROM audiences_segmentmember m JOIN audiences_identity i"
-                           " ON i.profile_id = m.profile_id AND i.kind = 'user_id' WHERE m.segment_id = %s", [segment.pk])
-            baseline_rows = len(cursor.fetchall())
-        baseline = time.perf_counter() - started
+        baseline_rows, baseline = select_member_ids(segment)
 
         started = time.perf_counter()
         run = start_run(job, trigger="bench")

@@ -33,7 +33,7 @@ from integrations.connectors.kochava import HELD_BACK, KochavaConnector, resolve
 from integrations.delivery.engine import CallLog, _log_calls, backoff_seconds, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
-from integrations.delivery.semaphore import DestinationSemaphore
+from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
 
 PAGE = 1000
 _EVENT_COLUMNS = ("id", "profile_id", "event_type", "event_time", "user_id", "device_id", "ip_address", "platform",
@@ -54,11 +54,6 @@ class StreamResult:
     rejected: int = 0
     last_event_id: int = 0
     stopped: str = ""  # why the pass ended early ("" = caught up or hit max_events)
-
-
-def _slots(destination: Destination, connector: KochavaConnector) -> DestinationSemaphore:
-    """The destination's request slots, shared with its segment syncs and every worker."""
-    return DestinationSemaphore(connector.concurrency_key(destination.pk), cap=connector.concurrent_requests())
 
 
 def _send_one(connector: KochavaConnector, body: dict, summary: str, stop: threading.Event,
@@ -113,7 +108,7 @@ def stream_events(destination: Destination, *, max_events: int | None = None) ->
     calls = CallLog()
     connector = connector_for(destination, calls)
     stop = threading.Event()
-    slots = _slots(destination, connector)
+    slots = connector_slots(connector, destination.pk)
     with _one_pass(destination) as alone:
         if not alone:  # the scheduler and "run now" never stream one destination twice at once
             result.stopped = "another pass of this stream is running"
@@ -296,7 +291,7 @@ def link_due_users(destination: Destination, *, now=None, limit: int = 500) -> d
         due = list(KochavaUserLink.objects.select_for_update(skip_locked=True).filter(
             destination=destination, status=LinkStatus.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
         stop = threading.Event()
-        slots = _slots(destination, connector)
+        slots = connector_slots(connector, destination.pk)
         with ThreadPoolExecutor(max_workers=connector.concurrent_requests()) as pool:
             answers = list(pool.map(lambda link: _send_one(
                 connector, connector.identity_link(link.kochava_device_id, link.identities).json,

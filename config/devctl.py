@@ -186,7 +186,8 @@ def cmd_services(args: list[str]) -> int:
         with _print_lock:
             for name in ("DATABASE_URL", "REDIS_URL"):
                 print(f"export {name}={shlex.quote(os.environ[name])}", flush=True)
-        stop.wait()
+        while not stop.wait(0.5):  # a timeout: a signal landing on another thread must still wake us
+            pass
         say("stopping the servers ...")
         return 0
     finally:

@@ -56,7 +56,7 @@ from integrations.delivery.models import (
     SyncJob,
     SyncRun,
 )
-from integrations.delivery.semaphore import DestinationSemaphore
+from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
 
 logger = logging.getLogger(__name__)
 PAGE_BATCHES = 4  # batches read per page: enough to keep the pool busy, small enough for memory
@@ -534,7 +534,7 @@ def _prepare_target(job: SyncJob, connector: Connector) -> Stop | None:
     attempt = 0
     # Setup calls count against the partner's cap like batches do: another run of the destination
     # may already have every slot in flight.
-    slots = DestinationSemaphore(connector.concurrency_key(job.destination_id), cap=connector.concurrent_requests())
+    slots = connector_slots(connector, job.destination_id)
     while True:
         try:
             with slots.slot():
@@ -623,7 +623,7 @@ class OutcomeRecorder:
 def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> Stop | None:
     per_request = connector.records_per_request()
     workers = max(1, connector.concurrent_requests())
-    semaphore = DestinationSemaphore(connector.concurrency_key(destination.pk), cap=workers)
+    semaphore = connector_slots(connector, destination.pk)
     stopping = threading.Event()
     first_stop: Stop | None = None
     batches = _pending_batches(run.pk, per_request, connector.property_keys())

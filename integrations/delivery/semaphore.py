@@ -59,3 +59,9 @@ class DestinationSemaphore:
 
     def in_use(self) -> int:
         return redis_client().zcard(self.key)
+
+
+def connector_slots(connector, destination_id: int) -> DestinationSemaphore:
+    """The request slots a connector's calls to this destination take: its cap, under its key (one
+    destination, or a whole partner account), shared by syncs, setup calls and streams alike."""
+    return DestinationSemaphore(connector.concurrency_key(destination_id), cap=max(1, connector.concurrent_requests()))

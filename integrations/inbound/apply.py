@@ -21,7 +21,7 @@ from django.utils import timezone
 from audiences.events import store_events
 from audiences.identity import blocked_values, clean_identity, lookup, resolve
 from audiences.ledger import Cause, apply_changes
-from audiences.merge import ANONYMOUS_KIND, Conflict, link_pairs
+from audiences.merge import ANONYMOUS_KIND, Conflict, attach_identities, link_pairs
 from audiences.models import Segment, SegmentType
 from integrations.inbound.models import BatchStatus, Endpoint, InboundBatch
 from integrations.inbound.parsers import CohortRef, People, amplitude_lists, cohort_webhook, identify, segment
@@ -182,22 +182,12 @@ def _apply_aliases(batch: InboundBatch, aliases: list, blocked: frozenset, cause
             continue
         user_owner = lookup(workspace_id, kind, [user]).get(user)
         if user_owner is None:
-            resolve_onto(workspace_id, kind, user, previous_owner)
+            attach_identities(workspace_id, kind, [user], [previous_owner], "push")
         elif user_owner != previous_owner:
             batch.conflicts = [*batch.conflicts, Conflict(
                 (kind, user), (kind, previous), user_owner, previous_owner,
                 f"alias: {kind} {previous!r} and {user!r} belong to two known profiles ({previous_owner}, "
                 f"{user_owner}); known profiles are never merged automatically").as_dict()]
-
-
-def resolve_onto(workspace_id: int, kind: str, value: str, profile_id: int) -> None:
-    """Give `profile_id` the identity (kind, value), unless someone took it meanwhile."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
-               VALUES (%s, %s, %s, %s, 'push', now()) ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
-            [workspace_id, kind, value, profile_id],
-        )
 
 
 # --- the ordered apply loop --------------------------------------------------------------------------

@@ -766,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("Ctrl-C to stop.", flush=True)
     try:
         while True:
-            time.sleep(3600)
+            time.sleep(0.5)  # short: a Ctrl-C landing on a server thread is seen at the next wake-up
     except KeyboardInterrupt:
         pass
     finally:

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    while not stop.wait(0.5):  # a timeout: the signal may land on a server thread (see partners.__main__)
+        pass
     for server in servers:
         server.stop()
     stop_amplitude_sandbox(amplitude_server)

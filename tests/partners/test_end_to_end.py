@@ -291,17 +291,16 @@ def test_kochava_a_second_pass_of_one_stream_is_refused_while_the_first_runs(acm
 
 def test_kochava_stream_and_syncs_share_the_destinations_request_slots(acme):
     from integrations.connectors.base import SegmentInfo
-    from integrations.delivery.semaphore import DestinationSemaphore
+    from integrations.delivery.semaphore import connector_slots
 
     dest = destination(acme, "kochava", {"base_url": "http://127.0.0.1:9", "app_guid": "koapp-1", "concurrency": 3,
                                          "event_types": ["Purchase"],
                                          "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address",
                                                      "adid": "device_id"}}, secrets={})
-    from campaigns.kochava_stream import _slots, connector_for
+    from campaigns.kochava_stream import connector_for
 
-    stream_slots = _slots(dest, connector_for(dest))
-    sync_connector = dest.connector_class(dest.config, {}, segment=SegmentInfo(1, "s", "1"))
-    sync_slots = DestinationSemaphore(sync_connector.concurrency_key(dest.pk), cap=sync_connector.concurrent_requests())
+    stream_slots = connector_slots(connector_for(dest), dest.pk)
+    sync_slots = connector_slots(dest.connector_class(dest.config, {}, segment=SegmentInfo(1, "s", "1")), dest.pk)
     assert (stream_slots.key, stream_slots.cap) == (sync_slots.key, 3)
     tokens = [stream_slots.try_acquire() for _ in range(3)]
     try:

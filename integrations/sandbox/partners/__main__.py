@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
+import time
 
 from . import KINDS, start_partner
 
@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     server, base_url = start_partner(args.kind, args.host, args.port, **dict(args.option))
     print(f"{args.kind} sandbox on {base_url}  (stats: {base_url}/_sandbox/stats; Ctrl-C to stop)", flush=True)
     try:
-        threading.Event().wait()
+        # A timeout, not a bare wait(): the kernel may deliver Ctrl-C to a server thread, and a main
+        # thread blocked with no timeout would never run Python's handler (KeyboardInterrupt).
+        while True:
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
