@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values
 from audiences.ledger import Cause, replace_members
@@ -267,14 +267,13 @@ def _create_people(cursor, params: dict) -> int:
             FROM {NEW} n JOIN {STAGE} s ON s.line = n.line""",
         params,
     )
-    cursor.execute(
+    created = _insert_identities(
+        cursor,
         f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
             SELECT %(workspace)s, key_kind, key_value, profile_id, 'import', now() FROM {NEW}
-            ORDER BY key_kind COLLATE "C", key_value COLLATE "C"
-            ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
+            ORDER BY key_kind COLLATE "C", key_value COLLATE "C" """,
         params,
     )
-    created = cursor.rowcount
     if created < wanted:  # another transaction created some of these people between our read and our insert
         cursor.execute(
             f"""WITH lost AS (
@@ -295,6 +294,22 @@ def _create_people(cursor, params: dict) -> int:
             params,
         )
     return created
+
+
+def _insert_identities(cursor, insert: str, params: dict) -> int:
+    """Run an identity INSERT … SELECT; returns the rows inserted. Values already held are skipped.
+
+    A plain INSERT first: the values were checked against the table when staged, so it nearly
+    always succeeds, at about two thirds of the cost of ON CONFLICT's speculative insertion. A
+    value repeated in the file, or taken by another transaction meanwhile, aborts it (a savepoint)
+    and the statement is redone with ON CONFLICT DO NOTHING, which settles both.
+    """
+    try:
+        with transaction.atomic():
+            cursor.execute(insert, params)
+    except IntegrityError:
+        cursor.execute(insert + " ON CONFLICT (workspace_id, kind, value) DO NOTHING", params)
+    return cursor.rowcount
 
 
 def _row_profiles(cursor) -> None:
@@ -319,12 +334,12 @@ def _attach_identities(cursor, params: dict) -> None:
     value order for the indexes' sake. ON CONFLICT still settles races and repeats in the file.
     """
     for kind in ("amplitude_id", "user_id"):
-        cursor.execute(
+        _insert_identities(
+            cursor,
             f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
                 SELECT %(workspace)s, %(kind)s, {kind}, profile_id, 'import', now() FROM {ROWS}
                 WHERE {kind} IS NOT NULL AND NOT {kind}_known AND resolved_via IS DISTINCT FROM %(kind)s
-                ORDER BY {kind}
-                ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
+                ORDER BY {kind}""",
             {**params, "kind": kind},
         )
 

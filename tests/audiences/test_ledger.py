@@ -68,6 +68,43 @@ def test_replace_members_diffs_against_a_snapshot_table(acme, segment):
     assert segment.size == 2
 
 
+def test_replace_members_never_nests_loops_when_member_statistics_are_stale(acme, segment):
+    """The members table analyzed while empty, then filled by a first import: the planner believes
+    the segment has one member and, for the exit diff, would loop over the whole snapshot once per
+    real member (a re-import straight after a first 1M import ran for over ten minutes)."""
+    plans = []
+
+    def explain_snapshot_diffs(execute, sql, params, many, context):
+        if "FROM snap s" in sql:
+            with context["connection"].connection.cursor() as raw:  # the same session, past the wrappers
+                raw.execute("EXPLAIN " + sql, params)
+                plans.append("\n".join(row[0] for row in raw.fetchall()))
+        return execute(sql, params, many, context)
+
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO audiences_profile (workspace_id, properties, event_counts, created_at, updated_at)"
+                       " SELECT %s, '{}', '{}', now(), now() FROM generate_series(1, 3000)", [acme.pk])
+        cursor.execute("SELECT id FROM audiences_profile WHERE workspace_id = %s ORDER BY id", [acme.pk])
+        ids = [row[0] for row in cursor.fetchall()]
+        # Statistics of a table that has pages but (as far as ANALYZE knows) no rows: an earlier
+        # segment's members deleted (here by this transaction), then analyzed.
+        apply_changes(segment, add=ids, cause=PUSH)
+        cursor.execute("DELETE FROM audiences_segmentmember WHERE segment_id = %s", [segment.pk])
+        cursor.execute("ANALYZE audiences_segmentmember")
+        cursor.execute("INSERT INTO audiences_segmentmember (segment_id, profile_id, added_at)"
+                       " SELECT %s, unnest(%s::bigint[]), now()", [segment.pk, ids])  # a first import's worth
+        cursor.execute("CREATE TEMP TABLE snap ON COMMIT DROP AS SELECT unnest(%s::bigint[]) AS profile_id",
+                       [ids[100:]])
+        cursor.execute("ANALYZE snap")
+        with connection.execute_wrapper(explain_snapshot_diffs):
+            applied = replace_members(segment, "snap", cause=Cause("import", "import_run", 8))
+    assert (applied.added, applied.removed) == (0, 100)
+    assert len(plans) == 2 and not any("Nested Loop" in plan for plan in plans), plans
+    with connection.cursor() as cursor:  # and the session's planner is as it was
+        cursor.execute("SHOW enable_nestloop")
+        assert cursor.fetchone()[0] == "on"
+
+
 def test_replace_members_refuses_an_unsafe_table_name(acme, segment):
     with pytest.raises(ValueError):
         replace_members(segment, "snap; drop table x", cause=PUSH)

@@ -97,6 +97,24 @@ def test_explicit_rows_duplicate_columns_and_blocked_ids(amp, cohort_job):
     assert alice.properties["amplitude_plan"] == "pro"
 
 
+def test_a_user_id_shared_by_two_amplitude_ids_goes_to_one_person(amp, cohort_job):
+    """Two people of the file (two amplitude ids) claim one user_id: the fast plain insert of the
+    user_id identities meets the repeat and is redone with ON CONFLICT, so one of them gets it and
+    the import still succeeds whole."""
+    amp.sandbox.add_cohort("ex3", "Shared", members=[
+        {"amplitude_id": 31, "user_id": "shared"}, {"amplitude_id": 32, "user_id": "shared"},
+        {"amplitude_id": 33, "user_id": "own"},
+    ])
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.counts["profiles_created"] == 3 and run.counts["entered"] == 3
+    holders = {Identity.objects.get(kind="amplitude_id", value=v).profile_id for v in ("31", "32")}
+    assert Identity.objects.filter(kind="user_id", value="shared").count() == 1
+    assert Identity.objects.get(kind="user_id", value="shared").profile_id in holders
+    assert Identity.objects.get(kind="user_id", value="own").profile_id == \
+        Identity.objects.get(kind="amplitude_id", value="33").profile_id
+
+
 def test_existing_person_is_found_by_user_id(amp, cohort_job, acme):
     from audiences.identity import resolve
 
