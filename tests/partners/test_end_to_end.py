@@ -14,6 +14,20 @@ from tests.conftest import key_client
 from tests.delivery.helpers import destination, job_for, sync
 from tests.inbound.conftest import drain, fixture, push
 
+KOCHAVA_MAPPING = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
+
+
+def kochava_destination(acme, base_url: str, **config):
+    """A Kochava destination streaming Purchase events to `base_url`, device ids as adid."""
+    return destination(acme, "kochava", {"base_url": base_url, "app_guid": "koapp-1", "mapping": KOCHAVA_MAPPING,
+                                         "event_types": ["Purchase"], **config}, secrets={})
+
+
+def purchases(acme, prefix: str, count: int) -> list[Event]:
+    """`count` Purchase events of devices k0, k1, … (uuids prefix0, prefix1, …)."""
+    return Event.objects.bulk_create([Event(workspace=acme, uuid=f"{prefix}{i}", event_type="Purchase",
+                                            device_id=f"k{i}", ip_address="10.0.0.1") for i in range(count)])
+
 SCENARIO_DEVICE = "543C-3455-4555-3SRD"  # the seed's scenario 3: a device never identified
 
 
@@ -139,9 +153,7 @@ def test_kochava_send_users_holds_back_devices_without_an_install(acme, acme_inb
     drain()
     segment = Segment.objects.get(workspace=acme, external_id="26umsb5")
     partner = partners("kochava", installed=["dev-installed"])
-    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
-    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
-                                         "event_types": ["Purchase"]}, secrets={})
+    dest = kochava_destination(acme, partner.base_url)
     run = sync(job_for(segment, dest))
     assert (run.delivered, run.rejected) == (1, 1)
     assert run.rows.get(device_id="dev-later").partner_code == "held_back"
@@ -191,11 +203,8 @@ def test_kochava_streams_selected_events_one_per_request(acme, partners):
 def test_kochava_long_429_parks_the_stream_without_losing_events(acme, partners, settings):
     settings.DELIVERY_SHORT_WAIT_SECONDS = 2
     partner = partners("kochava")
-    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
-    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
-                                         "event_types": ["Purchase"], "concurrency": 1}, secrets={})
-    Event.objects.bulk_create([Event(workspace=acme, uuid=f"x{i}", event_type="Purchase", device_id=f"k{i}",
-                                     ip_address="10.0.0.1") for i in range(3)])
+    dest = kochava_destination(acme, partner.base_url, concurrency=1)
+    purchases(acme, "x", 3)
     partner.fake.set_faults(script=[{"status": 200, "body": {"success": "1"}},
                                     {"status": 429, "headers": {"Retry-After": "600"}}])
     first = stream_events(dest)
@@ -212,11 +221,8 @@ def test_kochava_stream_keeps_up_to_its_concurrency_in_flight(acme, partners):
     No timing assertion: the sandbox holds each call 50 ms and counts how many it held at once.
     """
     partner = partners("kochava", latency=0.05)
-    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
-    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
-                                         "event_types": ["Purchase"], "concurrency": 4}, secrets={})
-    events = Event.objects.bulk_create([Event(workspace=acme, uuid=f"c{i}", event_type="Purchase", device_id=f"k{i}",
-                                              ip_address="10.0.0.1") for i in range(24)])
+    dest = kochava_destination(acme, partner.base_url, concurrency=4)
+    events = purchases(acme, "c", 24)
     result = stream_events(dest)
     assert result.sent == 24 and result.last_event_id == events[-1].id
     stats = partner.fake.stats()
@@ -226,11 +232,8 @@ def test_kochava_stream_keeps_up_to_its_concurrency_in_flight(acme, partners):
 def test_kochava_concurrent_stop_leaves_the_cursor_before_the_first_unanswered_event(acme, partners, settings):
     settings.DELIVERY_SHORT_WAIT_SECONDS = 2
     partner = partners("kochava", latency=0.02)
-    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
-    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
-                                         "event_types": ["Purchase"], "concurrency": 4}, secrets={})
-    events = Event.objects.bulk_create([Event(workspace=acme, uuid=f"s{i}", event_type="Purchase", device_id=f"k{i}",
-                                              ip_address="10.0.0.1") for i in range(20)])
+    dest = kochava_destination(acme, partner.base_url, concurrency=4)
+    events = purchases(acme, "s", 20)
     device_of = {e.id: e.device_id for e in events}
     partner.fake.set_faults(script=[{}] * 6 + [{"status": 429, "headers": {"Retry-After": "600"}}])
     first = stream_events(dest)
@@ -275,9 +278,7 @@ def test_kochava_a_second_pass_of_one_stream_is_refused_while_the_first_runs(acm
     from tests.conftest import test_database_url
 
     partner = partners("kochava")
-    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
-    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
-                                         "event_types": ["Purchase"]}, secrets={})
+    dest = kochava_destination(acme, partner.base_url)
     Event.objects.create(workspace=acme, uuid="p1", event_type="Purchase", device_id="k1", ip_address="10.0.0.1")
     running = psycopg.connect(test_database_url(), autocommit=True)  # a pass in progress on another worker
     running.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [f"kochava-stream:{dest.pk}"])
@@ -293,10 +294,7 @@ def test_kochava_stream_and_syncs_share_the_destinations_request_slots(acme):
     from integrations.connectors.base import SegmentInfo
     from integrations.delivery.semaphore import connector_slots
 
-    dest = destination(acme, "kochava", {"base_url": "http://127.0.0.1:9", "app_guid": "koapp-1", "concurrency": 3,
-                                         "event_types": ["Purchase"],
-                                         "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address",
-                                                     "adid": "device_id"}}, secrets={})
+    dest = kochava_destination(acme, "http://127.0.0.1:9", concurrency=3)  # never called
     from campaigns.kochava_stream import connector_for
 
     stream_slots = connector_slots(connector_for(dest), dest.pk)
