@@ -17,6 +17,7 @@ from typing import Self
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audiences.bulk import insert_plain_first
 from audiences.models import Segment
 
 
@@ -69,8 +70,9 @@ FROM deleted
 
 # Only the snapshot's newcomers reach the insert (an anti-join, instead of one conflict check per
 # existing member), in profile id order: the (segment, profile) and profile indexes of the members
-# and the (profile, id) index of the ledger are then filled left to right, not at random. ON
-# CONFLICT DO NOTHING still settles races and repeated ids (the later copy is skipped).
+# and the (profile, id) index of the ledger are then filled left to right, not at random. A plain
+# INSERT first; a race with another writer or a repeated id is settled by redoing it with ON
+# CONFLICT DO NOTHING (audiences.bulk.insert_plain_first; the later copy is skipped).
 _ENTER_FROM_TABLE_SQL = """
 WITH inserted AS (
     INSERT INTO audiences_segmentmember (segment_id, profile_id, added_at)
@@ -78,7 +80,7 @@ WITH inserted AS (
     WHERE s.profile_id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM audiences_segmentmember m WHERE m.segment_id = %(segment)s AND m.profile_id = s.profile_id)
     ORDER BY s.profile_id
-    ON CONFLICT (segment_id, profile_id) DO NOTHING
+    __CONFLICT__
     RETURNING profile_id
 )
 INSERT INTO audiences_membershipchange
@@ -157,7 +159,10 @@ def replace_members(segment: Segment, snapshot_table: str, *, cause: Cause, now=
         previous = cursor.fetchone()[0]
         cursor.execute(_EXIT_FROM_TABLE_SQL.format(table=snapshot_table), _params(segment, cause, now))
         applied.removed = cursor.rowcount
-        cursor.execute(_ENTER_FROM_TABLE_SQL.format(table=snapshot_table), _params(segment, cause, now))
+        enter = _ENTER_FROM_TABLE_SQL.format(table=snapshot_table)
+        insert_plain_first(cursor, enter.replace("__CONFLICT__", ""),
+                           enter.replace("__CONFLICT__", "ON CONFLICT (segment_id, profile_id) DO NOTHING"),
+                           _params(segment, cause, now))
         applied.added = cursor.rowcount
         cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
         _bump(cursor, segment, applied, now)

@@ -115,6 +115,61 @@ def test_a_user_id_shared_by_two_amplitude_ids_goes_to_one_person(amp, cohort_jo
         Identity.objects.get(kind="amplitude_id", value="33").profile_id
 
 
+def test_a_person_named_twice_is_one_person_with_the_last_rows_properties(amp, cohort_job, acme):
+    """A repeated amplitude_id with different properties: the plain identity insert meets the
+    repeat, the redo keeps the last row's person, and the first row's profile is not left behind."""
+    amp.sandbox.add_cohort("ex4", "Twice", members=[
+        {"amplitude_id": 41, "user_id": "", "city": "Lyon", "plan": "free"},
+        {"amplitude_id": 42, "user_id": "", "city": "Oslo"},
+        {"amplitude_id": 41, "user_id": "", "city": "Nice"},
+    ])
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.counts["profiles_created"] == 2 and run.counts["entered"] == 2
+    assert Profile.objects.filter(workspace=acme).count() == 2
+    twice = Profile.objects.get(identities__kind="amplitude_id", identities__value="41")
+    assert twice.properties["city"] == "Nice" and "amplitude_plan" not in twice.properties
+    assert members_of(Segment.objects.get(external_id="ex4")) == {"41", "42"}
+
+
+def test_a_role_that_may_not_create_tables_stages_in_temporary_ones(amp, cohort_job, acme):
+    """Big loads stage in an UNLOGGED table of their own, which parallel workers can read; a role
+    without CREATE on the schema gets the same import (and event load) through temporary tables."""
+    import io
+    import os
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audiences.events import store_event_files
+
+    amp.sandbox.add_cohort("lim0", "Usual", size=20)
+    with CaptureQueriesContext(connection) as usual:
+        assert run_now(cohort_job).status == RunStatus.SUCCEEDED
+    assert any(q["sql"].startswith("CREATE UNLOGGED TABLE cc_cohort_raw_") for q in usual.captured_queries)
+
+    amp.sandbox.add_cohort("lim1", "Limited", size=50)  # the next run imports both: lim0 is unchanged
+    role = f"cc_no_create_{os.getpid()}"
+    with connection.cursor() as cursor:  # the role and its grants go with the test's transaction
+        cursor.execute(f"CREATE ROLE {role}")
+        cursor.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}")
+        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        cursor.execute(f"SET ROLE {role}")
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            run = run_now(cohort_job)
+            counts = store_event_files(acme.pk, [("a.json", io.BytesIO(b'{"event_type": "x", "user_id": "u1"}\n'))])
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.counts["entered"] == 50 and counts.loaded == 1
+    created = [q["sql"] for q in queries.captured_queries if "CREATE" in q["sql"] and "raw" in q["sql"]]
+    assert any(sql.startswith("CREATE TEMP TABLE cohort_raw") for sql in created), created
+    assert any(sql.startswith("CREATE TEMP TABLE ev_raw") for sql in created), created
+
+
 def test_existing_person_is_found_by_user_id(amp, cohort_job, acme):
     from audiences.identity import resolve
 
