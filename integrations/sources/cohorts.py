@@ -37,7 +37,7 @@ from audiences.models import Segment, SegmentType
 from integrations.sources import quota
 from integrations.sources.amplitude import AmplitudeClient, AmplitudeError
 from integrations.sources.models import CohortImportJob, ImportRun
-from integrations.sources.runs import bump_counts, transition
+from integrations.sources.runs import LiveProgress, bump_counts, transition
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +374,8 @@ def load_cohort_file(run: ImportRun, job: CohortImportJob, cohort: dict, binary:
     params: dict = {"workspace": job.workspace_id, "cid": cohort_id, "cname": cohort_name,
                     "blocked": sorted(blocked_values()), "max_len": MAX_IDENTITY_LENGTH,
                     "names_field": job.cohort_names_field, "last": last_computed.isoformat() if last_computed else None}
-    with transaction.atomic(), connection.cursor() as cursor:
+    # LiveProgress: the console sees the load move before it commits.
+    with LiveProgress(run) as progress, transaction.atomic(), connection.cursor() as cursor:
         # A lost commit is redone by the next run (the ledger is idempotent), so the import does not
         # wait for its WAL flush; the hash joins and sorts over a million rows want memory, not disk.
         cursor.execute("SET LOCAL synchronous_commit = off")
@@ -396,12 +397,15 @@ def load_cohort_file(run: ImportRun, job: CohortImportJob, cohort: dict, binary:
         except (csv.Error, OSError, EOFError) as exc:  # zlib/gzip errors are OSError/EOFError subclasses
             raise CohortFileError(f"The cohort file is corrupt near row {result.rows_read + 2}: {exc}") from None
 
+        progress.report(f"loading {cohort_name}: {result.rows_read:,} rows read, matching people",
+                        rows_done=run.rows_done + result.rows_read)
         _stage(cursor, raw, job, plan, params)
         cursor.execute(f"SELECT line FROM {STAGE} WHERE key_value IS NULL ORDER BY line")
         for (line,) in cursor.fetchall():
             result.skip(line, "no usable identifier (amplitude_id and user_id blank or blocked)")
         _membership_params(job, params)
         result.profiles_created = _create_people(cursor, params)
+        progress.report(f"loading {cohort_name}: {result.profiles_created:,} new people, writing the membership")
         _row_profiles(cursor)
         _attach_identities(cursor, params)
         result.profiles_updated = _merge_properties(cursor, params)
@@ -654,6 +658,7 @@ def run_cohort_import(run: ImportRun, client: AmplitudeClient | None = None) -> 
         except (AmplitudeError, CohortFileError, quota.QuotaExceeded) as exc:
             errors.append(f"cohort {cohort_id} ({cohort.get('name')}): {exc}")
             bump_counts(run, {"cohorts_failed": 1})
+            transition(run, rows_done=run.rows_done)  # takes back rows its live progress reported
             continue
         counts = result.as_counts()
         cohort_counts = {k: v for k, v in counts.items() if k not in ("skipped_reasons", "skipped_samples")}

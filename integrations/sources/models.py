@@ -147,7 +147,7 @@ class ImportRun(models.Model):
     cohort_job = models.ForeignKey(CohortImportJob, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     event_job = models.ForeignKey(EventImportJob, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    phase = models.CharField(max_length=64, blank=True, help_text="What the run is doing now.")
+    phase = models.CharField(max_length=255, blank=True, help_text="What the run is doing now.")
     trigger = models.CharField(max_length=16, default="schedule", help_text="schedule, manual, retry")
     rows_expected = models.BigIntegerField(null=True, blank=True)
     rows_done = models.BigIntegerField(default=0)

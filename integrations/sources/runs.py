@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Self
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 from django.utils import timezone
 
 from integrations.sources import quota
@@ -38,6 +39,12 @@ class RunStateError(Exception):
     pass
 
 
+def fit_phase(phase: str) -> str:
+    """A phase cut to fit its column: phases name cohorts, and Amplitude's cohort names can be long."""
+    limit = ImportRun._meta.get_field("phase").max_length
+    return phase if len(phase) <= limit else phase[: limit - 1] + "…"
+
+
 def transition(run: ImportRun, status: str | None = None, *, phase: str | None = None, error: str | None = None,
                counts: dict | None = None, rows_expected: int | None = None, rows_done: int | None = None,
                now: datetime | None = None) -> ImportRun:
@@ -52,6 +59,8 @@ def transition(run: ImportRun, status: str | None = None, *, phase: str | None =
             changes["started_at"] = now
         if status in FINISHED:
             changes["finished_at"] = now
+    if phase is not None:
+        phase = fit_phase(phase)
     for name, value in (("phase", phase), ("error", error), ("counts", counts), ("rows_expected", rows_expected),
                         ("rows_done", rows_done)):
         if value is not None:
@@ -63,6 +72,53 @@ def transition(run: ImportRun, status: str | None = None, *, phase: str | None =
         for name, value in changes.items():
             setattr(run, name, value)
     return run
+
+
+class LiveProgress:
+    """The phase and rows_done of work running inside one long transaction, visible while it runs.
+
+    A cohort load holds everything it writes until it commits, its run's state included, yet the
+    console should see a million-row cohort move. These writes go through a connection of their
+    own (autocommit). Best effort: a write that would wait over a second for a lock, or fails, is
+    dropped with the ones after it, never the load. The in-memory run keeps its committed values,
+    so a failed load's rows can be taken back with transition(run, rows_done=run.rows_done).
+    Use it as a context manager (it closes its connection).
+    """
+
+    def __init__(self, run: ImportRun) -> None:
+        self.run = run
+        self._connection = None
+        self._broken = False
+
+    def report(self, phase: str, rows_done: int | None = None) -> None:
+        if self._broken:
+            return
+        try:
+            if self._connection is None:
+                self._connection = connections.create_connection(DEFAULT_DB_ALIAS)
+                self._connection.set_autocommit(False)  # one short transaction per report
+            with self._connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '1s'")
+                cursor.execute(
+                    f"""UPDATE {ImportRun._meta.db_table} SET phase = %s, rows_done = COALESCE(%s, rows_done)
+                        WHERE id = %s AND NOT (status = ANY(%s))""",
+                    [fit_phase(phase), rows_done, self.run.pk, list(FINISHED)],
+                )
+            self._connection.commit()
+        except DatabaseError as exc:
+            logger.info("run %s: live progress dropped (%s)", self.run.pk, exc)
+            self._broken = True
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()  # rolls back a report that failed half-way
+            self._connection = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def _job_filter(job) -> dict:

@@ -358,3 +358,81 @@ def test_download_breaking_off_during_the_load_applies_nothing(amp, cohort_job):
     segment = Segment.objects.get(external_id="brk1")
     assert segment.size == 30 and not MembershipChange.objects.filter(cause_id=run.pk).exists()
     assert not Identity.objects.filter(value="u-4999").exists()
+
+
+def test_a_long_cohort_name_fits_the_run_phase(amp, cohort_job):
+    name = "Users who bought a premium plan in the last 30 days in Germany, Austria and Switzerland"
+    amp.sandbox.add_cohort("long1", name, size=5)
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert Segment.objects.get(external_id="long1").name == name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cohort_load_shows_its_progress_before_it_commits(amp, cohort_job, monkeypatch):
+    """The load's transaction holds everything until it commits; its phase and rows read reach the
+    run through a connection of their own, and a load that then fails takes its rows back."""
+    from django.db import connections
+
+    from integrations.sources import cohorts
+
+    amp.sandbox.add_cohort("big1", "Big", size=300)
+    amp.sandbox.add_cohort("bad1", "Breaks", size=40)
+    seen = {}
+    create_people = cohorts._create_people
+
+    def observing(cursor, params):
+        # What the console sees meanwhile: another connection, outside the load's transaction.
+        console = connections.create_connection("default")
+        try:
+            with console.cursor() as other:
+                other.execute("SELECT phase, rows_done FROM sources_importrun WHERE cohort_job_id = %s",
+                              [cohort_job.pk])
+                phase, rows_done = other.fetchone()
+        finally:
+            console.close()
+        seen[params["cid"]] = {"phase": phase, "rows_done": rows_done}
+        if params["cid"] == "bad1":
+            raise cohorts.CohortFileError("broken on purpose")
+        return create_people(cursor, params)
+
+    monkeypatch.setattr(cohorts, "_create_people", observing)
+    run = run_now(cohort_job)
+    assert seen["big1"] == {"phase": "loading Big: 300 rows read, matching people", "rows_done": 300}
+    assert seen["bad1"] == {"phase": "loading Breaks: 40 rows read, matching people", "rows_done": 340}
+    assert run.status == RunStatus.FAILED and "broken on purpose" in run.error
+    # Only the cohort that committed counts: the failed one's live rows were taken back.
+    assert run.rows_done == 300 and run.counts["entered"] == 300
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_progress_that_would_wait_for_a_lock_is_dropped_not_the_load(amp, cohort_job, monkeypatch):
+    from django.db import connections
+
+    from integrations.sources import cohorts
+
+    amp.sandbox.add_cohort("held1", "Held", size=30)
+    locker = connections.create_connection("default")
+    create_people, row_profiles = cohorts._create_people, cohorts._row_profiles
+
+    def lock_the_run(cursor, params):  # someone holds the run's row while the next report is due
+        locker.set_autocommit(False)
+        with locker.cursor() as other:
+            # Should the report wait for the lock anyway, the server ends this session after 5 s
+            # (releasing the lock) and the rollback below fails the load: a failure, not a hang.
+            other.execute("SET idle_in_transaction_session_timeout = '5s'")
+            other.execute("SELECT 1 FROM sources_importrun WHERE cohort_job_id = %s FOR UPDATE", [cohort_job.pk])
+        return create_people(cursor, params)
+
+    def release_the_run(cursor):
+        locker.rollback()
+        return row_profiles(cursor)
+
+    monkeypatch.setattr(cohorts, "_create_people", lock_the_run)
+    monkeypatch.setattr(cohorts, "_row_profiles", release_the_run)
+    try:
+        run = run_now(cohort_job)
+    finally:
+        locker.close()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.counts["entered"] == 30 and run.rows_done == 30
