@@ -226,10 +226,11 @@ def _stage(cursor, raw: str, job, plan: CsvPlan, params: dict) -> None:
     # looks up every argument's type again on every call.
     props = f"jsonb_object(%(prop_keys)s::text[], ARRAY[{', '.join(values)}]::text[])" if keys else "'{}'::jsonb"
     # One pass over the file's rows: clean, build properties and find known people by a hash join
-    # (amplitude_id first, then user_id, like audiences.events.resolve_staged). OFFSET 0 keeps the
-    # cleaned identifiers computed once per row instead of once per reference.
-    # Cleaning and building properties are most of the work and parallel workers can take them when
-    # raw is not a temporary table (see _create_raw): handing rows to this backend is cheap.
+    # (amplitude_id first, then user_id, like audiences.events.resolve_staged). Cleaning and
+    # building properties are most of the work, all of it in the subquery, which parallel workers
+    # run when raw is not a temporary table (see _create_raw): OFFSET 0 keeps it whole, each cleaned
+    # identifier computed there once (once more inside the properties), not again in the joins.
+    # Tell the planner that handing rows over to this backend is cheap.
     cursor.execute("SET LOCAL parallel_setup_cost = 0")
     cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
     cursor.execute(
