@@ -269,6 +269,7 @@ SOURCES_RETRY_BACKOFF = float(env_str("SOURCES_RETRY_BACKOFF", default="1.0"))  
 SOURCES_POLL_INTERVAL = float(env_str("SOURCES_POLL_INTERVAL", default="2.0"))  # first poll wait, seconds
 SOURCES_POLL_MAX_INTERVAL = float(env_str("SOURCES_POLL_MAX_INTERVAL", default="30.0"))
 SOURCES_POLL_TIMEOUT = env_int("SOURCES_POLL_TIMEOUT", 30 * 60)  # give up on a cohort job after this
+SOURCES_COHORT_LOOKAHEAD = env_int("SOURCES_COHORT_LOOKAHEAD", 2)  # cohorts asked for ahead of the one loading
 SOURCES_EXPORT_WINDOW_HOURS = env_int("SOURCES_EXPORT_WINDOW_HOURS", 24)  # hours per Export API request
 SOURCES_EXPORT_LAG_HOURS = env_int("SOURCES_EXPORT_LAG_HOURS", 2)  # Amplitude exports data ~2 h after receipt
 SOURCES_BACKFILL_DAYS = env_int("SOURCES_BACKFILL_DAYS", 90)

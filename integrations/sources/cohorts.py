@@ -619,13 +619,64 @@ class _GrowingReader(io.RawIOBase):
         return self.position
 
 
-def import_one_cohort(run: ImportRun, job: CohortImportJob, client: AmplitudeClient, cohort: dict) -> CohortResult:
+class _CohortRequest:
+    """A cohort asked of Amplitude, computing there while the run loads the cohorts before it.
+
+    Amplitude takes from seconds to many minutes to compute a cohort file, each cohort on its own,
+    so a run asks for the next SOURCES_COHORT_LOOKAHEAD cohorts before it loads the current one, and
+    a thread polls for each (HTTP only, never the database; a poll holds a request slot only while
+    in flight). What went wrong (AmplitudeError, QuotaExceeded) is raised when the run gets there.
+    """
+
+    def __init__(self, job: CohortImportJob, client: AmplitudeClient, cohort: dict) -> None:
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.request_id = ""
+        try:
+            quota.consume(job.project)  # counted when asked for: Amplitude counts the request, not the success
+            self.request_id = client.request_cohort(str(cohort["id"]), props=job.include_properties,
+                                                    prop_keys=job.prop_keys)
+        except (AmplitudeError, quota.QuotaExceeded) as exc:
+            self._error = exc
+            return
+        # Its own copy (and requests.Session): a session is not shared between threads.
+        client = dataclasses.replace(client) if dataclasses.is_dataclass(client) else client
+        self._thread = threading.Thread(target=self._wait, args=(client,), name="cohort-request", daemon=True)
+        self._thread.start()
+
+    def _wait(self, client: AmplitudeClient) -> None:
+        def unless_abandoned(_polls: int) -> None:
+            if self._stop.is_set():
+                raise _Cancelled("cohort request abandoned")
+
+        try:
+            client.wait_for_cohort(self.request_id, on_poll=unless_abandoned)
+        except BaseException as exc:  # noqa: BLE001 - handed to the run when it gets to this cohort
+            self._error = exc
+
+    def ready(self) -> str:
+        """The request id once Amplitude has the file ready; raises what went wrong."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.request_id
+
+    def abandon(self) -> None:
+        """Stop polling (at the next answer); the run ended before it got to this cohort."""
+        self._stop.set()
+
+
+def import_one_cohort(run: ImportRun, job: CohortImportJob, client: AmplitudeClient, cohort: dict,
+                      request: _CohortRequest | None = None) -> CohortResult:
+    """Request (unless `request` already did), wait for, download and load one cohort."""
     cohort_id, name = str(cohort["id"]), cohort.get("name") or cohort["id"]
-    quota.consume(job.project)  # counted when asked for: Amplitude counts the request, not the success
-    transition(run, phase=f"requesting cohort {name}")
-    request_id = client.request_cohort(cohort_id, props=job.include_properties, prop_keys=job.prop_keys)
+    if request is None:
+        transition(run, phase=f"requesting cohort {name}")
+        request = _CohortRequest(job, client, cohort)
     transition(run, phase=f"waiting for Amplitude to compute {name}")
-    client.wait_for_cohort(request_id)
+    request_id = request.ready()
     transition(run, phase=f"loading {name} (as it downloads)")
     download = _GrowingDownload(client, request_id)
     try:
@@ -639,7 +690,11 @@ def import_one_cohort(run: ImportRun, job: CohortImportJob, client: AmplitudeCli
 
 
 def run_cohort_import(run: ImportRun, client: AmplitudeClient | None = None) -> str:
-    """Import every selected cohort; returns an error summary ('' when all succeeded)."""
+    """Import every selected cohort; returns an error summary ('' when all succeeded).
+
+    Cohorts are loaded one by one, in order; the next ones are already asked of Amplitude (see
+    _CohortRequest), so their computing overlaps this one's loading.
+    """
     job = run.cohort_job
     client = client or AmplitudeClient.for_project(job.project)
     transition(run, phase="listing cohorts")
@@ -648,24 +703,35 @@ def run_cohort_import(run: ImportRun, client: AmplitudeClient | None = None) -> 
     if not job.cohort_ids and job.last_cohort_count != len(wanted):
         CohortImportJob.objects.filter(pk=job.pk).update(last_cohort_count=len(wanted))
     transition(run, rows_expected=sum(int(listed[c].get("size") or 0) for c in wanted if c in listed))
+    found = [cid for cid in wanted if cid in listed]
+    requests: dict[str, _CohortRequest] = {}
     errors: list[str] = []
-    for cohort_id in wanted:
-        cohort = listed.get(cohort_id)
-        if cohort is None:
-            errors.append(f"cohort {cohort_id}: not found in the Amplitude project")
-            continue
-        try:
-            result = import_one_cohort(run, job, client, cohort)
-        except (AmplitudeError, CohortFileError, quota.QuotaExceeded) as exc:
-            errors.append(f"cohort {cohort_id} ({cohort.get('name')}): {exc}")
-            bump_counts(run, {"cohorts_failed": 1})
-            transition(run, rows_done=run.rows_done)  # takes back rows its live progress reported
-            continue
-        counts = result.as_counts()
-        cohort_counts = {k: v for k, v in counts.items() if k not in ("skipped_reasons", "skipped_samples")}
-        bump_counts(run, {**counts, "cohorts_imported": 1})
-        run.counts.setdefault("cohorts", {})[cohort_id] = cohort_counts
-        transition(run, counts=run.counts, rows_done=run.rows_done + result.rows_read)
+    try:
+        for cohort_id in wanted:
+            cohort = listed.get(cohort_id)
+            if cohort is None:
+                errors.append(f"cohort {cohort_id}: not found in the Amplitude project")
+                continue
+            position = found.index(cohort_id)
+            transition(run, phase=f"requesting cohort {cohort.get('name') or cohort_id}")
+            for ahead in found[position:position + 1 + max(settings.SOURCES_COHORT_LOOKAHEAD, 0)]:
+                if ahead not in requests:
+                    requests[ahead] = _CohortRequest(job, client, listed[ahead])
+            try:
+                result = import_one_cohort(run, job, client, cohort, requests.pop(cohort_id))
+            except (AmplitudeError, CohortFileError, quota.QuotaExceeded) as exc:
+                errors.append(f"cohort {cohort_id} ({cohort.get('name')}): {exc}")
+                bump_counts(run, {"cohorts_failed": 1})
+                transition(run, rows_done=run.rows_done)  # takes back rows its live progress reported
+                continue
+            counts = result.as_counts()
+            cohort_counts = {k: v for k, v in counts.items() if k not in ("skipped_reasons", "skipped_samples")}
+            bump_counts(run, {**counts, "cohorts_imported": 1})
+            run.counts.setdefault("cohorts", {})[cohort_id] = cohort_counts
+            transition(run, counts=run.counts, rows_done=run.rows_done + result.rows_read)
+    finally:
+        for request in requests.values():  # only when the run stops early
+            request.abandon()
     return "; ".join(errors)
 
 

@@ -343,7 +343,7 @@ def test_download_breaking_off_during_the_load_applies_nothing(amp, cohort_job):
         def request_cohort(self, *args, **kwargs):
             return "req-1"
 
-        def wait_for_cohort(self, request_id):
+        def wait_for_cohort(self, request_id, on_poll=None):
             return None
 
         def download_cohort(self, request_id, dest):
@@ -436,3 +436,36 @@ def test_live_progress_that_would_wait_for_a_lock_is_dropped_not_the_load(amp, c
         locker.close()
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.counts["entered"] == 30 and run.rows_done == 30
+
+
+def test_the_next_cohorts_compute_at_amplitude_while_one_loads(amp, cohort_job):
+    """Amplitude computes each cohort on its own: the run asks for the next two (the default
+    SOURCES_COHORT_LOOKAHEAD) before loading the current one, and still loads them in order."""
+    from integrations.sources.amplitude import AmplitudeClient
+    from integrations.sources.cohorts import run_cohort_import
+
+    amp.sandbox.set_faults(poll_inprogress=2)
+    for n in range(1, 5):
+        amp.sandbox.add_cohort(f"la{n}", f"Ahead {n}", size=10 * n)
+    client = AmplitudeClient.for_project(cohort_job.project)
+    calls, cohort_of = [], {}
+
+    class Recording(type(client)):
+        def request_cohort(self, cohort_id, **options):
+            request_id = super().request_cohort(cohort_id, **options)
+            cohort_of[request_id] = cohort_id
+            calls.append(f"request {cohort_id}")
+            return request_id
+
+        def download_cohort(self, request_id, dest):
+            calls.append(f"download {cohort_of[request_id]}")
+            return super().download_cohort(request_id, dest)
+
+    recording = Recording(**{f.name: getattr(client, f.name) for f in dataclasses.fields(client)})
+    run = create_run(cohort_job, enqueue=False)
+    assert run_cohort_import(run, recording) == ""
+    assert calls == ["request la1", "request la2", "request la3", "download la1", "request la4",
+                     "download la2", "download la3", "download la4"]
+    assert run.counts["cohorts_imported"] == 4 and run.rows_done == 100
+    assert [s.size for s in Segment.objects.filter(external_id__startswith="la").order_by("external_id")] == \
+        [10, 20, 30, 40]
