@@ -19,7 +19,7 @@ import bisect
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -303,11 +303,13 @@ _COPY_LINES = "COPY {raw} (raw) FROM STDIN (FORMAT csv, QUOTE E'\\x01', DELIMITE
 _COPY_CHUNK = 1 << 20
 
 
-def store_event_files(workspace_id: int, files: Iterable[tuple[str, BinaryIO]], source: str = "import") -> EventCounts:
+def store_event_files(workspace_id: int, files: Iterable[tuple[str, BinaryIO]], source: str = "import",
+                      progress: Callable[[str, int, bool], None] | None = None) -> EventCounts:
     """Load JSON-lines files [(name, readable byte stream)] without touching each line in Python.
 
     Skipped lines are reported as "<name>:<line number>". A file COPY refuses (invalid UTF-8, a raw
-    control character) is loaded again line by line with the same references.
+    control character) is loaded again line by line with the same references. `progress(what,
+    lines so far, step)` hears of each file copied (step False) and of each later step (True).
     """
     counts = EventCounts()
     ranges: list[tuple[int, str]] = []  # (first pos, file name): turns a pos back into name:line
@@ -330,13 +332,19 @@ def store_event_files(workspace_id: int, files: Iterable[tuple[str, BinaryIO]], 
                     for lines, line in enumerate(text, 1):
                         copy.write_row((next_pos + lines - 1, line.rstrip("\r\n").replace("\x00", "")))
             next_pos += lines
+            if progress:
+                progress(f"{next_pos - 1:,} lines read", next_pos - 1, False)
         starts = [first for first, _name in ranges]
 
         def ref(pos: int) -> str:
             first, name = ranges[bisect.bisect_right(starts, pos) - 1]
             return f"{name}:{pos - first + 1}"
 
+        if progress:
+            progress(f"{next_pos - 1:,} lines read, parsing", next_pos - 1, True)
         counts.read = staged = _stage_from_raw(cursor, raw, skip_blank=True)
+        if progress:
+            progress(f"{staged:,} events parsed, linking people and storing", staged, True)
         _load_stage(cursor, workspace_id, source, counts, staged, ref=ref)
     return counts
 

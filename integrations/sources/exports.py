@@ -20,6 +20,7 @@ import gzip
 import logging
 import tempfile
 import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from django.utils import timezone
 from audiences.events import EventCounts, store_event_files
 from integrations.sources.amplitude import AmplitudeClient, AmplitudeError
 from integrations.sources.models import EventImportJob, ImportRun
-from integrations.sources.runs import transition
+from integrations.sources.runs import LiveProgress, transition
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ def export_files(archive: zipfile.ZipFile, reading: list[str]) -> Iterator[tuple
             yield name, (gzip.GzipFile(fileobj=member, mode="rb") if name.endswith(".gz") else member)
 
 
-def store_export(workspace_id: int, binary: BinaryIO) -> EventCounts:
-    """Every member of the zip in `binary` into audiences.events, in the caller's transaction."""
+def store_export(workspace_id: int, binary: BinaryIO, progress=None) -> EventCounts:
+    """Every member of the zip in `binary` into audiences.events, in the caller's transaction.
+
+    `progress`: see audiences.events.store_event_files."""
     try:
         archive = zipfile.ZipFile(binary)
     except zipfile.BadZipFile as exc:
@@ -75,7 +78,8 @@ def store_export(workspace_id: int, binary: BinaryIO) -> EventCounts:
     reading = [""]
     with archive:
         try:
-            return store_event_files(workspace_id, export_files(archive, reading), source="import")
+            return store_event_files(workspace_id, export_files(archive, reading), source="import",
+                                     progress=progress)
         except (zipfile.BadZipFile, zlib.error, gzip.BadGzipFile, EOFError, OSError) as exc:
             raise ExportFileError(f"Member {reading[0]} of the export is corrupt: {exc}") from None
 
@@ -179,10 +183,19 @@ def load_window(run: ImportRun, job: EventImportJob, client: AmplitudeClient, fi
                                  "even after retries.", status=504, transient=True) from None
         raise
     with binary:
-        transition(run, phase=f"loading {first:%Y-%m-%d %H}:00 – {last:%Y-%m-%d %H}:59 UTC")
+        label = f"loading {first:%Y-%m-%d %H}:00 – {last:%Y-%m-%d %H}:59 UTC"
+        transition(run, phase=label)
         binary.seek(0)
-        with transaction.atomic():
-            window = store_export(job.workspace_id, binary) if size else EventCounts()
+        # The window's transaction holds everything until it commits: LiveProgress shows it move.
+        with LiveProgress(run) as live, transaction.atomic():
+            reported = [0.0]
+
+            def progress(what: str, lines: int, step: bool) -> None:
+                if step or time.monotonic() - reported[0] >= 1.0:  # files: at most one report a second
+                    reported[0] = time.monotonic()
+                    live.report(f"{label}: {what}", rows_done=totals.read + lines)
+
+            window = store_export(job.workspace_id, binary, progress) if size else EventCounts()
             EventImportJob.objects.filter(pk=job.pk).update(cursor=last + HOUR)
             totals.add(window)
             counts = {**run.counts, **totals.as_dict(), "windows": run.counts.get("windows", 0) + 1,

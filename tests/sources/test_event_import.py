@@ -100,3 +100,35 @@ def test_wrong_region_or_key_is_said_plainly(amp, event_job, amplitude_auth, sma
     amplitude_auth.save()
     run = run_now(event_job)
     assert run.status == RunStatus.FAILED and "other data region" in run.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_window_shows_its_progress_before_it_commits(amp, event_job, small_events, settings, monkeypatch):
+    """Each export window is one transaction; its phase and lines read reach the run through a
+    connection of their own while it loads (what the console shows meanwhile)."""
+    from django.db import connections
+
+    from audiences import events
+
+    settings.SOURCES_EXPORT_WINDOW_HOURS = 12  # 23 hours to load: windows of 12 and 11 hours
+    seen = []
+    load_stage = events._load_stage
+
+    def observing(cursor, *args, **kwargs):
+        console = connections.create_connection("default")
+        try:
+            with console.cursor() as other:
+                other.execute("SELECT phase, rows_done FROM sources_importrun WHERE event_job_id = %s",
+                              [event_job.pk])
+                seen.append(other.fetchone())
+        finally:
+            console.close()
+        return load_stage(cursor, *args, **kwargs)
+
+    monkeypatch.setattr(events, "_load_stage", observing)
+    run = run_now(event_job)
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert [rows for _phase, rows in seen] == [240, 460]
+    assert all(phase.endswith("events parsed, linking people and storing") for phase, _rows in seen), seen
+    assert "240 events parsed" in seen[0][0] and "220 events parsed" in seen[1][0]
+    assert run.rows_done == 460 and run.phase == "done"
