@@ -1,5 +1,8 @@
 """The one way bulk INSERT … SELECTs of the ledger and the importers settle repeated keys."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.db import DatabaseError, IntegrityError, transaction
 
 
@@ -39,3 +42,18 @@ def scratch_table(cursor, name: str, columns: str) -> str:
         cursor.execute(f"DROP TABLE IF EXISTS {name}")
         cursor.execute(f"CREATE TEMP TABLE {name} {columns} ON COMMIT DROP")
         return name
+
+
+@contextmanager
+def parallel_handoff(cursor) -> Iterator[None]:
+    """Statements inside tell the planner that parallel workers handing rows back is cheap.
+
+    For a statement whose per-row work (parsing, cleaning, building jsonb) is the cost and whose
+    rows this backend writes: its workers read a scratch_table and do that work on every core.
+    Transaction-local, and set back to the defaults afterwards.
+    """
+    cursor.execute("SET LOCAL parallel_setup_cost = 0")
+    cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
+    yield
+    cursor.execute("SET LOCAL parallel_setup_cost TO DEFAULT")
+    cursor.execute("SET LOCAL parallel_tuple_cost TO DEFAULT")

@@ -26,7 +26,7 @@ from typing import BinaryIO
 import psycopg
 from django.db import DatabaseError, DataError, connection, transaction
 
-from audiences.bulk import insert_plain_first, scratch_table
+from audiences.bulk import insert_plain_first, parallel_handoff, scratch_table
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values
 
 SAMPLE_LIMIT = 100  # skipped rows kept by reference (the rest are only counted)
@@ -312,6 +312,7 @@ def store_event_files(workspace_id: int, files: Iterable[tuple[str, BinaryIO]], 
     lines so far, step)` hears of each file copied (step False) and of each later step (True).
     """
     counts = EventCounts()
+    progress = progress or (lambda _what, _lines, _step: None)
     ranges: list[tuple[int, str]] = []  # (first pos, file name): turns a pos back into name:line
     with transaction.atomic(), connection.cursor() as cursor:
         raw = _begin(cursor, shared=True)
@@ -332,19 +333,16 @@ def store_event_files(workspace_id: int, files: Iterable[tuple[str, BinaryIO]], 
                     for lines, line in enumerate(text, 1):
                         copy.write_row((next_pos + lines - 1, line.rstrip("\r\n").replace("\x00", "")))
             next_pos += lines
-            if progress:
-                progress(f"{next_pos - 1:,} lines read", next_pos - 1, False)
+            progress(f"{next_pos - 1:,} lines read", next_pos - 1, False)
         starts = [first for first, _name in ranges]
 
         def ref(pos: int) -> str:
             first, name = ranges[bisect.bisect_right(starts, pos) - 1]
             return f"{name}:{pos - first + 1}"
 
-        if progress:
-            progress(f"{next_pos - 1:,} lines read, parsing", next_pos - 1, True)
+        progress(f"{next_pos - 1:,} lines read, parsing", next_pos - 1, True)
         counts.read = staged = _stage_from_raw(cursor, raw, skip_blank=True)
-        if progress:
-            progress(f"{staged:,} events parsed, linking people and storing", staged, True)
+        progress(f"{staged:,} events parsed, linking people and storing", staged, True)
         _load_stage(cursor, workspace_id, source, counts, staged, ref=ref)
     return counts
 
@@ -369,19 +367,16 @@ def _stage_from_raw(cursor, raw: str, *, skip_blank: bool = False) -> int:
     cursor.execute("DROP TABLE IF EXISTS ev_stage")
     stage = _STAGE_SQL.replace("__RAW__", _safe_table(raw)).replace("__WHERE__", _NOT_BLANK if skip_blank else "")
     # Parsing is most of the work and parallel workers can take it (they pass the mapped rows back
-    # to this backend, which writes ev_stage): tell the planner that handing rows over is cheap.
-    cursor.execute("SET LOCAL parallel_setup_cost = 0")
-    cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
-    try:
-        with transaction.atomic():  # the fast path: every line parses (a savepoint, so a failure is cheap)
-            cursor.execute(stage.replace("__DOC__", "raw::jsonb"), {"mapped": _MAPPED_KEYS})
-    except DataError:
-        # Some line is not JSON: parse line by line, a bad line becomes NULL and is reported.
-        cursor.execute(_TRY_JSONB)
-        cursor.execute(stage.replace("__DOC__", "pg_temp.cc_try_jsonb(raw)"), {"mapped": _MAPPED_KEYS})
-    staged = cursor.rowcount
-    cursor.execute("SET LOCAL parallel_setup_cost TO DEFAULT")
-    cursor.execute("SET LOCAL parallel_tuple_cost TO DEFAULT")
+    # to this backend, which writes ev_stage).
+    with parallel_handoff(cursor):
+        try:
+            with transaction.atomic():  # the fast path: every line parses (a savepoint, so a failure is cheap)
+                cursor.execute(stage.replace("__DOC__", "raw::jsonb"), {"mapped": _MAPPED_KEYS})
+        except DataError:
+            # Some line is not JSON: parse line by line, a bad line becomes NULL and is reported.
+            cursor.execute(_TRY_JSONB)
+            cursor.execute(stage.replace("__DOC__", "pg_temp.cc_try_jsonb(raw)"), {"mapped": _MAPPED_KEYS})
+        staged = cursor.rowcount
     cursor.execute(f"DROP TABLE {raw}")
     return staged
 

@@ -11,6 +11,7 @@ Bodies of files are streamed to a file object, never held in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, Self
 from urllib.parse import urljoin
 
 import requests
@@ -104,6 +105,11 @@ class AmplitudeClient:
         self.session = requests.Session()
         self.session.trust_env = False  # never pick credentials from ~/.netrc or proxies from the env
         self.session.headers["User-Agent"] = "CohortConsole/1.0"
+
+    def for_thread(self) -> Self:
+        """A copy for another thread, with a requests.Session of its own (sessions are not shared
+        between threads). A subclass (a test's fake) stays that subclass."""
+        return dataclasses.replace(self)
 
     def __repr__(self) -> str:  # keep keys out of tracebacks
         return f"<AmplitudeClient {self.base_url}>"

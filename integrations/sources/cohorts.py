@@ -13,7 +13,6 @@ props=1), `user_id` is empty for anonymous users; optionally gzip (sniffed, what
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import io
 import json
@@ -30,7 +29,7 @@ import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from audiences.bulk import insert_plain_first, scratch_table
+from audiences.bulk import insert_plain_first, parallel_handoff, scratch_table
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values
 from audiences.ledger import Cause, replace_members
 from audiences.models import Segment, SegmentType
@@ -230,11 +229,9 @@ def _stage(cursor, raw: str, job, plan: CsvPlan, params: dict) -> None:
     # building properties are most of the work, all of it in the subquery, which parallel workers
     # run when raw is not a temporary table (see _create_raw): OFFSET 0 keeps it whole, each cleaned
     # identifier computed there once (once more inside the properties), not again in the joins.
-    # Tell the planner that handing rows over to this backend is cheap.
-    cursor.execute("SET LOCAL parallel_setup_cost = 0")
-    cursor.execute("SET LOCAL parallel_tuple_cost = 0.001")
-    cursor.execute(
-        f"""CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS
+    with parallel_handoff(cursor):
+        cursor.execute(
+            f"""CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS
             SELECT c.line, c.amplitude_id, c.user_id, c.props,
                    CASE WHEN c.amplitude_id IS NOT NULL THEN 'amplitude_id'
                         WHEN c.user_id IS NOT NULL THEN 'user_id' END AS key_kind,
@@ -250,10 +247,8 @@ def _stage(cursor, raw: str, job, plan: CsvPlan, params: dict) -> None:
                  AND ia.value = c.amplitude_id
             LEFT JOIN audiences_identity iu ON iu.workspace_id = %(workspace)s AND iu.kind = 'user_id'
                  AND iu.value = c.user_id""",
-        params,
-    )
-    cursor.execute("SET LOCAL parallel_setup_cost TO DEFAULT")
-    cursor.execute("SET LOCAL parallel_tuple_cost TO DEFAULT")
+            params,
+        )
     cursor.execute(f"DROP TABLE {raw}")
 
 
@@ -532,8 +527,7 @@ class _GrowingDownload:
         self._stop = False
         self._error: BaseException | None = None
         self._changed = threading.Condition()
-        # Its own copy (and requests.Session): a session is not shared between threads.
-        client = dataclasses.replace(client) if dataclasses.is_dataclass(client) else client
+        client = client.for_thread()
         self._thread = threading.Thread(target=self._run, args=(client, request_id), name="cohort-download",
                                         daemon=True)
         self._thread.start()
@@ -640,8 +634,7 @@ class _CohortRequest:
         except (AmplitudeError, quota.QuotaExceeded) as exc:
             self._error = exc
             return
-        # Its own copy (and requests.Session): a session is not shared between threads.
-        client = dataclasses.replace(client) if dataclasses.is_dataclass(client) else client
+        client = client.for_thread()
         self._thread = threading.Thread(target=self._wait, args=(client,), name="cohort-request", daemon=True)
         self._thread.start()
 

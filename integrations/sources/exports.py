@@ -15,12 +15,10 @@ While one window is applied (PostgreSQL's work), the next one is already downloa
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import logging
 import tempfile
 import threading
-import time
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -121,8 +119,7 @@ class Prefetch:
 
     def __init__(self, client: AmplitudeClient, first: datetime, last: datetime) -> None:
         self.window = (first, last)
-        # Its own copy (and requests.Session): a session is not shared between threads.
-        self._client = dataclasses.replace(client) if dataclasses.is_dataclass(client) else client
+        self._client = client.for_thread()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._outcome: tuple[BinaryIO, int | None] | None = None
@@ -188,12 +185,8 @@ def load_window(run: ImportRun, job: EventImportJob, client: AmplitudeClient, fi
         binary.seek(0)
         # The window's transaction holds everything until it commits: LiveProgress shows it move.
         with LiveProgress(run) as live, transaction.atomic():
-            reported = [0.0]
-
-            def progress(what: str, lines: int, step: bool) -> None:
-                if step or time.monotonic() - reported[0] >= 1.0:  # files: at most one report a second
-                    reported[0] = time.monotonic()
-                    live.report(f"{label}: {what}", rows_done=totals.read + lines)
+            def progress(what: str, lines: int, step: bool) -> None:  # files: at most one report a second
+                live.report(f"{label}: {what}", rows_done=totals.read + lines, unless_within=0.0 if step else 1.0)
 
             window = store_export(job.workspace_id, binary, progress) if size else EventCounts()
             EventImportJob.objects.filter(pk=job.pk).update(cursor=last + HOUR)

@@ -89,10 +89,14 @@ class LiveProgress:
         self.run = run
         self._connection = None
         self._broken = False
+        self._last = float("-inf")  # when the last report was sent (time.monotonic)
 
-    def report(self, phase: str, rows_done: int | None = None) -> None:
-        if self._broken:
+    def report(self, phase: str, rows_done: int | None = None, *, unless_within: float = 0.0) -> None:
+        """`unless_within`: skip this report if the last one was sent less than that many seconds ago
+        (for reports that come by the hundred, like one per file)."""
+        if self._broken or time.monotonic() - self._last < unless_within:
             return
+        self._last = time.monotonic()
         try:
             if self._connection is None:
                 self._connection = connections.create_connection(DEFAULT_DB_ALIAS)
