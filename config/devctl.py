@@ -10,6 +10,7 @@ DATABASE_URL / REDIS_URL, when set, are used as they are and that server is not 
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -250,6 +253,10 @@ def cmd_run(args: list[str]) -> int:
 
         url = f"http://127.0.0.1:{port}/"
         if wait_for_port(port, children, stop):
+            # The worker boots a few seconds after gunicorn: until it answers, /healthz (and the
+            # console's health badge) would say it is down right under a banner saying "running".
+            if not wait_for_worker(port, children, stop) and not stop.is_set():
+                say("the Celery worker has not answered a ping yet: see its lines above; /healthz tells")
             banner = ["", "=" * 64, f"Cohort Console is running at {url}"]
             banner += ["From seed_demo:", *("  " + line.strip() for line in login)] if login else []
             banner += ["Ctrl-C stops everything.", "=" * 64, ""]
@@ -366,6 +373,29 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def wait_for_worker(port: int, children: list[Child], stop: threading.Event, timeout: float = 60) -> bool:
+    """Wait until /healthz says a Celery worker answered (False if a child died, we were stopped or
+    it did not within `timeout`). /healthz answers 503 with the same JSON while anything is down."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        if any(c.proc is not None and c.proc.poll() is not None for c in children):
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        except OSError:
+            body = b""
+        try:
+            if json.loads(body)["checks"]["worker"]["ok"]:
+                return True
+        except (ValueError, KeyError, TypeError):
+            pass
+        stop.wait(0.5)
+    return False
 
 
 def wait_for_port(port: int, children: list[Child], stop: threading.Event, timeout: float = 60) -> bool:

@@ -1,0 +1,70 @@
+"""dev.py run prints its banner only once /healthz says the Celery worker answers."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from config.devctl import wait_for_worker
+
+
+def _health(worker_ok: bool) -> tuple[int, bytes]:
+    worker = {"ok": True, "workers": ["celery@test"]} if worker_ok else {"ok": False, "error": "no worker"}
+    body = {"status": "ok" if worker_ok else "down", "checks": {"database": {"ok": True}, "worker": worker}}
+    return (200 if worker_ok else 503), json.dumps(body).encode()
+
+
+@pytest.fixture
+def healthz():
+    """A real HTTP server answering /healthz from a script: worker down for `down_for` calls, then up."""
+    state = {"calls": 0, "down_for": 2}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            state["calls"] += 1
+            status, body = _health(state["calls"] > state["down_for"])
+            self.send_response(status if self.path == "/healthz" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], state
+    server.shutdown()
+    server.server_close()
+
+
+def test_waits_through_503_until_the_worker_answers(healthz):
+    port, state = healthz
+    assert wait_for_worker(port, [], threading.Event(), timeout=20)
+    assert state["calls"] == 3  # two 503 "worker down" answers, then the first ok
+
+
+def test_gives_up_after_the_timeout_when_the_worker_never_answers(healthz):
+    port, state = healthz
+    state["down_for"] = 10**6
+    started = time.monotonic()
+    assert not wait_for_worker(port, [], threading.Event(), timeout=1.5)
+    assert state["calls"] >= 2 and time.monotonic() - started < 10
+
+
+def test_stops_at_once_when_asked(healthz):
+    port, state = healthz
+    state["down_for"] = 10**6
+    stop = threading.Event()
+    stop.set()
+    assert not wait_for_worker(port, [], stop, timeout=60)
+    assert state["calls"] == 0
+
+
+def test_a_server_that_is_not_there_is_not_an_error():
+    # Nothing listens on the port (yet): treated as "not ready", never raised.
+    assert not wait_for_worker(1, [], threading.Event(), timeout=1)
