@@ -253,8 +253,8 @@ def cmd_run(args: list[str]) -> int:
 
         url = f"http://127.0.0.1:{port}/"
         if wait_for_port(port, children, stop):
-            # The worker boots a few seconds after gunicorn: until it answers, /healthz (and the
-            # console's health badge) would say it is down right under a banner saying "running".
+            # The worker boots a few seconds after gunicorn: until it answers, /healthz would say
+            # it is down right under a banner saying "running".
             if not wait_for_worker(port, children, stop) and not stop.is_set():
                 say("the Celery worker has not answered a ping yet: see its lines above; /healthz tells")
             banner = ["", "=" * 64, f"Cohort Console is running at {url}"]
