@@ -375,38 +375,47 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def wait_for_worker(port: int, children: list[Child], stop: threading.Event, timeout: float = 60) -> bool:
-    """Wait until /healthz says a Celery worker answered (False if a child died, we were stopped or
-    it did not within `timeout`). /healthz answers 503 with the same JSON while anything is down."""
+def _wait_until(ready, children: list[Child], stop: threading.Event, timeout: float, pause: float) -> bool:
+    """Call `ready()` every `pause` seconds until it is true (False if a child died, we were stopped
+    or `timeout` passed)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stop.is_set():
         if any(c.proc is not None and c.proc.poll() is not None for c in children):
             return False
+        if ready():
+            return True
+        stop.wait(pause)
+    return False
+
+
+def wait_for_worker(port: int, children: list[Child], stop: threading.Event, timeout: float = 60) -> bool:
+    """Wait until /healthz says a Celery worker answered. /healthz answers 503 with the same JSON
+    while anything is down."""
+
+    def worker_answers() -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
                 body = response.read()
         except urllib.error.HTTPError as exc:
             body = exc.read()
         except OSError:
-            body = b""
+            return False
         try:
-            if json.loads(body)["checks"]["worker"]["ok"]:
-                return True
+            return bool(json.loads(body)["checks"]["worker"]["ok"])
         except (ValueError, KeyError, TypeError):
-            pass
-        stop.wait(0.5)
-    return False
+            return False
+
+    return _wait_until(worker_answers, children, stop, timeout, pause=0.5)
 
 
 def wait_for_port(port: int, children: list[Child], stop: threading.Event, timeout: float = 60) -> bool:
-    """Wait until the web server accepts connections (False if a child died or we were stopped)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not stop.is_set():
-        if any(c.proc is not None and c.proc.poll() is not None for c in children):
-            return False
+    """Wait until the web server accepts connections."""
+
+    def accepts() -> bool:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return True
         except OSError:
-            time.sleep(0.2)
-    return False
+            return False
+
+    return _wait_until(accepts, children, stop, timeout, pause=0.2)

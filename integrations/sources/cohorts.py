@@ -95,13 +95,18 @@ class CsvPlan:
         return cls(header, names.index("amplitude_id"), user_id, properties)
 
 
-def open_text(binary: BinaryIO) -> io.TextIOWrapper:
-    """Text view of a downloaded file, gunzipping when it starts with the gzip magic 0x1f8b."""
+def _unzipped(binary: BinaryIO) -> BinaryIO:
+    """The downloaded file's bytes from the start, gunzipped when it starts with the gzip magic 0x1f8b
+    (whatever the headers said)."""
     binary.seek(0)
     magic = binary.read(2)
     binary.seek(0)
-    stream = gzip.GzipFile(fileobj=binary, mode="rb") if magic == b"\x1f\x8b" else binary
-    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    return gzip.GzipFile(fileobj=binary, mode="rb") if magic == b"\x1f\x8b" else binary
+
+
+def open_text(binary: BinaryIO) -> io.TextIOWrapper:
+    """Text view of a downloaded file (gunzipped if need be)."""
+    return io.TextIOWrapper(_unzipped(binary), encoding="utf-8-sig", errors="replace", newline="")
 
 
 @dataclass
@@ -138,10 +143,7 @@ COPY_CHUNK = 1 << 20
 
 def _header_and_body(binary: BinaryIO) -> tuple[list[str], BinaryIO]:
     """Parse the header line; return it with a byte stream positioned at the first data row."""
-    binary.seek(0)
-    magic = binary.read(2)
-    binary.seek(0)
-    stream = gzip.GzipFile(fileobj=binary, mode="rb") if magic == b"\x1f\x8b" else binary
+    stream = _unzipped(binary)
     try:
         first = stream.readline(1 << 20)
     except (OSError, EOFError) as exc:
@@ -291,7 +293,9 @@ def _create_people(cursor, params: dict) -> int:
             ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC""",
         params,
     )
-    if created < wanted:  # some keys went to another copy: drop the losing profiles
+    if created < wanted:  # some keys went to another copy: drop the losing profiles, then give the
+        # rows whose key another transaction won to its person (a repeat's rows keep profile_id
+        # NULL: _row_profiles matches them to the last row's person by key)
         cursor.execute(
             f"""WITH lost AS (
                     DELETE FROM {NEW} n WHERE NOT EXISTS (
@@ -301,8 +305,6 @@ def _create_people(cursor, params: dict) -> int:
                 DELETE FROM audiences_profile WHERE id IN (SELECT profile_id FROM lost)""",
             params,
         )
-    if created < wanted:  # rows whose key another transaction won belong to its person (a repeat's rows
-        # keep profile_id NULL: _row_profiles matches them to the last row's person by key)
         cursor.execute(
             f"""UPDATE {STAGE} s SET profile_id = i.profile_id, resolved_via = i.kind, existed = true
                 FROM audiences_identity i

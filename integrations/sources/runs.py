@@ -79,7 +79,7 @@ class LiveProgress:
 
     A cohort load holds everything it writes until it commits, its run's state included, yet the
     console should see a million-row cohort move. These writes go through a connection of their
-    own (autocommit). Best effort: a write that would wait over a second for a lock, or fails, is
+    own, one short transaction per report. Best effort: a write that would wait over a second for a lock, or fails, is
     dropped with the ones after it, never the load. The in-memory run keeps its committed values,
     so a failed load's rows can be taken back with transition(run, rows_done=run.rows_done).
     Use it as a context manager (it closes its connection).
