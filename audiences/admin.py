@@ -83,7 +83,17 @@ class SegmentMemberAdmin(ReadOnlyAdmin):
 class MembershipChangeAdmin(ReadOnlyAdmin):
     """The ledger: append-only."""
 
-    list_display = ["id", "occurred_at", "segment", "profile_id", "action", "source", "cause_type", "cause_id", "workspace"]
+    list_display = [
+        "id",
+        "occurred_at",
+        "segment",
+        "profile_id",
+        "action",
+        "source",
+        "cause_type",
+        "cause_id",
+        "workspace",
+    ]
     list_filter = ["action", "source", "cause_type", "workspace"]
     search_fields = ["=profile__id", "segment__name", "=segment__external_id"]
     list_select_related = ["segment", "workspace"]
@@ -93,7 +103,16 @@ class MembershipChangeAdmin(ReadOnlyAdmin):
 
 @admin.register(ProfileMerge)
 class ProfileMergeAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "kept_profile_id", "removed_profile_id", "reason", "cause_type", "cause_id", "workspace"]
+    list_display = [
+        "id",
+        "created_at",
+        "kept_profile_id",
+        "removed_profile_id",
+        "reason",
+        "cause_type",
+        "cause_id",
+        "workspace",
+    ]
     list_filter = ["workspace", "cause_type"]
     search_fields = ["=kept_profile__id", "=removed_profile_id", "reason"]
 

@@ -1,7 +1,6 @@
 """Management API for audiences: segments with their 24-hour movement, a segment's members, and a
 profile looked up by any identity value (identities, properties, memberships, ledger history)."""
 
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
@@ -26,10 +25,19 @@ class SegmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Segment
         fields = [
-            "id", "name", "type", "type_label", "external_id", "partner_name", "size", "last_changed_at",
-            "last_computed_at", "added_24h", "removed_24h", "created_at",
+            "id",
+            "name",
+            "type",
+            "type_label",
+            "external_id",
+            "partner_name",
+            "size",
+            "last_changed_at",
+            "last_computed_at",
+            "added_24h",
+            "removed_24h",
+            "created_at",
         ]
-
 
     def _activity(self, obj: Segment):
         activity = self.context.get("activity")
@@ -64,7 +72,17 @@ class LedgerRowSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MembershipChange
-        fields = ["id", "segment_id", "segment_name", "action", "source", "cause_type", "cause_id", "occurred_at", "partner_sync"]
+        fields = [
+            "id",
+            "segment_id",
+            "segment_name",
+            "action",
+            "source",
+            "cause_type",
+            "cause_id",
+            "occurred_at",
+            "partner_sync",
+        ]
 
     def get_partner_sync(self, obj: MembershipChange) -> dict:
         return obj.partner_sync_properties()
@@ -95,7 +113,11 @@ class SegmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
     @action(detail=True, methods=["get"])
     def members(self, request, pk=None):
         segment = self.get_object()
-        members = SegmentMember.objects.filter(segment=segment).select_related("profile").prefetch_related("profile__identities")
+        members = (
+            SegmentMember.objects.filter(segment=segment)
+            .select_related("profile")
+            .prefetch_related("profile__identities")
+        )
         value = request.query_params.get("identity")
         if value:
             members = members.filter(
@@ -131,7 +153,9 @@ class ProfileViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("identity", str, required=True, description="Any identity value (user id, email, device id…)."),
+            OpenApiParameter(
+                "identity", str, required=True, description="Any identity value (user id, email, device id…)."
+            ),
             OpenApiParameter("kind", str, description="Restrict to one identity kind."),
         ],
     )
@@ -148,7 +172,9 @@ class ProfileViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
 
 def profile_detail(profile: Profile) -> dict:
     memberships = SegmentMember.objects.filter(profile=profile).select_related("segment")
-    history = MembershipChange.objects.filter(profile_id=profile.pk).select_related("segment").order_by("-id")[:HISTORY_LIMIT]
+    history = (
+        MembershipChange.objects.filter(profile_id=profile.pk).select_related("segment").order_by("-id")[:HISTORY_LIMIT]
+    )
     merges = ProfileMerge.objects.filter(kept_profile=profile).order_by("-id")
     return {
         "id": profile.pk,
@@ -161,7 +187,12 @@ def profile_detail(profile: Profile) -> dict:
         ],
         "ledger": LedgerRowSerializer(history, many=True).data,
         "merges": [
-            {"removed_profile_id": m.removed_profile_id, "identities": m.identities, "reason": m.reason, "at": m.created_at}
+            {
+                "removed_profile_id": m.removed_profile_id,
+                "identities": m.identities,
+                "reason": m.reason,
+                "at": m.created_at,
+            }
             for m in merges
         ],
         "created_at": profile.created_at,

@@ -32,8 +32,11 @@ from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values
 SAMPLE_LIMIT = 100  # skipped rows kept by reference (the rest are only counted)
 
 # Identity kinds events link through, most specific first.
-EVENT_IDENTITY_KEYS: tuple[tuple[str, str], ...] = (("amplitude_id", "amplitude_id"), ("user_id", "user_id"),
-                                                   ("device_id", "device_id"))
+EVENT_IDENTITY_KEYS: tuple[tuple[str, str], ...] = (
+    ("amplitude_id", "amplitude_id"),
+    ("user_id", "user_id"),
+    ("device_id", "device_id"),
+)
 
 
 @dataclass
@@ -60,13 +63,19 @@ class EventCounts:
         self.skipped_samples.extend(other.skipped_samples[: max(room, 0)])
 
     def as_dict(self) -> dict:
-        return {"rows_read": self.read, "events_loaded": self.loaded, "duplicates": self.duplicates,
-                "skipped": self.skipped, "profiles_created": self.profiles_created,
-                "skipped_reasons": dict(self.skipped_reasons),
-                "skipped_samples": [list(sample) for sample in self.skipped_samples]}
+        return {
+            "rows_read": self.read,
+            "events_loaded": self.loaded,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "profiles_created": self.profiles_created,
+            "skipped_reasons": dict(self.skipped_reasons),
+            "skipped_samples": [list(sample) for sample in self.skipped_samples],
+        }
 
 
 # --- identity resolution over a staging table ---------------------------------------------------
+
 
 def _safe_table(name: str) -> str:
     if not name.replace("_", "").isalnum():
@@ -74,8 +83,9 @@ def _safe_table(name: str) -> str:
     return name
 
 
-def resolve_staged(workspace_id: int, table: str, keys: Iterable[tuple[str, str]], *, source: str,
-                   create: bool = True) -> int:
+def resolve_staged(
+    workspace_id: int, table: str, keys: Iterable[tuple[str, str]], *, source: str, create: bool = True
+) -> int:
     """Fill `table.profile_id` from identities, creating people for unknown values; returns profiles created.
 
     `keys` are (identity kind, column) pairs, most specific first. The columns are cleaned in place
@@ -148,8 +158,10 @@ def resolve_staged(workspace_id: int, table: str, keys: Iterable[tuple[str, str]
                 {"workspace": workspace_id, "source": source},
             )
             created = cursor.fetchone()[0]
-            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table} WHERE profile_id IS NULL AND "
-                           f"COALESCE({value_coalesce}) IS NOT NULL)")
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {table} WHERE profile_id IS NULL AND "
+                f"COALESCE({value_coalesce}) IS NOT NULL)"
+            )
             losers = cursor.fetchone()[0]
             if losers:  # another transaction created some of them between our read and our insert
                 match()
@@ -167,18 +179,39 @@ def resolve_staged(workspace_id: int, table: str, keys: Iterable[tuple[str, str]
 # --- events ----------------------------------------------------------------------------------------
 
 # Event columns taken out of the document; everything else stays in Event.data verbatim.
-_MAPPED_KEYS = ["uuid", "$insert_id", "insert_id", "event_type", "event_time", "user_id", "device_id", "amplitude_id",
-                "session_id", "platform", "os_name", "device_type", "country", "region", "city", "ip_address",
-                "event_properties", "user_properties", "group_properties", "server_upload_time"]
+_MAPPED_KEYS = [
+    "uuid",
+    "$insert_id",
+    "insert_id",
+    "event_type",
+    "event_time",
+    "user_id",
+    "device_id",
+    "amplitude_id",
+    "session_id",
+    "platform",
+    "os_name",
+    "device_type",
+    "country",
+    "region",
+    "city",
+    "ip_address",
+    "event_properties",
+    "user_properties",
+    "group_properties",
+    "server_upload_time",
+]
 _TS_PATTERN = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$"
 
 
 def _ts(expr: str) -> str:
     # Amplitude's own shape ("2024-05-01 10:00:00.123000") is recognised exactly without the regex, which
     # costs more than the rest of the row's mapping; any other text goes through the full pattern.
-    return (f"(CASE WHEN length({expr}) = 26 AND {expr} LIKE '____-__-__ __:__:__.______' "
-            f"AND translate({expr}, '0123456789', '') = '-- ::.' THEN ({expr})::timestamptz "
-            f"WHEN {expr} ~ '{_TS_PATTERN}' THEN ({expr})::timestamptz END)")
+    return (
+        f"(CASE WHEN length({expr}) = 26 AND {expr} LIKE '____-__-__ __:__:__.______' "
+        f"AND translate({expr}, '0123456789', '') = '-- ::.' THEN ({expr})::timestamptz "
+        f"WHEN {expr} ~ '{_TS_PATTERN}' THEN ({expr})::timestamptz END)"
+    )
 
 
 def _bigint(expr: str) -> str:
@@ -303,8 +336,12 @@ _COPY_LINES = "COPY {raw} (raw) FROM STDIN (FORMAT csv, QUOTE E'\\x01', DELIMITE
 _COPY_CHUNK = 1 << 20
 
 
-def store_event_files(workspace_id: int, files: Iterable[tuple[str, BinaryIO]], source: str = "import",
-                      progress: Callable[[str, int, bool], None] | None = None) -> EventCounts:
+def store_event_files(
+    workspace_id: int,
+    files: Iterable[tuple[str, BinaryIO]],
+    source: str = "import",
+    progress: Callable[[str, int, bool], None] | None = None,
+) -> EventCounts:
     """Load JSON-lines files [(name, readable byte stream)] without touching each line in Python.
 
     Skipped lines are reported as "<name>:<line number>". A file COPY refuses (invalid UTF-8, a raw
@@ -402,8 +439,12 @@ def _load_stage(cursor, workspace_id: int, source: str, counts: EventCounts, sta
     # index. One repeated uuid / $insert_id (a replay, a retried call, a copy within the load)
     # aborts it at once, and the load is redone the careful way: in line order, so the first copy
     # of an event is the one kept, and every later copy is counted as a duplicate.
-    insert_plain_first(cursor, _INSERT_SQL.replace("__DEDUPE__", ""),
-                       _INSERT_SQL.replace("__DEDUPE__", "ORDER BY s.pos ON CONFLICT DO NOTHING"), params)
+    insert_plain_first(
+        cursor,
+        _INSERT_SQL.replace("__DEDUPE__", ""),
+        _INSERT_SQL.replace("__DEDUPE__", "ORDER BY s.pos ON CONFLICT DO NOTHING"),
+        params,
+    )
     loaded, _profiles = cursor.fetchone()
     counts.loaded += loaded
     counts.duplicates += staged - len(skipped) - loaded

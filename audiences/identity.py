@@ -86,7 +86,9 @@ def resolve(workspace_id: int, kind: str, raw_values: list, *, source: str = "pu
         missing = [value for value in values if value not in found]
         if missing and create:
             with connection.cursor() as cursor:
-                cursor.execute(_CREATE_SQL, {"workspace": workspace_id, "kind": kind, "source": source, "values": missing})
+                cursor.execute(
+                    _CREATE_SQL, {"workspace": workspace_id, "kind": kind, "source": source, "values": missing}
+                )
                 created = dict(cursor.fetchall())
             result.created = len(created)
             found.update(created)

@@ -123,9 +123,7 @@ def _bump(cursor, segment: Segment, applied: Applied, now) -> None:
         )
 
 
-def apply_changes(
-    segment: Segment, *, add: list[int] = (), remove: list[int] = (), cause: Cause, now=None
-) -> Applied:
+def apply_changes(segment: Segment, *, add: list[int] = (), remove: list[int] = (), cause: Cause, now=None) -> Applied:
     """Add then remove the given profile ids. Returns how many rows really changed."""
     now = now or timezone.now()
     applied = Applied()
@@ -160,9 +158,12 @@ def replace_members(segment: Segment, snapshot_table: str, *, cause: Cause, now=
         cursor.execute(_EXIT_FROM_TABLE_SQL.format(table=snapshot_table), _params(segment, cause, now))
         applied.removed = cursor.rowcount
         enter = _ENTER_FROM_TABLE_SQL.format(table=snapshot_table)
-        insert_plain_first(cursor, enter.replace("__CONFLICT__", ""),
-                           enter.replace("__CONFLICT__", "ON CONFLICT (segment_id, profile_id) DO NOTHING"),
-                           _params(segment, cause, now))
+        insert_plain_first(
+            cursor,
+            enter.replace("__CONFLICT__", ""),
+            enter.replace("__CONFLICT__", "ON CONFLICT (segment_id, profile_id) DO NOTHING"),
+            _params(segment, cause, now),
+        )
         applied.added = cursor.rowcount
         cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
         _bump(cursor, segment, applied, now)

@@ -36,8 +36,11 @@ class Conflict:
 
     def as_dict(self) -> dict:
         return {
-            "known": list(self.known), "device": list(self.device), "known_profile_id": self.known_profile_id,
-            "other_profile_id": self.other_profile_id, "reason": self.reason,
+            "known": list(self.known),
+            "device": list(self.device),
+            "known_profile_id": self.known_profile_id,
+            "other_profile_id": self.other_profile_id,
+            "reason": self.reason,
         }
 
 
@@ -61,7 +64,9 @@ def _known_kinds_of(profile_ids: list[int]) -> dict[int, bool]:
         return dict(cursor.fetchall())
 
 
-def merge_profiles(workspace_id: int, kept_id: int, removed_id: int, *, reason: str, cause: Cause | None = None) -> ProfileMerge:
+def merge_profiles(
+    workspace_id: int, kept_id: int, removed_id: int, *, reason: str, cause: Cause | None = None
+) -> ProfileMerge:
     """Fold the anonymous profile `removed_id` into `kept_id`. Refuses (ValueError) if it holds a known credential."""
     if kept_id == removed_id:
         raise ValueError("cannot merge a profile into itself")
@@ -69,19 +74,25 @@ def merge_profiles(workspace_id: int, kept_id: int, removed_id: int, *, reason: 
         # Lock both rows in id order so two merges touching the same people cannot deadlock.
         profiles = {
             p.pk: p
-            for p in Profile.objects.select_for_update().filter(workspace_id=workspace_id, pk__in=sorted([kept_id, removed_id])).order_by("pk")
+            for p in Profile.objects.select_for_update()
+            .filter(workspace_id=workspace_id, pk__in=sorted([kept_id, removed_id]))
+            .order_by("pk")
         }
         if len(profiles) != 2:
             raise ValueError("both profiles must exist in the workspace")
         if _known_kinds_of([removed_id])[removed_id]:
-            raise ValueError(f"profile {removed_id} holds a known credential; known profiles are never merged automatically")
-        moved = list(
-            profiles[removed_id].identities.order_by("id").values_list("kind", "value")
-        )
+            raise ValueError(
+                f"profile {removed_id} holds a known credential; known profiles are never merged automatically"
+            )
+        moved = list(profiles[removed_id].identities.order_by("id").values_list("kind", "value"))
         merge = ProfileMerge.objects.create(
-            workspace_id=workspace_id, kept_profile_id=kept_id, removed_profile_id=removed_id,
-            identities=[list(pair) for pair in moved], reason=reason,
-            cause_type=cause.type if cause else "", cause_id=cause.id if cause else None,
+            workspace_id=workspace_id,
+            kept_profile_id=kept_id,
+            removed_profile_id=removed_id,
+            identities=[list(pair) for pair in moved],
+            reason=reason,
+            cause_type=cause.type if cause else "",
+            cause_id=cause.id if cause else None,
         )
         with connection.cursor() as cursor:
             cursor.execute("UPDATE audiences_identity SET profile_id = %s WHERE profile_id = %s", [kept_id, removed_id])
@@ -106,7 +117,8 @@ def merge_profiles(workspace_id: int, kept_id: int, removed_id: int, *, reason: 
             )
             # Earlier merges into the anonymous profile now point at the survivor (else they'd cascade away).
             cursor.execute(
-                "UPDATE audiences_profilemerge SET kept_profile_id = %s WHERE kept_profile_id = %s", [kept_id, removed_id]
+                "UPDATE audiences_profilemerge SET kept_profile_id = %s WHERE kept_profile_id = %s",
+                [kept_id, removed_id],
             )
         merge_cause = Cause(source="merge", type="merge", id=merge.pk)
         for segment in Segment.objects.filter(members__profile_id=removed_id).distinct():
@@ -120,7 +132,12 @@ def merge_profiles(workspace_id: int, kept_id: int, removed_id: int, *, reason: 
 
 
 def link_identity(
-    workspace_id: int, known: tuple[str, str], device: tuple[str, str], *, cause: Cause | None = None, source: str = "push"
+    workspace_id: int,
+    known: tuple[str, str],
+    device: tuple[str, str],
+    *,
+    cause: Cause | None = None,
+    source: str = "push",
 ) -> tuple[int, ProfileMerge | Conflict | None]:
     """Make `known` (e.g. user_id) and `device` (e.g. device_id) name one profile. Returns (profile id, what happened)."""
     known_kind, known_value = known
@@ -143,13 +160,19 @@ def link_identity(
             return known_owner, None
         if _known_kinds_of([device_owner])[device_owner]:
             return known_owner, Conflict(
-                known, device, known_owner, device_owner,
+                known,
+                device,
+                known_owner,
+                device_owner,
                 f"{device_kind} {device_value!r} belongs to profile {device_owner}, which holds a known credential too; "
                 "known profiles are never merged automatically",
             )
         merge = merge_profiles(
-            workspace_id, known_owner, device_owner,
-            reason=f"{device_kind} {device_value!r} identified as {known_kind} {known_value!r}", cause=cause,
+            workspace_id,
+            known_owner,
+            device_owner,
+            reason=f"{device_kind} {device_value!r} identified as {known_kind} {known_value!r}",
+            cause=cause,
         )
         return known_owner, merge
 
@@ -166,7 +189,12 @@ def attach_identities(workspace_id: int, kind: str, values: list[str], profile_i
 
 
 def link_pairs(
-    workspace_id: int, known_kind: str, pairs: list[tuple[str, str]], *, cause: Cause | None = None, source: str = "push"
+    workspace_id: int,
+    known_kind: str,
+    pairs: list[tuple[str, str]],
+    *,
+    cause: Cause | None = None,
+    source: str = "push",
 ) -> LinkResult:
     """Link many (known value, device id) pairs, set-wise for the common cases.
 
@@ -189,9 +217,15 @@ def link_pairs(
         device_owner = lookup(workspace_id, ANONYMOUS_KIND, [d for _, d in simple])
         anonymous = _known_kinds_of(list(set(device_owner.values()))) if device_owner else {}
         # Anonymous people registering: their device-only profile gains the credential.
-        registering = [(k, device_owner[d]) for k, d in simple if k not in known_owner and d in device_owner and not anonymous[device_owner[d]]]
+        registering = [
+            (k, device_owner[d])
+            for k, d in simple
+            if k not in known_owner and d in device_owner and not anonymous[device_owner[d]]
+        ]
         if registering:
-            attach_identities(workspace_id, known_kind, [k for k, _ in registering], [p for _, p in registering], source)
+            attach_identities(
+                workspace_id, known_kind, [k for k, _ in registering], [p for _, p in registering], source
+            )
             known_owner.update(lookup(workspace_id, known_kind, [k for k, _ in registering]))
         brand_new = [k for k, _ in simple if k not in known_owner]
         if brand_new:
@@ -200,7 +234,9 @@ def link_pairs(
             known_owner.update(resolution.profile_ids)
         new_devices = [(d, known_owner[k]) for k, d in simple if d not in device_owner]
         if new_devices:
-            attach_identities(workspace_id, ANONYMOUS_KIND, [d for d, _ in new_devices], [p for _, p in new_devices], source)
+            attach_identities(
+                workspace_id, ANONYMOUS_KIND, [d for d, _ in new_devices], [p for _, p in new_devices], source
+            )
             device_owner.update(lookup(workspace_id, ANONYMOUS_KIND, [d for d, _ in new_devices]))
         result.profile_ids.update(known_owner)
         for known_value, device_value in simple:

@@ -44,8 +44,9 @@ class Identity(models.Model):
     """One identifier of one profile: unique per workspace and kind."""
 
     # Indexes are chosen by hand on the hot tables below: each one costs every bulk insert.
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="identities", db_index=False,
-                                  db_constraint=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="identities", db_index=False, db_constraint=False
+    )
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities", db_constraint=False)
     kind = models.CharField(max_length=64, help_text="user_id, email, device_id, install_token, amplitude_id, …")
     value = models.CharField(max_length=512)
@@ -103,8 +104,9 @@ class SegmentMember(models.Model):
     """Who is in a segment now. Written only by audiences.ledger."""
 
     # The unique (segment, profile) index serves segment lookups; profile gets the FK's own index.
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="members", db_index=False,
-                                db_constraint=False)
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="members", db_index=False, db_constraint=False
+    )
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="memberships", db_constraint=False)
     added_at = models.DateTimeField()
 
@@ -141,12 +143,15 @@ class MembershipChange(models.Model):
     # would be checked per row at commit) and only the composite indexes below, which also serve
     # the single-column lookups. Deletes still cascade through the ORM. No (cause_type, cause_id)
     # index: a cause's rows are found through the segment or the profile they belong to.
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False,
-                                  db_index=False)
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="changes", db_constraint=False,
-                                db_index=False)
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="changes", db_constraint=False,
-                                db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="changes", db_constraint=False, db_index=False
+    )
+    profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="changes", db_constraint=False, db_index=False
+    )
     action = models.CharField(max_length=8, choices=ChangeAction.choices)
     source = models.CharField(max_length=8, choices=ChangeSource.choices)
     cause_type = models.CharField(max_length=32, help_text="inbound_batch, import_run, merge, manual")
@@ -196,10 +201,12 @@ class Event(models.Model):
     id = models.BigAutoField(primary_key=True)
     # Like the other hot tables: no database foreign key (a deferred check per row at commit) and no
     # single-column indexes: event_profile_time leads with profile, the unique indexes with workspace.
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False,
-                                  db_index=False)
-    profile = models.ForeignKey(Profile, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False,
-                                db_index=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    profile = models.ForeignKey(
+        Profile, null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False, db_index=False
+    )
     source = models.CharField(max_length=16, default="import")
     uuid = models.CharField(max_length=64, null=True, blank=True)
     insert_id = models.CharField(max_length=255, null=True, blank=True)
@@ -226,7 +233,9 @@ class Event(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "uuid"], condition=Q(uuid__isnull=False), name="event_uuid_unique"),
+            models.UniqueConstraint(
+                fields=["workspace", "uuid"], condition=Q(uuid__isnull=False), name="event_uuid_unique"
+            ),
             models.UniqueConstraint(
                 fields=["workspace", "insert_id"], condition=Q(insert_id__isnull=False), name="event_insert_id_unique"
             ),

@@ -72,7 +72,11 @@ def daily_history(segment: Segment, days: int = 30, tz=None, now=None) -> list[D
             WHERE segment_id = %s AND occurred_at >= %s
             GROUP BY day
             """,
-            [str(tz), segment.pk, timezone.make_aware(timezone.datetime.combine(first, timezone.datetime.min.time()), tz)],
+            [
+                str(tz),
+                segment.pk,
+                timezone.make_aware(timezone.datetime.combine(first, timezone.datetime.min.time()), tz),
+            ],
         )
         per_day = {day: (added, removed) for day, added, removed in cursor.fetchall()}
     points: list[DayPoint] = []

@@ -35,8 +35,23 @@ from workspaces.models import Workspace
 
 def start_partner(latency: float) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "integrations.sandbox.partners", "clevertap", "-o", "record_bodies=false",
-         "-o", "history=1000", "-o", "keep_data=false", "-o", f"latency={latency}"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "integrations.sandbox.partners",
+            "clevertap",
+            "-o",
+            "record_bodies=false",
+            "-o",
+            "history=1000",
+            "-o",
+            "keep_data=false",
+            "-o",
+            f"latency={latency}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     return proc, proc.stdout.readline().split(" on ")[1].split()[0]
 
 
@@ -53,13 +68,15 @@ def main() -> None:
         t0 = time.perf_counter()
         make_members(workspace, segment, args.size)
         print(f"generated {args.size:,} members in {time.perf_counter() - t0:.1f}s", flush=True)
-        auth = Authorization(workspace=workspace, provider="clevertap", label="bench",
-                             fields={"account_id": "TEST-ACCOUNT"})
+        auth = Authorization(
+            workspace=workspace, provider="clevertap", label="bench", fields={"account_id": "TEST-ACCOUNT"}
+        )
         auth.set_secrets({"passcode": "TEST-PASSCODE"})
         auth.save()
         config = Destination(kind="clevertap").connector_class.validate_config({"base_url": base_url})
-        dest = Destination.objects.create(workspace=workspace, kind="clevertap", name="bench ct", authorization=auth,
-                                          config=config)
+        dest = Destination.objects.create(
+            workspace=workspace, kind="clevertap", name="bench ct", authorization=auth, config=config
+        )
         job = SyncJob.objects.create(workspace=workspace, segment=segment, destination=dest, cadence="one_time")
 
         baseline_rows, baseline = select_member_ids(segment)
@@ -71,13 +88,19 @@ def main() -> None:
         seconds = time.perf_counter() - started
         stats = requests.get(f"{base_url}/_sandbox/stats", timeout=5).json()
         print(f"\n{'case':<30}{'users':>11}{'seconds':>9}{'users/s':>11}{'x baseline':>11}  status")
-        print(f"{'baseline: SELECT member ids':<30}{baseline_rows:>11,}{baseline:>9.2f}"
-              f"{baseline_rows / baseline:>11,.0f}{1:>11.1f}")
-        print(f"{'CleverTap first sync':<30}{run.delivered:>11,}{seconds:>9.2f}{run.delivered / seconds:>11,.0f}"
-              f"{seconds / baseline:>11.1f}  {run.status}, {run.failed} failed, {run.rejected} rejected")
-        print(f"\nsandbox: {stats['total']} calls, {stats['records_stored']:,} records stored, "
-              f"max in flight {stats['max_in_flight']} (cap 15), 429s {stats['by_status'].get('429', 0)}, "
-              f"latency {args.latency * 1000:.0f} ms/call")
+        print(
+            f"{'baseline: SELECT member ids':<30}{baseline_rows:>11,}{baseline:>9.2f}"
+            f"{baseline_rows / baseline:>11,.0f}{1:>11.1f}"
+        )
+        print(
+            f"{'CleverTap first sync':<30}{run.delivered:>11,}{seconds:>9.2f}{run.delivered / seconds:>11,.0f}"
+            f"{seconds / baseline:>11.1f}  {run.status}, {run.failed} failed, {run.rejected} rejected"
+        )
+        print(
+            f"\nsandbox: {stats['total']} calls, {stats['records_stored']:,} records stored, "
+            f"max in flight {stats['max_in_flight']} (cap 15), 429s {stats['by_status'].get('429', 0)}, "
+            f"latency {args.latency * 1000:.0f} ms/call"
+        )
     finally:
         if workspace is not None:
             cleanup(workspace)

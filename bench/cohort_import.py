@@ -29,8 +29,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-SCRATCH_TABLES = ("audiences_profile", "audiences_identity", "audiences_segmentmember", "audiences_membershipchange",
-                  "audiences_event")
+SCRATCH_TABLES = (
+    "audiences_profile",
+    "audiences_identity",
+    "audiences_segmentmember",
+    "audiences_membershipchange",
+    "audiences_event",
+)
 
 
 def vacuum(connection) -> None:
@@ -72,8 +77,11 @@ def delete_scratch(connection, workspace) -> None:
     with connection.cursor() as cursor:
         for table in ("audiences_membershipchange", "audiences_identity", "audiences_event", "audiences_profilemerge"):
             cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s", [workspace.pk])
-        cursor.execute("DELETE FROM audiences_segmentmember WHERE segment_id IN "
-                       "(SELECT id FROM audiences_segment WHERE workspace_id = %s)", [workspace.pk])
+        cursor.execute(
+            "DELETE FROM audiences_segmentmember WHERE segment_id IN "
+            "(SELECT id FROM audiences_segment WHERE workspace_id = %s)",
+            [workspace.pk],
+        )
         cursor.execute("DELETE FROM audiences_profile WHERE workspace_id = %s", [workspace.pk])
     workspace.delete()
 
@@ -111,10 +119,12 @@ def main(argv=None) -> None:
         auth = Authorization(workspace=workspace, provider="amplitude", label="bench")
         auth.set_secrets({"api_key": api_key, "secret_key": secret_key})
         auth.save()
-        project = AmplitudeProject.objects.create(workspace=workspace, label="bench", base_url=base_url,
-                                                  authorization=auth)
-        job = CohortImportJob.objects.create(workspace=workspace, project=project, label="bench",
-                                             cadence=Cadence.ONE_TIME, cohort_ids=[COHORT])
+        project = AmplitudeProject.objects.create(
+            workspace=workspace, label="bench", base_url=base_url, authorization=auth
+        )
+        job = CohortImportJob.objects.create(
+            workspace=workspace, project=project, label="bench", cadence=Cadence.ONE_TIME, cohort_ids=[COHORT]
+        )
         slow = []
 
         def timed(execute, sql, params, many, context):

@@ -39,8 +39,13 @@ def make_source(size: int, now: datetime):
     from integrations.sandbox.datagen import EventSource
 
     per_hour = -(-size // HOURS)
-    source = EventSource(start=now - timedelta(hours=HOURS + 2), hours=HOURS, events_per_hour=per_hour,
-                         users=max(size // 20, 1000), seed=3)
+    source = EventSource(
+        start=now - timedelta(hours=HOURS + 2),
+        hours=HOURS,
+        events_per_hour=per_hour,
+        users=max(size // 20, 1000),
+        seed=3,
+    )
     return AmplitudeSandbox(seed=3, events=source), source
 
 
@@ -81,8 +86,9 @@ def main(argv=None) -> None:
     # Started before Django sets up: the child imports only the sandbox.
     context = multiprocessing.get_context("spawn")
     pipe, child_pipe = context.Pipe()
-    child = context.Process(target=serve_sandbox, args=(args.size, now, child_pipe), name="amplitude-sandbox",
-                            daemon=True)
+    child = context.Process(
+        target=serve_sandbox, args=(args.size, now, child_pipe), name="amplitude-sandbox", daemon=True
+    )
     child.start()
 
     import django
@@ -104,8 +110,9 @@ def main(argv=None) -> None:
         auth = Authorization(workspace=workspace, provider="amplitude", label="bench")
         auth.set_secrets({"api_key": api_key, "secret_key": secret_key})
         auth.save()
-        project = AmplitudeProject.objects.create(workspace=workspace, label="bench", base_url=base_url,
-                                                  authorization=auth)
+        project = AmplitudeProject.objects.create(
+            workspace=workspace, label="bench", base_url=base_url, authorization=auth
+        )
         job = EventImportJob.objects.create(workspace=workspace, project=project, label="bench", backfill_days=2)
         spent = defaultdict(lambda: [0.0, 0])  # statement → [seconds, calls]
 
@@ -127,13 +134,15 @@ def main(argv=None) -> None:
                     entry = spent[name]
                     entry[0] += time.perf_counter() - begun
                     entry[1] += 1
+
             return wrapper
 
         originals = (exports.store_export, exports.Prefetch.result)
         if args.profile:
             connection.execute_wrappers.append(timed)
-            exports.store_export = timed_call("(store_export: the whole window's load, SQL included)",
-                                              exports.store_export)
+            exports.store_export = timed_call(
+                "(store_export: the whole window's load, SQL included)", exports.store_export
+            )
             exports.Prefetch.result = timed_call("(waiting for the window's download)", exports.Prefetch.result)
         run = create_run(job, enqueue=False)
         started = time.perf_counter()
@@ -176,14 +185,18 @@ def main(argv=None) -> None:
         AmplitudeProject.objects.filter(workspace=workspace).delete()
         delete_scratch(connection, workspace)
         vacuum(connection)
-    print(f"\nEvent import benchmark — {loaded:,} events, {HOURS} hourly files in 6-hour export windows "
-          "(sandbox in a child process)")
+    print(
+        f"\nEvent import benchmark — {loaded:,} events, {HOURS} hourly files in 6-hour export windows "
+        "(sandbox in a child process)"
+    )
     print(f"{'step':<34}{'events':>12}{'seconds':>10}{'events/s':>12}")
     print(f"{'import (zip→gunzip→COPY→dedupe→link)':<34}{loaded:>12,}{elapsed:>10.1f}{loaded / elapsed:>12,.0f}")
     print(f"{'baseline: raw COPY of the lines':<34}{copied:>12,}{baseline:>10.1f}{copied / baseline:>12,.0f}")
     print(f"ratio: {elapsed / baseline:.1f}x the raw COPY; target >= 30,000 events/s")
-    print(f"peak RSS of the importer (this process, after the import): {importer_rss:.0f} MB "
-          "(bounded: files are streamed, windows are fixed-size)")
+    print(
+        f"peak RSS of the importer (this process, after the import): {importer_rss:.0f} MB "
+        "(bounded: files are streamed, windows are fixed-size)"
+    )
     print(f"peak RSS of the sandbox Amplitude (child process): {sandbox_rss:.0f} MB")
 
 

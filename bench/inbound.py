@@ -65,9 +65,22 @@ def _start_server(port: int, workers: int) -> subprocess.Popen:
     import requests
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--timeout", "120"],
-        cwd=ROOT, env=os.environ.copy(),
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -204,14 +217,20 @@ def main() -> None:
         import requests
 
         list_ids = [
-            requests.post(f"{base}/api/amplitude/lists", json={"name": f"[Amplitude] Bench {n}: bench{n}"}, auth=(key, ""), timeout=30)
-            .json()["listId"]
+            requests.post(
+                f"{base}/api/amplitude/lists",
+                json={"name": f"[Amplitude] Bench {n}: bench{n}"},
+                auth=(key, ""),
+                timeout=30,
+            ).json()["listId"]
             for n in range(args.lists)
         ]
         add_jobs, remove_jobs = [], []
         for number, start in enumerate(range(0, args.size, BATCH)):
             list_id = list_ids[number % args.lists]
-            add_jobs.append((f"/api/amplitude/lists/{list_id}/add", json.dumps({"userIds": ids[start : start + BATCH]}).encode()))
+            add_jobs.append(
+                (f"/api/amplitude/lists/{list_id}/add", json.dumps({"userIds": ids[start : start + BATCH]}).encode())
+            )
         # Removes go to the list each id was added to, after every add was acknowledged (as Amplitude's diff would).
         for number, start in enumerate(range(0, removes, BATCH)):
             list_id = list_ids[number % args.lists]
@@ -255,8 +274,10 @@ def main() -> None:
     apply_rate = changes / apply_wall
     copy_rate = (args.size + removes) / copy_wall
     print()
-    print(f"Inbound benchmark: {args.size:,} adds + {removes:,} removes in {len(latencies)} requests of ≤{BATCH:,} ids, "
-          f"{SENDERS} senders, {args.lists} list(s), gunicorn ×{args.server_workers}, {args.appliers} applier(s)")
+    print(
+        f"Inbound benchmark: {args.size:,} adds + {removes:,} removes in {len(latencies)} requests of ≤{BATCH:,} ids, "
+        f"{SENDERS} senders, {args.lists} list(s), gunicorn ×{args.server_workers}, {args.appliers} applier(s)"
+    )
     print(f"{'measure':<34}{'value':>16}{'target':>14}")
     print(f"{'ack latency p50':<34}{_ms(p50):>16}")
     print(f"{'ack latency p99':<34}{_ms(p99):>16}{'≤ 250 ms':>14}")

@@ -36,14 +36,31 @@ from integrations.connectors.kochava import KochavaConnector
 from integrations.delivery.models import Destination
 from workspaces.models import Workspace
 
-MAPPING = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "data.adid",
-           "device_ua": "user_properties.ua"}
+MAPPING = {
+    "kochava_device_id": "device_id",
+    "origination_ip": "ip_address",
+    "adid": "data.adid",
+    "device_ua": "user_properties.ua",
+}
 
 
 def start_partner(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "integrations.sandbox.partners", "kochava", "-o",
-                             "record_bodies=false", "-o", "history=1000", "-o", f"latency={latency}"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "integrations.sandbox.partners",
+            "kochava",
+            "-o",
+            "record_bodies=false",
+            "-o",
+            "history=1000",
+            "-o",
+            f"latency={latency}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     return proc, proc.stdout.readline().split(" on ")[1].split()[0]
 
 
@@ -83,19 +100,27 @@ def make_events(workspace: Workspace, size: int) -> None:
             " SELECT %s, 'bench', 'bench-' || g, CASE WHEN g %% 10 = 0 THEN 'Login' ELSE 'Purchase' END, now(),"
             " 'u' || g, 'kdev-' || g, '104.219.46.66', jsonb_build_object('price', g %% 100),"
             " '{\"ua\": \"Mozilla/5.0\"}', '{}', jsonb_build_object('adid', 'adid-' || g), now()"
-            " FROM generate_series(1, %s) g", [workspace.pk, size])
+            " FROM generate_series(1, %s) g",
+            [workspace.pk, size],
+        )
 
 
 def cleanup(workspace: Workspace) -> None:
     with connection.cursor() as cursor:
-        for sql in (("DELETE FROM campaigns_kochavaeventoutcome WHERE stream_id IN"
-                     " (SELECT id FROM campaigns_kochavastream WHERE workspace_id = %s)"),
-                    "DELETE FROM campaigns_kochavastream WHERE workspace_id = %s",
-                    "DELETE FROM campaigns_kochavauserlink WHERE workspace_id = %s",
-                    ("DELETE FROM delivery_partnercall WHERE destination_id IN"
-                     " (SELECT id FROM delivery_destination WHERE workspace_id = %s)"),
-                    "DELETE FROM delivery_destination WHERE workspace_id = %s",
-                    "DELETE FROM audiences_event WHERE workspace_id = %s"):
+        for sql in (
+            (
+                "DELETE FROM campaigns_kochavaeventoutcome WHERE stream_id IN"
+                " (SELECT id FROM campaigns_kochavastream WHERE workspace_id = %s)"
+            ),
+            "DELETE FROM campaigns_kochavastream WHERE workspace_id = %s",
+            "DELETE FROM campaigns_kochavauserlink WHERE workspace_id = %s",
+            (
+                "DELETE FROM delivery_partnercall WHERE destination_id IN"
+                " (SELECT id FROM delivery_destination WHERE workspace_id = %s)"
+            ),
+            "DELETE FROM delivery_destination WHERE workspace_id = %s",
+            "DELETE FROM audiences_event WHERE workspace_id = %s",
+        ):
             cursor.execute(sql, [workspace.pk])
     workspace.delete()
 
@@ -111,9 +136,15 @@ def main() -> None:
     try:
         workspace = Workspace.objects.create(name="bench kochava", slug=f"bench-kochava-{os.getpid()}")
         make_events(workspace, args.size)
-        config = Destination(kind="kochava").connector_class.validate_config({
-            "base_url": base_url, "app_guid": "koapp-bench", "mapping": MAPPING, "event_types": ["Purchase"],
-            "concurrency": args.concurrency})
+        config = Destination(kind="kochava").connector_class.validate_config(
+            {
+                "base_url": base_url,
+                "app_guid": "koapp-bench",
+                "mapping": MAPPING,
+                "event_types": ["Purchase"],
+                "concurrency": args.concurrency,
+            }
+        )
         dest = Destination.objects.create(workspace=workspace, kind="kochava", name="bench kochava", config=config)
         started = time.perf_counter()
         read, after = 0, 0
@@ -127,12 +158,18 @@ def main() -> None:
         stats = requests.get(f"{base_url}/_sandbox/stats", timeout=5).json()
         print(f"\n{'case':<32}{'events':>9}{'seconds':>9}{'events/s':>10}{'x baseline':>11}")
         print(f"{'baseline: read selected events':<32}{read:>9,}{baseline:>9.2f}{read / baseline:>10,.0f}{1:>11.1f}")
-        print(f"{'stream to Kochava (1/request)':<32}{result.sent:>9,}{seconds:>9.2f}{result.sent / seconds:>10,.0f}"
-              f"{seconds / baseline:>11.1f}")
-        print(f"\nmax in flight: {in_flight.max} at the client, {stats['max_in_flight']} seen by the sandbox "
-              f"(concurrency {args.concurrency}, sandbox latency {args.latency * 1000:g} ms)")
-        print(f"sandbox: {stats['total']} calls, {stats['events']:,} events stored, by status {stats['by_status']}; "
-              f"skipped {result.skipped}, rejected {result.rejected}, stopped {result.stopped!r}")
+        print(
+            f"{'stream to Kochava (1/request)':<32}{result.sent:>9,}{seconds:>9.2f}{result.sent / seconds:>10,.0f}"
+            f"{seconds / baseline:>11.1f}"
+        )
+        print(
+            f"\nmax in flight: {in_flight.max} at the client, {stats['max_in_flight']} seen by the sandbox "
+            f"(concurrency {args.concurrency}, sandbox latency {args.latency * 1000:g} ms)"
+        )
+        print(
+            f"sandbox: {stats['total']} calls, {stats['events']:,} events stored, by status {stats['by_status']}; "
+            f"skipped {result.skipped}, rejected {result.rejected}, stopped {result.stopped!r}"
+        )
     finally:
         if workspace is not None:
             cleanup(workspace)

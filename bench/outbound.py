@@ -42,8 +42,19 @@ CAUSE = Cause("manual", "bench")
 
 def start_partner() -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "integrations.sandbox.partners", "list_api", "-o", "record_bodies=false",
-         "-o", "history=1000"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "integrations.sandbox.partners",
+            "list_api",
+            "-o",
+            "record_bodies=false",
+            "-o",
+            "history=1000",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     return proc, line.split(" on ")[1].split()[0]
 
@@ -54,11 +65,13 @@ def make_members(workspace: Workspace, segment: Segment, size: int) -> None:
             "CREATE TEMP TABLE bench_profiles AS WITH p AS ("
             " INSERT INTO audiences_profile (workspace_id, properties, event_counts, created_at, updated_at)"
             " SELECT %s, '{}', '{}', now(), now() FROM generate_series(1, %s) RETURNING id) SELECT id AS profile_id FROM p",
-            [workspace.pk, size])
+            [workspace.pk, size],
+        )
         cursor.execute(
             "INSERT INTO audiences_identity (workspace_id, profile_id, kind, value, source, created_at)"
             " SELECT %s, profile_id, 'user_id', 'bench-user-' || profile_id, 'bench', now() FROM bench_profiles",
-            [workspace.pk])
+            [workspace.pk],
+        )
     replace_members(segment, "bench_profiles", cause=CAUSE)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE bench_profiles")
@@ -68,8 +81,11 @@ def select_member_ids(segment: Segment) -> tuple[int, float]:
     """The baseline: (rows, seconds) of reading the members' user ids, the least any sync must do."""
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT i.value FROM audiences_segmentmember m JOIN audiences_identity i"
-                       " ON i.profile_id = m.profile_id AND i.kind = 'user_id' WHERE m.segment_id = %s", [segment.pk])
+        cursor.execute(
+            "SELECT i.value FROM audiences_segmentmember m JOIN audiences_identity i"
+            " ON i.profile_id = m.profile_id AND i.kind = 'user_id' WHERE m.segment_id = %s",
+            [segment.pk],
+        )
         rows = len(cursor.fetchall())
     return rows, time.perf_counter() - started
 
@@ -79,13 +95,17 @@ def incremental_changes(workspace: Workspace, segment: Segment, changes: int) ->
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE bench_next AS SELECT profile_id FROM audiences_segmentmember WHERE segment_id = %s"
-            " ORDER BY profile_id OFFSET %s", [segment.pk, half])
+            " ORDER BY profile_id OFFSET %s",
+            [segment.pk, half],
+        )
         cursor.execute(
             "WITH p AS (INSERT INTO audiences_profile (workspace_id, properties, event_counts, created_at, updated_at)"
             " SELECT %s, '{}', '{}', now(), now() FROM generate_series(1, %s) RETURNING id),"
             " i AS (INSERT INTO audiences_identity (workspace_id, profile_id, kind, value, source, created_at)"
             " SELECT %s, id, 'user_id', 'bench-user-' || id, 'bench', now() FROM p RETURNING profile_id)"
-            " INSERT INTO bench_next SELECT profile_id FROM i", [workspace.pk, changes - half, workspace.pk])
+            " INSERT INTO bench_next SELECT profile_id FROM i",
+            [workspace.pk, changes - half, workspace.pk],
+        )
     replace_members(segment, "bench_next", cause=CAUSE)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE bench_next")
@@ -107,14 +127,20 @@ def cleanup(workspace: Workspace) -> None:
     with connection.cursor() as cursor:
         jobs = list(SyncJob.objects.filter(workspace=workspace).values_list("pk", flat=True))
         cursor.execute("DELETE FROM delivery_deliveryrow WHERE job_id = ANY(%s)", [jobs])
-        cursor.execute("DELETE FROM delivery_partnercall WHERE destination_id IN "
-                       "(SELECT id FROM delivery_destination WHERE workspace_id = %s)", [workspace.pk])
+        cursor.execute(
+            "DELETE FROM delivery_partnercall WHERE destination_id IN "
+            "(SELECT id FROM delivery_destination WHERE workspace_id = %s)",
+            [workspace.pk],
+        )
         cursor.execute("DELETE FROM delivery_syncrun WHERE workspace_id = %s", [workspace.pk])
         cursor.execute("DELETE FROM delivery_syncjob WHERE workspace_id = %s", [workspace.pk])
         cursor.execute("DELETE FROM delivery_destination WHERE workspace_id = %s", [workspace.pk])
         cursor.execute("DELETE FROM audiences_membershipchange WHERE workspace_id = %s", [workspace.pk])
-        cursor.execute("DELETE FROM audiences_segmentmember WHERE segment_id IN "
-                       "(SELECT id FROM audiences_segment WHERE workspace_id = %s)", [workspace.pk])
+        cursor.execute(
+            "DELETE FROM audiences_segmentmember WHERE segment_id IN "
+            "(SELECT id FROM audiences_segment WHERE workspace_id = %s)",
+            [workspace.pk],
+        )
         cursor.execute("DELETE FROM audiences_identity WHERE workspace_id = %s", [workspace.pk])
         cursor.execute("DELETE FROM audiences_profile WHERE workspace_id = %s", [workspace.pk])
     Authorization.objects.filter(workspace=workspace).delete()
@@ -139,11 +165,16 @@ def main() -> None:
         auth.save()
 
         def job(name: str) -> SyncJob:
-            dest = Destination.objects.create(workspace=workspace, kind="list_api", name=name, authorization=auth,
-                                              config=Destination(kind="list_api").connector_class.validate_config(
-                                                  {"base_url": base_url}))
-            return SyncJob.objects.create(workspace=workspace, segment=segment, destination=dest, cadence="one_time",
-                                          device_id_kind="")
+            dest = Destination.objects.create(
+                workspace=workspace,
+                kind="list_api",
+                name=name,
+                authorization=auth,
+                config=Destination(kind="list_api").connector_class.validate_config({"base_url": base_url}),
+            )
+            return SyncJob.objects.create(
+                workspace=workspace, segment=segment, destination=dest, cadence="one_time", device_id_kind=""
+            )
 
         baseline_rows, baseline = select_member_ids(segment)
         results = [("baseline: SELECT member ids", baseline_rows, baseline, None)]
@@ -153,7 +184,11 @@ def main() -> None:
         incremental_changes(workspace, segment, args.changes)
         run, seconds = timed_sync(first_job)
         results.append((f"incremental ({args.changes:,} changes)", run.delivered, seconds, run))
-        requests.post(f"{base_url}/_sandbox/faults", json={"seed": 7, "rate": 0.1, "rate_headers": {"Retry-After": "1"}}, timeout=5)
+        requests.post(
+            f"{base_url}/_sandbox/faults",
+            json={"seed": 7, "rate": 0.1, "rate_headers": {"Retry-After": "1"}},
+            timeout=5,
+        )
         run, seconds = timed_sync(job("bench list 429"))
         results.append(("first sync, 10% answered 429", run.delivered, seconds, run))
         stats = requests.get(f"{base_url}/_sandbox/stats", timeout=5).json()
@@ -163,8 +198,9 @@ def main() -> None:
             ratio = secs / baseline if baseline else 0
             status = f"{run.status}, {run.failed} failed, retried {run.retried}" if run else ""
             print(f"{name:<34}{rows:>11,}{secs:>9.2f}{rate:>11,.0f}{ratio:>11.1f}  {status}")
-        print(f"\npartner: {stats['total']} calls, max in flight {stats['max_in_flight']}, "
-              f"by status {stats['by_status']}")
+        print(
+            f"\npartner: {stats['total']} calls, max in flight {stats['max_in_flight']}, by status {stats['by_status']}"
+        )
     finally:
         try:
             cleanup(workspace)

@@ -30,11 +30,34 @@ class KahunaCampaignAdmin(ModelAdmin):
 class KahunaExportAdmin(ModelAdmin):
     """Adding an export here sends the segment to the campaign (the same checks as the API)."""
 
-    list_display = ["id", "segment", "campaign", "environment", "status", "job_id", "users_sent", "invalid",
-                    "created_at"]
+    list_display = [
+        "id",
+        "segment",
+        "campaign",
+        "environment",
+        "status",
+        "job_id",
+        "users_sent",
+        "invalid",
+        "created_at",
+    ]
     list_filter = ["status", "environment"]
-    fields = ["segment", "campaign", "environment", "status", "job_id", "job_ids", "users_total", "users_sent",
-              "invalid", "error", "requested_by", "created_at", "started_at", "finished_at"]
+    fields = [
+        "segment",
+        "campaign",
+        "environment",
+        "status",
+        "job_id",
+        "job_ids",
+        "users_total",
+        "users_sent",
+        "invalid",
+        "error",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
     readonly_fields = [f for f in fields if f not in ("segment", "campaign")]
     actions = ["export_again"]
 
@@ -62,17 +85,46 @@ class KahunaExportAdmin(ModelAdmin):
 
 @admin.register(KochavaStream)
 class KochavaStreamAdmin(ModelAdmin):
-    list_display = ["destination", "last_event_id", "events_sent", "events_skipped", "events_rejected", "next_run_at",
-                    "last_error"]
-    readonly_fields = ["workspace", "destination", "last_event_id", "last_swept_row_id", "events_sent",
-                       "events_skipped", "events_rejected", "last_error"]
+    list_display = [
+        "destination",
+        "last_event_id",
+        "events_sent",
+        "events_skipped",
+        "events_rejected",
+        "next_run_at",
+        "last_error",
+    ]
+    readonly_fields = [
+        "workspace",
+        "destination",
+        "last_event_id",
+        "last_swept_row_id",
+        "events_sent",
+        "events_skipped",
+        "events_rejected",
+        "last_error",
+    ]
 
 
 @admin.register(KochavaUserLink)
 class KochavaUserLinkAdmin(ModelAdmin):
-    list_display = ["destination", "profile_id", "kochava_device_id", "status", "attempts", "next_attempt_at",
-                    "last_error"]
+    list_display = [
+        "destination",
+        "profile_id",
+        "kochava_device_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
     list_filter = ["status", "destination"]
     search_fields = ["kochava_device_id"]
-    readonly_fields = ["workspace", "destination", "profile_id", "kochava_device_id", "identities", "attempts",
-                       "linked_at"]
+    readonly_fields = [
+        "workspace",
+        "destination",
+        "profile_id",
+        "kochava_device_id",
+        "identities",
+        "attempts",
+        "linked_at",
+    ]

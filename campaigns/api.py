@@ -18,8 +18,17 @@ from integrations.delivery.models import Destination
 class KahunaCampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = KahunaCampaign
-        fields = ["id", "destination", "name", "campaign_id", "environment", "enabled", "campaign_type",
-                  "refreshed_at", "updated_at"]
+        fields = [
+            "id",
+            "destination",
+            "name",
+            "campaign_id",
+            "environment",
+            "enabled",
+            "campaign_type",
+            "refreshed_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "refreshed_at", "updated_at"]
 
     def validate_destination(self, destination: Destination) -> Destination:
@@ -29,8 +38,13 @@ class KahunaCampaignSerializer(serializers.ModelSerializer):
         return destination
 
 
-class KahunaCampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                            mixins.UpdateModelMixin, WorkspaceScopedViewSet):
+class KahunaCampaignViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    WorkspaceScopedViewSet,
+):
     """Campaigns kept in the console (name, Kahuna id, environment p/s, enabled).
 
     Everyone reads them and marketers refresh them from Kahuna (they pick one for Export to Kahuna,
@@ -66,8 +80,9 @@ class KahunaCampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mi
         try:
             listed = refresh_campaigns(destination)
         except ConnectorError as error:
-            return Response({"error": {"code": "partner_error", "message": error.message}},
-                            status=status.HTTP_502_BAD_GATEWAY)
+            return Response(
+                {"error": {"code": "partner_error", "message": error.message}}, status=status.HTTP_502_BAD_GATEWAY
+            )
         return Response({"listed": listed})
 
 
@@ -77,8 +92,22 @@ class KahunaExportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = KahunaExport
-        fields = ["id", "segment", "campaign", "environment", "status", "job_id", "job_ids", "users_total",
-                  "users_sent", "invalid", "error", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "segment",
+            "campaign",
+            "environment",
+            "status",
+            "job_id",
+            "job_ids",
+            "users_total",
+            "users_sent",
+            "invalid",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = [f for f in fields if f not in ("segment", "campaign")]
 
     def validate(self, attrs):
@@ -89,8 +118,9 @@ class KahunaExportSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class KahunaExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                          WorkspaceScopedViewSet):
+class KahunaExportViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, WorkspaceScopedViewSet
+):
     """Export to Kahuna: POST {segment, campaign} sends the segment to an enabled Adaptive campaign."""
 
     model = KahunaExport
@@ -101,8 +131,9 @@ class KahunaExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            export = request_export(serializer.validated_data["segment"], serializer.validated_data["campaign"],
-                                    user=request.user)
+            export = request_export(
+                serializer.validated_data["segment"], serializer.validated_data["campaign"], user=request.user
+            )
         except ExportRefused as refused:
             raise ValidationError({refused.field: [refused.message]}) from None
         return Response(self.get_serializer(export).data, status=status.HTTP_201_CREATED)
@@ -114,8 +145,19 @@ class KochavaStreamSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = KochavaStream
-        fields = ["id", "destination", "last_event_id", "next_run_at", "events_sent", "events_skipped",
-                  "events_rejected", "last_error", "links_pending", "links_linked", "updated_at"]
+        fields = [
+            "id",
+            "destination",
+            "last_event_id",
+            "next_run_at",
+            "events_sent",
+            "events_skipped",
+            "events_rejected",
+            "last_error",
+            "links_pending",
+            "links_linked",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     def get_links_pending(self, obj) -> int:

@@ -33,13 +33,18 @@ def _destination(workspace, kind: str, name: str, config: dict, secrets: dict, f
     auth.save()
     config = Destination(kind=kind).connector_class.validate_config(config)
     destination, _ = Destination.objects.update_or_create(
-        workspace=workspace, name=name, defaults={"kind": kind, "config": config, "authorization": auth})
+        workspace=workspace, name=name, defaults={"kind": kind, "config": config, "authorization": auth}
+    )
     return destination
 
 
 def _sync(workspace, segment, destination, out) -> None:
-    job, _ = SyncJob.objects.get_or_create(workspace=workspace, segment=segment, destination=destination,
-                                           defaults={"cadence": "hourly", "timezone": workspace.timezone})
+    job, _ = SyncJob.objects.get_or_create(
+        workspace=workspace,
+        segment=segment,
+        destination=destination,
+        defaults={"cadence": "hourly", "timezone": workspace.timezone},
+    )
     schedule_if_unscheduled(job)
     run = start_run(job, trigger="demo", mode="full")  # sandboxes forget everything on restart
     if run.status == RunStatus.QUEUED:
@@ -52,16 +57,27 @@ def populate_demo(workspace, state: dict, out) -> None:
     credentials = DEMO_CREDENTIALS
     if url := os.environ.get("SANDBOX_CLEVERTAP_URL"):
         ct = credentials["clevertap"]
-        destination = _destination(workspace, "clevertap", "CleverTap (sandbox)",
-                                   {"base_url": url, "user_properties": ["city", "country", "language"]},
-                                   {"passcode": ct["passcode"]}, {"account_id": ct["account_id"], "region": ""})
+        destination = _destination(
+            workspace,
+            "clevertap",
+            "CleverTap (sandbox)",
+            {"base_url": url, "user_properties": ["city", "country", "language"]},
+            {"passcode": ct["passcode"]},
+            {"account_id": ct["account_id"], "region": ""},
+        )
         if segment:
             _sync(workspace, segment, destination, out)
     else:
         out.write("  CleverTap demo skipped: SANDBOX_CLEVERTAP_URL is not set.")
     if url := os.environ.get("SANDBOX_KAHUNA_URL"):
-        destination = _destination(workspace, "kahuna", "Kahuna (sandbox)", {"base_url": url, "environment": "p"},
-                                   dict(credentials["kahuna"]), {})
+        destination = _destination(
+            workspace,
+            "kahuna",
+            "Kahuna (sandbox)",
+            {"base_url": url, "environment": "p"},
+            dict(credentials["kahuna"]),
+            {},
+        )
         try:
             from campaigns.kahuna import refresh_campaigns
 
@@ -74,9 +90,18 @@ def populate_demo(workspace, state: dict, out) -> None:
         out.write("  Kahuna demo skipped: SANDBOX_KAHUNA_URL is not set.")
     if url := os.environ.get("SANDBOX_KOCHAVA_URL"):
         destination = _destination(
-            workspace, "kochava", "Kochava Post Install (sandbox)",
-            {"base_url": url, "app_guid": credentials["kochava"]["app_guid"], "mapping": KOCHAVA_MAPPING,
-             "event_types": KOCHAVA_EVENT_TYPES}, {}, {"app_guid": credentials["kochava"]["app_guid"]})
+            workspace,
+            "kochava",
+            "Kochava Post Install (sandbox)",
+            {
+                "base_url": url,
+                "app_guid": credentials["kochava"]["app_guid"],
+                "mapping": KOCHAVA_MAPPING,
+                "event_types": KOCHAVA_EVENT_TYPES,
+            },
+            {},
+            {"app_guid": credentials["kochava"]["app_guid"]},
+        )
         out.write(f"  Kochava demo: event stream configured ({', '.join(KOCHAVA_EVENT_TYPES)}).")
         try:
             _kochava_pass(destination, url, out)
@@ -93,15 +118,20 @@ def _kahuna_export(destination: Destination, segment: Segment, out) -> None:
 
     if KahunaExport.objects.filter(campaign__destination=destination).exists():
         return
-    campaign = KahunaCampaign.objects.filter(destination=destination, environment="p", enabled=True,
-                                             campaign_type="adaptive").order_by("name").first()
+    campaign = (
+        KahunaCampaign.objects.filter(destination=destination, environment="p", enabled=True, campaign_type="adaptive")
+        .order_by("name")
+        .first()
+    )
     if campaign is None:
         return
     export = request_export(segment, campaign)
     run_export(export.pk)  # now, not when the worker starts; the queued task then finds it claimed
     export.refresh_from_db()
-    out.write(f"  Kahuna demo: exported {segment.name} to {campaign.name}: {export.get_status_display()}, "
-              f"{export.users_sent} of {export.users_total} users.")
+    out.write(
+        f"  Kahuna demo: exported {segment.name} to {campaign.name}: {export.get_status_display()}, "
+        f"{export.users_sent} of {export.users_total} users."
+    )
 
 
 def _kochava_pass(destination: Destination, url: str, out) -> None:
@@ -109,17 +139,32 @@ def _kochava_pass(destination: Destination, url: str, out) -> None:
     from campaigns.kochava_stream import run_stream
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT device_id FROM audiences_event WHERE workspace_id = %s"
-                       " AND event_type = ANY(%s) AND device_id IS NOT NULL ORDER BY device_id LIMIT 600",
-                       [destination.workspace_id, KOCHAVA_EVENT_TYPES])
+        cursor.execute(
+            "SELECT DISTINCT device_id FROM audiences_event WHERE workspace_id = %s"
+            " AND event_type = ANY(%s) AND device_id IS NOT NULL ORDER BY device_id LIMIT 600",
+            [destination.workspace_id, KOCHAVA_EVENT_TYPES],
+        )
         devices = [row[0] for row in cursor.fetchall()][::3]
     guid = destination.config["app_guid"]
     with requests.Session() as session:
         for device in devices:
-            session.post(f"{url.rstrip('/')}/track/json", timeout=10, json={
-                "action": "install", "kochava_app_id": guid, "kochava_device_id": device,
-                "data": {"origination_ip": "203.0.113.7", "device_ua": "Demo app/1.0", "device_ver": "",
-                         "device_ids": {"adid": device}}})
+            session.post(
+                f"{url.rstrip('/')}/track/json",
+                timeout=10,
+                json={
+                    "action": "install",
+                    "kochava_app_id": guid,
+                    "kochava_device_id": device,
+                    "data": {
+                        "origination_ip": "203.0.113.7",
+                        "device_ua": "Demo app/1.0",
+                        "device_ver": "",
+                        "device_ids": {"adid": device},
+                    },
+                },
+            )
     result = run_stream(destination.pk)
-    out.write(f"  Kochava demo: {len(devices)} installs reported by the app; stream pass sent {result['sent']} events "
-              f"(skipped {result['skipped']}, rejected {result['rejected']}), links {result['links']}.")
+    out.write(
+        f"  Kochava demo: {len(devices)} installs reported by the app; stream pass sent {result['sent']} events "
+        f"(skipped {result['skipped']}, rejected {result['rejected']}), links {result['links']}."
+    )

@@ -38,13 +38,22 @@ class ExportRefused(Exception):
 
 def connector_for(destination: Destination, segment: Segment | None = None, calls=None) -> KahunaConnector:
     auth = destination.authorization
-    info = SegmentInfo(segment.pk, segment.name, segment.external_id, segment.partner_name) if segment \
+    info = (
+        SegmentInfo(segment.pk, segment.name, segment.external_id, segment.partner_name)
+        if segment
         else SegmentInfo(0, "", "")
-    return KahunaConnector(destination.config, auth.secrets if auth and auth.secrets_ciphertext else {},
-                           auth_fields=auth.fields if auth else {}, segment=info, on_call=calls)
+    )
+    return KahunaConnector(
+        destination.config,
+        auth.secrets if auth and auth.secrets_ciphertext else {},
+        auth_fields=auth.fields if auth else {},
+        segment=info,
+        on_call=calls,
+    )
 
 
 # ---- the campaign list ---------------------------------------------------------------------------
+
 
 def refresh_campaigns(destination: Destination) -> int:
     """Upsert the campaigns Kahuna lists for both environments. Returns how many it listed.
@@ -57,15 +66,23 @@ def refresh_campaigns(destination: Destination) -> int:
     try:
         for env in Environment.values:
             url = f"{destination.config['base_url'].rstrip('/')}{destination.config['campaigns_path']}?env={env}"
-            response = connector.http.send(OutboundRequest("GET", url, None, connector.auth_headers()), b"",
-                                           f"list campaigns env={env}")
+            response = connector.http.send(
+                OutboundRequest("GET", url, None, connector.auth_headers()), b"", f"list campaigns env={env}"
+            )
             connector.raise_for_response(response)
             for item in (response.json() or {}).get("campaigns", []):
                 KahunaCampaign.objects.update_or_create(
-                    destination=destination, environment=env, campaign_id=str(item["id"]),
-                    defaults={"workspace_id": destination.workspace_id, "name": item.get("name") or str(item["id"]),
-                              "enabled": bool(item.get("enabled", True)),
-                              "campaign_type": item.get("type", "adaptive"), "refreshed_at": timezone.now()})
+                    destination=destination,
+                    environment=env,
+                    campaign_id=str(item["id"]),
+                    defaults={
+                        "workspace_id": destination.workspace_id,
+                        "name": item.get("name") or str(item["id"]),
+                        "enabled": bool(item.get("enabled", True)),
+                        "campaign_type": item.get("type", "adaptive"),
+                        "refreshed_at": timezone.now(),
+                    },
+                )
                 listed += 1
     finally:
         _log_calls(destination.pk, None, calls.drain())
@@ -74,21 +91,31 @@ def refresh_campaigns(destination: Destination) -> int:
 
 # ---- exports -------------------------------------------------------------------------------------
 
+
 def request_export(segment: Segment, campaign: KahunaCampaign, *, user=None) -> KahunaExport:
     """Check and queue an export; raises ExportRefused with the field to fix."""
     if campaign.workspace_id != segment.workspace_id:
         raise ExportRefused("campaign", "The campaign belongs to another workspace.")
     if campaign.campaign_type != "adaptive":
-        raise ExportRefused("campaign", f"{campaign.name!r} is a {campaign.campaign_type} campaign; "
-                                        "exports go to Adaptive campaigns only.")
+        raise ExportRefused(
+            "campaign",
+            f"{campaign.name!r} is a {campaign.campaign_type} campaign; exports go to Adaptive campaigns only.",
+        )
     if not campaign.enabled:
-        raise ExportRefused("campaign", f"{campaign.name!r} is disabled in {campaign.get_environment_display()}; "
-                                        "enable it in Kahuna (then refresh) or pick an enabled campaign.")
+        raise ExportRefused(
+            "campaign",
+            f"{campaign.name!r} is disabled in {campaign.get_environment_display()}; "
+            "enable it in Kahuna (then refresh) or pick an enabled campaign.",
+        )
     if campaign.destination.health == Health.DISABLED:
         raise ExportRefused("campaign", f"The Kahuna destination is disabled: {campaign.destination.last_error}")
-    export = KahunaExport.objects.create(workspace_id=segment.workspace_id, segment=segment, campaign=campaign,
-                                         environment=campaign.environment,
-                                         requested_by=user if getattr(user, "pk", None) else None)
+    export = KahunaExport.objects.create(
+        workspace_id=segment.workspace_id,
+        segment=segment,
+        campaign=campaign,
+        environment=campaign.environment,
+        requested_by=user if getattr(user, "pk", None) else None,
+    )
     from campaigns.tasks import run_kahuna_export
 
     transaction.on_commit(lambda: run_kahuna_export.delay(export.pk))
@@ -115,8 +142,12 @@ class _Page:
 
 def _member_pages(export: KahunaExport, connector: KahunaConnector, size: int):
     after = 0
-    params = {"segment": export.segment_id, "user_kind": connector.config.get("export_user_id_kind", "user_id"),
-              "device_kind": connector.config.get("export_device_id_kind", "device_id"), "limit": size}
+    params = {
+        "segment": export.segment_id,
+        "user_kind": connector.config.get("export_user_id_kind", "user_id"),
+        "device_kind": connector.config.get("export_device_id_kind", "device_id"),
+        "limit": size,
+    }
     while True:
         with connection.cursor() as cursor:
             cursor.execute(_MEMBERS_PAGE, {**params, "after": after})
@@ -128,8 +159,9 @@ def _member_pages(export: KahunaExport, connector: KahunaConnector, size: int):
         yield _Page([t for t in targets if t], sum(1 for t in targets if not t))
 
 
-def _populate(connector: KahunaConnector, export: KahunaExport, targets: list[dict],
-              semaphore: DestinationSemaphore) -> str:
+def _populate(
+    connector: KahunaConnector, export: KahunaExport, targets: list[dict], semaphore: DestinationSemaphore
+) -> str:
     config = connector.config
     body = {"campaign_config": {"campaign_id": export.campaign.campaign_id}, config["populate_users_key"]: targets}
     request = OutboundRequest("POST", connector.url(config["populate_path"]), body, connector.auth_headers())
@@ -155,7 +187,8 @@ def _populate(connector: KahunaConnector, export: KahunaExport, targets: list[di
 def run_export(export_id: int) -> KahunaExport | None:
     """Claim a queued export and send it. Safe to call twice (the second finds it claimed)."""
     if not KahunaExport.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
-            status=ExportStatus.RUNNING, started_at=timezone.now()):
+        status=ExportStatus.RUNNING, started_at=timezone.now()
+    ):
         return None
     export = KahunaExport.objects.select_related("campaign__destination__authorization", "segment").get(pk=export_id)
     destination = export.campaign.destination
@@ -182,8 +215,14 @@ def run_export(export_id: int) -> KahunaExport | None:
     _log_calls(destination.pk, None, calls.drain())
     prune_call_log(destination.pk)
     KahunaExport.objects.filter(pk=export_id).update(
-        status=ExportStatus.FAILED if error else ExportStatus.SUCCEEDED, job_ids=job_ids,
-        job_id=job_ids[0] if job_ids else "", users_sent=sent, users_total=total, invalid=invalid,
-        error=error, finished_at=timezone.now())
+        status=ExportStatus.FAILED if error else ExportStatus.SUCCEEDED,
+        job_ids=job_ids,
+        job_id=job_ids[0] if job_ids else "",
+        users_sent=sent,
+        users_total=total,
+        invalid=invalid,
+        error=error,
+        finished_at=timezone.now(),
+    )
     export.refresh_from_db()
     return export

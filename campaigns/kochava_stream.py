@@ -36,15 +36,37 @@ from integrations.delivery.models import Destination, Health
 from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
 
 PAGE = 1000
-_EVENT_COLUMNS = ("id", "profile_id", "event_type", "event_time", "user_id", "device_id", "ip_address", "platform",
-                  "os_name", "device_type", "country", "region", "city", "amplitude_id", "session_id",
-                  "event_properties", "user_properties", "data")
+_EVENT_COLUMNS = (
+    "id",
+    "profile_id",
+    "event_type",
+    "event_time",
+    "user_id",
+    "device_id",
+    "ip_address",
+    "platform",
+    "os_name",
+    "device_type",
+    "country",
+    "region",
+    "city",
+    "amplitude_id",
+    "session_id",
+    "event_properties",
+    "user_properties",
+    "data",
+)
 
 
 def connector_for(destination: Destination, calls=None) -> KochavaConnector:
     auth = destination.authorization
-    return KochavaConnector(destination.config, auth.secrets if auth and auth.secrets_ciphertext else {},
-                            auth_fields=auth.fields if auth else {}, segment=SegmentInfo(0, "", ""), on_call=calls)
+    return KochavaConnector(
+        destination.config,
+        auth.secrets if auth and auth.secrets_ciphertext else {},
+        auth_fields=auth.fields if auth else {},
+        segment=SegmentInfo(0, "", ""),
+        on_call=calls,
+    )
 
 
 @dataclass
@@ -56,8 +78,9 @@ class StreamResult:
     stopped: str = ""  # why the pass ended early ("" = caught up or hit max_events)
 
 
-def _send_one(connector: KochavaConnector, body: dict, summary: str, stop: threading.Event,
-              slots: DestinationSemaphore) -> tuple[str, str, float]:
+def _send_one(
+    connector: KochavaConnector, body: dict, summary: str, stop: threading.Event, slots: DestinationSemaphore
+) -> tuple[str, str, float]:
     """(status, reason, wait) for one record: sent | rejected | stop (then reason + seconds to wait).
 
     A stop is signalled here, by the worker, so records queued behind it are not sent at all.
@@ -68,8 +91,9 @@ def _send_one(connector: KochavaConnector, body: dict, summary: str, stop: threa
     return status, reason, wait
 
 
-def _attempt(connector: KochavaConnector, body: dict, summary: str, stop: threading.Event,
-             slots: DestinationSemaphore) -> tuple[str, str, float]:
+def _attempt(
+    connector: KochavaConnector, body: dict, summary: str, stop: threading.Event, slots: DestinationSemaphore
+) -> tuple[str, str, float]:
     attempt = rate_waits = 0
     while not stop.is_set():
         try:
@@ -99,8 +123,9 @@ def _attempt(connector: KochavaConnector, body: dict, summary: str, stop: thread
 
 def stream_events(destination: Destination, *, max_events: int | None = None) -> StreamResult:
     """One pass of the event stream: from the cursor to the newest event (or max_events)."""
-    stream, _ = KochavaStream.objects.get_or_create(destination=destination,
-                                                    defaults={"workspace_id": destination.workspace_id})
+    stream, _ = KochavaStream.objects.get_or_create(
+        destination=destination, defaults={"workspace_id": destination.workspace_id}
+    )
     result = StreamResult(last_event_id=stream.last_event_id)
     config = destination.config
     if not config.get("send_events", True) or destination.health == Health.DISABLED:
@@ -141,21 +166,33 @@ def _one_pass(destination: Destination):
 
 def _stream_pages(destination, stream, connector, calls, stop, slots, result: StreamResult, max_events) -> None:
     config = destination.config
-    with ThreadPoolExecutor(max_workers=connector.concurrent_requests(),
-                            thread_name_prefix=f"kochava{destination.pk}") as pool:
-        while not result.stopped and (max_events is None or result.sent + result.rejected + result.skipped < max_events):
-            limit = PAGE if max_events is None else min(PAGE, max_events - result.sent - result.rejected - result.skipped)
+    with ThreadPoolExecutor(
+        max_workers=connector.concurrent_requests(), thread_name_prefix=f"kochava{destination.pk}"
+    ) as pool:
+        while not result.stopped and (
+            max_events is None or result.sent + result.rejected + result.skipped < max_events
+        ):
+            limit = (
+                PAGE if max_events is None else min(PAGE, max_events - result.sent - result.rejected - result.skipped)
+            )
             events = _read_events(destination, result.last_event_id, config.get("event_types", []), limit)
             if not events:
                 break
             outcomes, links = [], []
             bodies = [(event, connector.event_record(event)) for event in events]
-            futures = [pool.submit(_send_one, connector, body, f"event {event['id']} {event['event_type']}", stop, slots)
-                       if body else None for event, body in bodies]
+            futures = [
+                pool.submit(_send_one, connector, body, f"event {event['id']} {event['event_type']}", stop, slots)
+                if body
+                else None
+                for event, body in bodies
+            ]
             answered_to, page_sent = result.last_event_id, 0
             for (event, body), future in zip(bodies, futures, strict=True):
-                status, reason, wait = ("skipped", "mapping found no Kochava device id, IP address or device ids",
-                                        0.0) if future is None else future.result()
+                status, reason, wait = (
+                    ("skipped", "mapping found no Kochava device id, IP address or device ids", 0.0)
+                    if future is None
+                    else future.result()
+                )
                 if status == "stop":
                     # The rest of the page stays after the cursor: resent next pass (at least once).
                     stop.set()
@@ -169,8 +206,9 @@ def _stream_pages(destination, stream, connector, calls, stop, slots, result: St
                         links.append(_link_for(connector, event, body))
                 else:
                     setattr(result, status, getattr(result, status) + 1)
-                    outcomes.append(KochavaEventOutcome(stream=stream, event_id=event["id"], status=status,
-                                                        reason=reason[:2000]))
+                    outcomes.append(
+                        KochavaEventOutcome(stream=stream, event_id=event["id"], status=status, reason=reason[:2000])
+                    )
             _record_page(stream, destination, answered_to, page_sent, outcomes, links, calls)
             result.sent += page_sent
             result.last_event_id = answered_to
@@ -205,7 +243,8 @@ def _stop_stream(destination: Destination, stream: KochavaStream, reason: str, w
         set_health(destination, Health.DISABLED if "401" in reason or "403" in reason else Health.DEGRADED, reason)
         wait = 300.0
     KochavaStream.objects.filter(pk=stream.pk).update(
-        next_run_at=timezone.now() + dt.timedelta(seconds=wait), last_error=reason[:2000])
+        next_run_at=timezone.now() + dt.timedelta(seconds=wait), last_error=reason[:2000]
+    )
 
 
 _QUEUE_LINKS = """
@@ -226,13 +265,27 @@ def queue_links(destination: Destination, links: list[tuple[int, str, dict]]) ->
     if not unique:
         return
     with connection.cursor() as cursor:
-        cursor.execute(_QUEUE_LINKS, {"ws": destination.workspace_id, "dest": destination.pk,
-                                      "profiles": [p for p, _ in unique], "devices": [d for _, d in unique],
-                                      "identities": [json.dumps(i, sort_keys=True) for i in unique.values()]})
+        cursor.execute(
+            _QUEUE_LINKS,
+            {
+                "ws": destination.workspace_id,
+                "dest": destination.pk,
+                "profiles": [p for p, _ in unique],
+                "devices": [d for _, d in unique],
+                "identities": [json.dumps(i, sort_keys=True) for i in unique.values()],
+            },
+        )
 
 
-def _record_page(stream: KochavaStream, destination: Destination, answered_to: int, sent: int,
-                 outcomes: list[KochavaEventOutcome], links: list, calls: CallLog) -> None:
+def _record_page(
+    stream: KochavaStream,
+    destination: Destination,
+    answered_to: int,
+    sent: int,
+    outcomes: list[KochavaEventOutcome],
+    links: list,
+    calls: CallLog,
+) -> None:
     """One transaction per page: cursor, counters, outcomes, queued links and the call log agree."""
     from django.db.models import F
 
@@ -242,8 +295,11 @@ def _record_page(stream: KochavaStream, destination: Destination, answered_to: i
         queue_links(destination, links)
         _log_calls(destination.pk, None, calls.drain())
         KochavaStream.objects.filter(pk=stream.pk).update(
-            last_event_id=answered_to, events_sent=F("events_sent") + sent,
-            events_skipped=F("events_skipped") + skipped, events_rejected=F("events_rejected") + len(outcomes) - skipped)
+            last_event_id=answered_to,
+            events_sent=F("events_sent") + sent,
+            events_skipped=F("events_skipped") + skipped,
+            events_rejected=F("events_rejected") + len(outcomes) - skipped,
+        )
 
 
 # ---- Send Users ----------------------------------------------------------------------------------
@@ -270,13 +326,22 @@ SET identities = campaigns_kochavauserlink.identities || EXCLUDED.identities, st
 
 def sweep_held_back_rows(destination: Destination) -> int:
     """Segment-sync rows Kochava could not link yet → the link queue (so they are retried, not lost)."""
-    stream, _ = KochavaStream.objects.get_or_create(destination=destination,
-                                                    defaults={"workspace_id": destination.workspace_id})
+    stream, _ = KochavaStream.objects.get_or_create(
+        destination=destination, defaults={"workspace_id": destination.workspace_id}
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(id), 0) FROM delivery_deliveryrow")
         high = cursor.fetchone()[0]
-        cursor.execute(_SWEEP, {"ws": destination.workspace_id, "dest": destination.pk, "held": HELD_BACK,
-                                     "after": stream.last_swept_row_id, "delay": settings.KOCHAVA_LINK_RETRY_BASE_SECONDS})
+        cursor.execute(
+            _SWEEP,
+            {
+                "ws": destination.workspace_id,
+                "dest": destination.pk,
+                "held": HELD_BACK,
+                "after": stream.last_swept_row_id,
+                "delay": settings.KOCHAVA_LINK_RETRY_BASE_SECONDS,
+            },
+        )
         copied = cursor.rowcount
         KochavaStream.objects.filter(pk=stream.pk).update(last_swept_row_id=high)
     return copied
@@ -288,14 +353,26 @@ def link_due_users(destination: Destination, *, now=None, limit: int = 500) -> d
     calls = CallLog()
     connector = connector_for(destination, calls)
     with transaction.atomic():
-        due = list(KochavaUserLink.objects.select_for_update(skip_locked=True).filter(
-            destination=destination, status=LinkStatus.PENDING, next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
+        due = list(
+            KochavaUserLink.objects.select_for_update(skip_locked=True)
+            .filter(destination=destination, status=LinkStatus.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at")[:limit]
+        )
         stop = threading.Event()
         slots = connector_slots(connector, destination.pk)
         with ThreadPoolExecutor(max_workers=connector.concurrent_requests()) as pool:
-            answers = list(pool.map(lambda link: _send_one(
-                connector, connector.identity_link(link.kochava_device_id, link.identities).json,
-                f"identityLink profile {link.profile_id}", stop, slots), due))
+            answers = list(
+                pool.map(
+                    lambda link: _send_one(
+                        connector,
+                        connector.identity_link(link.kochava_device_id, link.identities).json,
+                        f"identityLink profile {link.profile_id}",
+                        stop,
+                        slots,
+                    ),
+                    due,
+                )
+            )
         counts = {"linked": 0, "held_back": 0, "failed": 0, "stopped": 0}
         base, cap = settings.KOCHAVA_LINK_RETRY_BASE_SECONDS, settings.KOCHAVA_LINK_RETRY_CAP_SECONDS
         for link, (status, reason, _wait) in zip(due, answers, strict=True):
@@ -333,5 +410,12 @@ def run_stream(destination_id: int) -> dict:
     result = stream_events(destination)
     swept = sweep_held_back_rows(destination)
     links = link_due_users(destination)
-    return {"sent": result.sent, "skipped": result.skipped, "rejected": result.rejected, "swept": swept,
-            "links": links, "stopped": result.stopped, "seconds": round(time.monotonic() - started, 3)}
+    return {
+        "sent": result.sent,
+        "skipped": result.skipped,
+        "rejected": result.rejected,
+        "swept": swept,
+        "links": links,
+        "stopped": result.stopped,
+        "seconds": round(time.monotonic() - started, 3),
+    }

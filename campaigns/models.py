@@ -22,23 +22,26 @@ class KahunaCampaign(models.Model):
     """A Kahuna campaign as the console knows it: refreshed from Kahuna, editable by ops."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="kahuna_campaigns",
-                                    limit_choices_to={"kind": "kahuna"})
+    destination = models.ForeignKey(
+        Destination, on_delete=models.CASCADE, related_name="kahuna_campaigns", limit_choices_to={"kind": "kahuna"}
+    )
     name = models.CharField(max_length=255)
     campaign_id = models.CharField(max_length=255, help_text="Kahuna's campaign id.")
     environment = models.CharField(max_length=1, choices=Environment.choices, default=Environment.PRODUCTION)
     enabled = models.BooleanField(default=True, help_text="Only enabled Adaptive campaigns can receive exports.")
     campaign_type = models.CharField(max_length=32, default="adaptive")
-    refreshed_at = models.DateTimeField(null=True, blank=True, editable=False,
-                                        help_text="When Kahuna last listed it (blank: entered by hand).")
+    refreshed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When Kahuna last listed it (blank: entered by hand)."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = WorkspaceScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["destination", "environment", "name"]
-        constraints = [models.UniqueConstraint(fields=["destination", "environment", "campaign_id"],
-                                               name="kahuna_campaign_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "environment", "campaign_id"], name="kahuna_campaign_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_environment_display()}{'' if self.enabled else ', disabled'})"
@@ -65,8 +68,9 @@ class KahunaExport(models.Model):
     users_sent = models.IntegerField(default=0)
     invalid = models.IntegerField(default=0, help_text="Members with no install token and no credential.")
     error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -87,8 +91,9 @@ class KochavaStream(models.Model):
     destination = models.OneToOneField(Destination, on_delete=models.CASCADE, related_name="kochava_stream")
     last_event_id = models.BigIntegerField(default=0, help_text="Every event up to here was answered.")
     last_swept_row_id = models.BigIntegerField(default=0, help_text="Held-back sync rows copied up to here.")
-    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True,
-                                       help_text="Set when Kochava asked us to slow down (429).")
+    next_run_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="Set when Kochava asked us to slow down (429)."
+    )
     events_sent = models.BigIntegerField(default=0)
     events_skipped = models.BigIntegerField(default=0)
     events_rejected = models.BigIntegerField(default=0)
@@ -138,9 +143,15 @@ class KochavaUserLink(models.Model):
     objects = WorkspaceScopedQuerySet.as_manager()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["destination", "profile_id", "kochava_device_id"],
-                                               name="kochava_link_unique")]
-        indexes = [models.Index(fields=["destination", "next_attempt_at"], condition=Q(status="pending"),
-                                name="kochava_link_due"),
-                   # The console's capped counts per status and its latest refused links.
-                   models.Index(fields=["destination", "status", "updated_at"], name="kochava_link_status")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["destination", "profile_id", "kochava_device_id"], name="kochava_link_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["destination", "next_attempt_at"], condition=Q(status="pending"), name="kochava_link_due"
+            ),
+            # The console's capped counts per status and its latest refused links.
+            models.Index(fields=["destination", "status", "updated_at"], name="kochava_link_status"),
+        ]

@@ -32,13 +32,18 @@ def dispatch_due(now) -> None:
     """
     interval = dt.timedelta(seconds=settings.KOCHAVA_STREAM_INTERVAL_SECONDS)
     for destination in Destination.objects.filter(kind="kochava").exclude(health=Health.DISABLED):
-        stream, _ = KochavaStream.objects.get_or_create(destination=destination,
-                                                        defaults={"workspace_id": destination.workspace_id})
-        claimed = KochavaStream.objects.filter(pk=stream.pk).filter(
-            Q(next_run_at__isnull=True) | Q(next_run_at__lte=now)).update(next_run_at=now + interval)
+        stream, _ = KochavaStream.objects.get_or_create(
+            destination=destination, defaults={"workspace_id": destination.workspace_id}
+        )
+        claimed = (
+            KochavaStream.objects.filter(pk=stream.pk)
+            .filter(Q(next_run_at__isnull=True) | Q(next_run_at__lte=now))
+            .update(next_run_at=now + interval)
+        )
         if claimed:
             run_kochava_stream.delay(destination.pk)
     stale = now - dt.timedelta(minutes=5)
     for export_id in KahunaExport.objects.filter(status=ExportStatus.QUEUED, created_at__lt=stale).values_list(
-            "pk", flat=True):
+        "pk", flat=True
+    ):
         run_kahuna_export.delay(export_id)

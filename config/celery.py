@@ -33,7 +33,9 @@ class ReliableTask(Task):
 
             deliveries = count_delivery(request.id)
             if deliveries > settings.CELERY_MAX_DELIVERIES:
-                logger.error("task %s[%s] dropped after %s deliveries (redelivery cap)", self.name, request.id, deliveries)
+                logger.error(
+                    "task %s[%s] dropped after %s deliveries (redelivery cap)", self.name, request.id, deliveries
+                )
                 return None
         return super().__call__(*args, **kwargs)
 
@@ -64,6 +66,13 @@ app.conf.update(
     beat_schedule={"tick": {"task": "integrations.tasks.scheduler.tick", "schedule": 60.0}},
 )
 app.autodiscover_tasks(
-    lambda: ["integrations", "integrations.inbound", "integrations.sources", "integrations.delivery", "audiences", "campaigns"],
+    lambda: [
+        "integrations",
+        "integrations.inbound",
+        "integrations.sources",
+        "integrations.delivery",
+        "audiences",
+        "campaigns",
+    ],
     related_name="tasks",
 )

@@ -232,16 +232,36 @@ def cmd_run(args: list[str]) -> int:
         py = sys.executable
         # gunicorn before celery: the banner waits for it to accept connections.
         children += [
-            Child("web", [py, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                          "--workers", os.environ.get("WEB_CONCURRENCY", "3"),
-                          "--access-logfile", "-", "--error-logfile", "-", "--graceful-timeout", "10",
-                          # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl, shared
-                          # by every checkout; we do not use it.
-                          "--no-control-socket"]),
-            Child("worker", [py, "-m", "celery", "-A", "config", "worker", "-Q", QUEUES,
-                             "--concurrency", "2", "-l", "info"]),
-            Child("beat", [py, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                           "-s", str(DATA / "celerybeat-schedule")]),
+            Child(
+                "web",
+                [
+                    py,
+                    "-m",
+                    "gunicorn",
+                    "config.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    os.environ.get("WEB_CONCURRENCY", "3"),
+                    "--access-logfile",
+                    "-",
+                    "--error-logfile",
+                    "-",
+                    "--graceful-timeout",
+                    "10",
+                    # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl, shared
+                    # by every checkout; we do not use it.
+                    "--no-control-socket",
+                ],
+            ),
+            Child(
+                "worker",
+                [py, "-m", "celery", "-A", "config", "worker", "-Q", QUEUES, "--concurrency", "2", "-l", "info"],
+            ),
+            Child(
+                "beat",
+                [py, "-m", "celery", "-A", "config", "beat", "-l", "info", "-s", str(DATA / "celerybeat-schedule")],
+            ),
         ]
         # All spawned before any output thread starts: preexec_fn (die_with_parent) is only
         # safe in a process without threads.
@@ -293,8 +313,9 @@ def read_sandbox_urls(sandbox: Child) -> bool:
 def seed_demo() -> list[str] | None:
     """Run seed_demo, echo its output and return it (it holds the demo login), None on failure."""
     say("manage.py seed_demo")
-    result = subprocess.run(manage_command("seed_demo"), check=False, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(
+        manage_command("seed_demo"), check=False, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     if lines:
         say("\n".join(lines), "seed")
@@ -317,7 +338,11 @@ class Child:
 
     def spawn(self) -> None:
         self.proc = subprocess.Popen(
-            self.cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            self.cmd,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             # Own process group: Ctrl-C reaches only us, and we stop the children in order
             # (and can kill a child's leftover processes, e.g. gunicorn workers, as a group).
             start_new_session=True,

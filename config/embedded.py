@@ -138,18 +138,14 @@ class EmbeddedServices:
         import psycopg
         from psycopg import sql
 
-        with psycopg.connect(
-            host=socket_dir, user="postgres", dbname="postgres", autocommit=True
-        ) as conn:
+        with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:
             # A throw-away dev/test cluster: trade crash safety for speed
             # (test database creation and migrations get several times faster).
             # These settings are all reloadable, no restart needed.
             for name in ("fsync", "synchronous_commit", "full_page_writes"):
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(name)))
             conn.execute("SELECT pg_reload_conf()")
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
-            ).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
 
@@ -182,13 +178,20 @@ class EmbeddedServices:
             self._redis = subprocess.Popen(
                 [
                     REDIS_SERVER_PATH,
-                    "--port", "0",  # no TCP listener at all
-                    "--unixsocket", str(sock),
-                    "--unixsocketperm", "700",
-                    "--save", "",  # a cache/broker for dev: no RDB ...
-                    "--appendonly", "no",  # ... and no AOF
-                    "--daemonize", "no",  # stays our child, so we can stop it
-                    "--dir", str(self.data_dir),
+                    "--port",
+                    "0",  # no TCP listener at all
+                    "--unixsocket",
+                    str(sock),
+                    "--unixsocketperm",
+                    "700",
+                    "--save",
+                    "",  # a cache/broker for dev: no RDB ...
+                    "--appendonly",
+                    "no",  # ... and no AOF
+                    "--daemonize",
+                    "no",  # stays our child, so we can stop it
+                    "--dir",
+                    str(self.data_dir),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,

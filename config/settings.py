@@ -162,7 +162,9 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "config.logging.SecretSafeExceptionReporterF
 # --- Email (destination health notices) ------------------------------------------------------------
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
 )
 EMAIL_HOST = env_str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
@@ -196,6 +198,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
 
 # --- Celery: reliability first (design.md invariants 2 and 5; the why is in config/celery.py) -------
 def _broker_url(redis_url: str) -> str:
@@ -256,8 +259,21 @@ LOGGING = {
 # --- Product limits (all settings, never constants: partners' documented limits drift) --------------
 BLOCKED_IDENTITY_VALUES = env_list(
     "BLOCKED_IDENTITY_VALUES",
-    default=["", "null", "none", "nil", "undefined", "anonymous", "unknown", "0", "-1",
-             "00000000-0000-0000-0000-000000000000", "[object object]", "nan", "n/a"],
+    default=[
+        "",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "anonymous",
+        "unknown",
+        "0",
+        "-1",
+        "00000000-0000-0000-0000-000000000000",
+        "[object object]",
+        "nan",
+        "n/a",
+    ],
 )
 
 # --- Sources: pulls from Amplitude (docs/sources.md). Limits drift between Amplitude's doc versions. --

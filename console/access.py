@@ -44,7 +44,9 @@ def action_required(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if request.method == "POST" and not request.membership.can_act:
-            return render(request, "console/forbidden.html", {"reason": "Viewers can read but not change anything."}, status=403)
+            return render(
+                request, "console/forbidden.html", {"reason": "Viewers can read but not change anything."}, status=403
+            )
         return view(request, *args, **kwargs)
 
     return wrapper

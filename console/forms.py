@@ -34,7 +34,8 @@ class AuthorizationForm(forms.Form):
         saved = instance.masked_secrets() if instance else {}
         for name in self.spec.plain_fields:
             self.fields[f"field_{name}"] = forms.CharField(
-                label=name.replace("_", " ").capitalize(), required=True,
+                label=name.replace("_", " ").capitalize(),
+                required=True,
                 initial=(instance.fields.get(name) if instance else ""),
             )
         for name in self.spec.secret_fields:

@@ -25,7 +25,11 @@ class TraceEntry:
 
 
 def _ledger_entries(profile) -> list[TraceEntry]:
-    rows = MembershipChange.objects.filter(profile_id=profile.pk).select_related("segment").order_by("-id")[:TIMELINE_LIMIT]
+    rows = (
+        MembershipChange.objects.filter(profile_id=profile.pk)
+        .select_related("segment")
+        .order_by("-id")[:TIMELINE_LIMIT]
+    )
     return [
         TraceEntry(
             at=row.occurred_at,
@@ -54,8 +58,12 @@ def _merge_entries(profile) -> list[TraceEntry]:
 def _event_entries(profile) -> list[TraceEntry]:
     events = Event.objects.filter(profile=profile).order_by("-event_time")[:50]
     return [
-        TraceEntry(at=event.event_time or event.loaded_at, kind="event", title=f"Event “{event.event_type}”",
-                   detail=f"{event.source} · {event.platform or ''} {event.country or ''}".strip())
+        TraceEntry(
+            at=event.event_time or event.loaded_at,
+            kind="event",
+            title=f"Event “{event.event_type}”",
+            detail=f"{event.source} · {event.platform or ''} {event.country or ''}".strip(),
+        )
         for event in events
     ]
 
@@ -125,10 +133,12 @@ def why_lines(profile, memberships) -> list[str]:
             .order_by("-id")
             .first()
         )
-        how = f"added by {change.get_source_display().lower()} ({change.cause_type} #{change.cause_id})" if change else "added"
-        lines.append(
-            f"In “{membership.segment.name}” since {membership.added_at:%Y-%m-%d %H:%M} UTC — {how}."
+        how = (
+            f"added by {change.get_source_display().lower()} ({change.cause_type} #{change.cause_id})"
+            if change
+            else "added"
         )
+        lines.append(f"In “{membership.segment.name}” since {membership.added_at:%Y-%m-%d %H:%M} UTC — {how}.")
     if not lines:
         lines.append("Not in any segment now.")
     lines.extend(destination_lines(profile, memberships))
@@ -149,7 +159,9 @@ def destination_lines(profile, memberships) -> list[str]:
             state = "paused — resume it to send" if job.paused else f"{when} will send them"
             lines.append(f"Not yet in {where}: no run has covered them since they joined; {state}.")
         elif row.status == "delivered":
-            lines.append(f"In {where}: delivered ({row.action}) by run #{row.run_id} as {row.user_id or row.device_id}.")
+            lines.append(
+                f"In {where}: delivered ({row.action}) by run #{row.run_id} as {row.user_id or row.device_id}."
+            )
         elif row.status == "invalid":
             lines.append(f"Not in {where}: not sent, invalid — {row.reason}.")
         elif row.status == "rejected":

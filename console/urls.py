@@ -30,8 +30,11 @@ urlpatterns = [
     path("destinations/<int:pk>/edit/", destinations.destination_edit, name="destination-edit"),
     path("destinations/<int:pk>/test/", destinations.destination_test, name="destination-test"),
     path("destinations/<int:pk>/delete/", destinations.destination_delete, name="destination-delete"),
-    path("destinations/<int:pk>/kahuna-campaigns/refresh/", kahuna.refresh_kahuna_campaigns,
-         name="kahuna-campaigns-refresh"),
+    path(
+        "destinations/<int:pk>/kahuna-campaigns/refresh/",
+        kahuna.refresh_kahuna_campaigns,
+        name="kahuna-campaigns-refresh",
+    ),
     path("syncs/", syncs.sync_list, name="syncs"),
     path("syncs/new/", syncs.sync_new, name="sync-new"),
     path("syncs/<int:pk>/", syncs.sync_detail, name="sync"),

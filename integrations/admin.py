@@ -90,8 +90,12 @@ class ApiKeyAdmin(ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         key, raw = ApiKey.issue(
-            obj.workspace, scope=obj.scope, name=obj.name, identity_kind=obj.identity_kind,
-            identity_property=obj.identity_property, created_by=request.user,
+            obj.workspace,
+            scope=obj.scope,
+            name=obj.name,
+            identity_kind=obj.identity_kind,
+            identity_property=obj.identity_property,
+            created_by=request.user,
         )
         obj.pk, obj.prefix = key.pk, key.prefix
         request._new_api_key = raw  # rendered once by response_add, never stored

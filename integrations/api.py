@@ -34,7 +34,17 @@ class AuthorizationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Authorization
-        fields = ["id", "provider", "label", "description", "fields", "secrets", "masked_secrets", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "provider",
+            "label",
+            "description",
+            "fields",
+            "secrets",
+            "masked_secrets",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     def get_masked_secrets(self, obj: Authorization) -> dict:
@@ -91,8 +101,15 @@ class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = [
-            "id", "name", "scope", "prefix", "identity_kind", "identity_property",
-            "created_at", "last_used_at", "revoked_at",
+            "id",
+            "name",
+            "scope",
+            "prefix",
+            "identity_kind",
+            "identity_property",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
         ]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
 

@@ -17,11 +17,19 @@ class Provider:
 
 PROVIDERS: dict[str, Provider] = {
     "amplitude": Provider("Amplitude", secret_fields=("api_key", "secret_key")),
-    "clevertap": Provider("CleverTap", secret_fields=("passcode",), plain_fields=("account_id", "region"),
-                          help={"region": "Blank = Europe (api.clevertap.com); in1, aps3, mec1, sg1, sk1, us1."}),
+    "clevertap": Provider(
+        "CleverTap",
+        secret_fields=("passcode",),
+        plain_fields=("account_id", "region"),
+        help={"region": "Blank = Europe (api.clevertap.com); in1, aps3, mec1, sg1, sk1, us1."},
+    ),
     "kahuna": Provider("Kahuna", secret_fields=("secret_key", "api_key")),
-    "kochava": Provider("Kochava", secret_fields=("api_key", "api_secret"), plain_fields=("app_guid",),
-                        help={"api_key": "Optional (Enable Authentication).", "api_secret": "Optional, from Kochava CS."}),
+    "kochava": Provider(
+        "Kochava",
+        secret_fields=("api_key", "api_secret"),
+        plain_fields=("app_guid",),
+        help={"api_key": "Optional (Enable Authentication).", "api_secret": "Optional, from Kochava CS."},
+    ),
     "list_api": Provider("List API (Amplitude cohort contract)", secret_fields=("api_key",)),
     "traits_api": Provider("Traits API (identify)", secret_fields=("api_key",)),
     "cohort_webhook": Provider("Cohort webhook", secret_fields=("header_value",), plain_fields=("header_name",)),

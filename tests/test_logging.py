@@ -26,7 +26,9 @@ def test_scrub_removes_secrets(line):
 
 
 def test_filter_scrubs_arguments_and_tracebacks():
-    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "calling with %s", ("api_key=cci_secretsecretsecret123",), None)
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "calling with %s", ("api_key=cci_secretsecretsecret123",), None
+    )
     try:
         raise ValueError("password=topsecret-value")
     except ValueError:

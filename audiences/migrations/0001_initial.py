@@ -5,188 +5,305 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('workspaces', '0001_initial'),
+        ("workspaces", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Profile',
+            name="Profile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('properties', models.JSONField(blank=True, default=dict)),
-                ('event_counts', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='profiles', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("properties", models.JSONField(blank=True, default=dict)),
+                ("event_counts", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="profiles", to="workspaces.workspace"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Identity',
+            name="Identity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(help_text='user_id, email, device_id, install_token, amplitude_id, …', max_length=64)),
-                ('value', models.CharField(max_length=512)),
-                ('source', models.CharField(default='push', help_text='Which path first gave it: push, import, …', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='workspaces.workspace')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='audiences.profile')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        help_text="user_id, email, device_id, install_token, amplitude_id, …", max_length=64
+                    ),
+                ),
+                ("value", models.CharField(max_length=512)),
+                (
+                    "source",
+                    models.CharField(
+                        default="push", help_text="Which path first gave it: push, import, …", max_length=32
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identities",
+                        to="workspaces.workspace",
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="identities", to="audiences.profile"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'identities',
+                "verbose_name_plural": "identities",
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('source', models.CharField(default='import', max_length=16)),
-                ('uuid', models.CharField(blank=True, max_length=64, null=True)),
-                ('insert_id', models.CharField(blank=True, max_length=255, null=True)),
-                ('event_type', models.CharField(max_length=255)),
-                ('event_time', models.DateTimeField(blank=True, null=True)),
-                ('user_id', models.CharField(blank=True, max_length=512, null=True)),
-                ('device_id', models.CharField(blank=True, max_length=512, null=True)),
-                ('amplitude_id', models.BigIntegerField(blank=True, null=True)),
-                ('session_id', models.BigIntegerField(blank=True, null=True)),
-                ('platform', models.CharField(blank=True, max_length=64, null=True)),
-                ('os_name', models.CharField(blank=True, max_length=64, null=True)),
-                ('device_type', models.CharField(blank=True, max_length=128, null=True)),
-                ('country', models.CharField(blank=True, max_length=64, null=True)),
-                ('region', models.CharField(blank=True, max_length=128, null=True)),
-                ('city', models.CharField(blank=True, max_length=128, null=True)),
-                ('ip_address', models.CharField(blank=True, max_length=64, null=True)),
-                ('event_properties', models.JSONField(blank=True, default=dict)),
-                ('user_properties', models.JSONField(blank=True, default=dict)),
-                ('group_properties', models.JSONField(blank=True, default=dict)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('server_upload_time', models.DateTimeField(blank=True, null=True)),
-                ('loaded_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
-                ('profile', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, to='audiences.profile')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("source", models.CharField(default="import", max_length=16)),
+                ("uuid", models.CharField(blank=True, max_length=64, null=True)),
+                ("insert_id", models.CharField(blank=True, max_length=255, null=True)),
+                ("event_type", models.CharField(max_length=255)),
+                ("event_time", models.DateTimeField(blank=True, null=True)),
+                ("user_id", models.CharField(blank=True, max_length=512, null=True)),
+                ("device_id", models.CharField(blank=True, max_length=512, null=True)),
+                ("amplitude_id", models.BigIntegerField(blank=True, null=True)),
+                ("session_id", models.BigIntegerField(blank=True, null=True)),
+                ("platform", models.CharField(blank=True, max_length=64, null=True)),
+                ("os_name", models.CharField(blank=True, max_length=64, null=True)),
+                ("device_type", models.CharField(blank=True, max_length=128, null=True)),
+                ("country", models.CharField(blank=True, max_length=64, null=True)),
+                ("region", models.CharField(blank=True, max_length=128, null=True)),
+                ("city", models.CharField(blank=True, max_length=128, null=True)),
+                ("ip_address", models.CharField(blank=True, max_length=64, null=True)),
+                ("event_properties", models.JSONField(blank=True, default=dict)),
+                ("user_properties", models.JSONField(blank=True, default=dict)),
+                ("group_properties", models.JSONField(blank=True, default=dict)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("server_upload_time", models.DateTimeField(blank=True, null=True)),
+                ("loaded_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="audiences.profile",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ProfileMerge',
+            name="ProfileMerge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('removed_profile_id', models.BigIntegerField(help_text="The anonymous profile's id; that row is deleted.")),
-                ('identities', models.JSONField(default=list, help_text='The identities moved: [[kind, value], …]')),
-                ('reason', models.CharField(max_length=255)),
-                ('cause_type', models.CharField(blank=True, max_length=32)),
-                ('cause_id', models.BigIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('kept_profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='merges_in', to='audiences.profile')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "removed_profile_id",
+                    models.BigIntegerField(help_text="The anonymous profile's id; that row is deleted."),
+                ),
+                ("identities", models.JSONField(default=list, help_text="The identities moved: [[kind, value], …]")),
+                ("reason", models.CharField(max_length=255)),
+                ("cause_type", models.CharField(blank=True, max_length=32)),
+                ("cause_id", models.BigIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "kept_profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="merges_in", to="audiences.profile"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Segment',
+            name="Segment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('type', models.CharField(choices=[('partner_amplitude', 'Partner - Amplitude'), ('amplitude_import', 'Amplitude import'), ('segment_trait', 'Partner - Segment/RudderStack'), ('manual', 'Manual')], max_length=32)),
-                ('external_id', models.CharField(help_text="The partner's id, e.g. the Amplitude cohort id.", max_length=255)),
-                ('partner_name', models.CharField(default='Amplitude', max_length=64)),
-                ('description', models.TextField(blank=True)),
-                ('size', models.BigIntegerField(default=0)),
-                ('last_changed_at', models.DateTimeField(blank=True, null=True)),
-                ('last_computed_at', models.DateTimeField(blank=True, help_text='When the partner last computed it.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='segments', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=255)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("partner_amplitude", "Partner - Amplitude"),
+                            ("amplitude_import", "Amplitude import"),
+                            ("segment_trait", "Partner - Segment/RudderStack"),
+                            ("manual", "Manual"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(help_text="The partner's id, e.g. the Amplitude cohort id.", max_length=255),
+                ),
+                ("partner_name", models.CharField(default="Amplitude", max_length=64)),
+                ("description", models.TextField(blank=True)),
+                ("size", models.BigIntegerField(default=0)),
+                ("last_changed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "last_computed_at",
+                    models.DateTimeField(blank=True, help_text="When the partner last computed it.", null=True),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="segments", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workspace', 'name'],
+                "ordering": ["workspace", "name"],
             },
         ),
         migrations.CreateModel(
-            name='MembershipChange',
+            name="MembershipChange",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('action', models.CharField(choices=[('added', 'Added'), ('removed', 'Removed')], max_length=8)),
-                ('source', models.CharField(choices=[('push', 'Push'), ('import', 'Import'), ('manual', 'Manual'), ('merge', 'Merge')], max_length=8)),
-                ('cause_type', models.CharField(help_text='inbound_batch, import_run, merge, manual', max_length=32)),
-                ('cause_id', models.BigIntegerField(blank=True, null=True)),
-                ('occurred_at', models.DateTimeField()),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
-                ('profile', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='audiences.profile')),
-                ('segment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='audiences.segment')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("action", models.CharField(choices=[("added", "Added"), ("removed", "Removed")], max_length=8)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("push", "Push"), ("import", "Import"), ("manual", "Manual"), ("merge", "Merge")],
+                        max_length=8,
+                    ),
+                ),
+                ("cause_type", models.CharField(help_text="inbound_batch, import_run, merge, manual", max_length=32)),
+                ("cause_id", models.BigIntegerField(blank=True, null=True)),
+                ("occurred_at", models.DateTimeField()),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="changes",
+                        to="audiences.profile",
+                    ),
+                ),
+                (
+                    "segment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="changes", to="audiences.segment"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SegmentMember',
+            name="SegmentMember",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('added_at', models.DateTimeField()),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='audiences.profile')),
-                ('segment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='members', to='audiences.segment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("added_at", models.DateTimeField()),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="memberships", to="audiences.profile"
+                    ),
+                ),
+                (
+                    "segment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="members", to="audiences.segment"
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='profile',
-            index=models.Index(fields=['workspace', '-updated_at'], name='audiences_p_workspa_bd327f_idx'),
+            model_name="profile",
+            index=models.Index(fields=["workspace", "-updated_at"], name="audiences_p_workspa_bd327f_idx"),
         ),
         migrations.AddIndex(
-            model_name='identity',
-            index=models.Index(fields=['profile'], name='audiences_i_profile_1aa6e0_idx'),
+            model_name="identity",
+            index=models.Index(fields=["profile"], name="audiences_i_profile_1aa6e0_idx"),
         ),
         migrations.AddIndex(
-            model_name='identity',
-            index=models.Index(fields=['workspace', 'value'], name='identity_value_idx'),
+            model_name="identity",
+            index=models.Index(fields=["workspace", "value"], name="identity_value_idx"),
         ),
         migrations.AddConstraint(
-            model_name='identity',
-            constraint=models.UniqueConstraint(fields=('workspace', 'kind', 'value'), name='identity_unique'),
+            model_name="identity",
+            constraint=models.UniqueConstraint(fields=("workspace", "kind", "value"), name="identity_unique"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['profile', 'event_time'], name='event_profile_time'),
+            model_name="event",
+            index=models.Index(fields=["profile", "event_time"], name="event_profile_time"),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', 'event_type', 'event_time'], name='event_type_time'),
+            model_name="event",
+            index=models.Index(fields=["workspace", "event_type", "event_time"], name="event_type_time"),
         ),
         migrations.AddConstraint(
-            model_name='event',
-            constraint=models.UniqueConstraint(condition=models.Q(('uuid__isnull', False)), fields=('workspace', 'uuid'), name='event_uuid_unique'),
+            model_name="event",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("uuid__isnull", False)), fields=("workspace", "uuid"), name="event_uuid_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='event',
-            constraint=models.UniqueConstraint(condition=models.Q(('insert_id__isnull', False)), fields=('workspace', 'insert_id'), name='event_insert_id_unique'),
+            model_name="event",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("insert_id__isnull", False)),
+                fields=("workspace", "insert_id"),
+                name="event_insert_id_unique",
+            ),
         ),
         migrations.AddIndex(
-            model_name='profilemerge',
-            index=models.Index(fields=['removed_profile_id'], name='audiences_p_removed_b517a1_idx'),
+            model_name="profilemerge",
+            index=models.Index(fields=["removed_profile_id"], name="audiences_p_removed_b517a1_idx"),
         ),
         migrations.AddConstraint(
-            model_name='segment',
-            constraint=models.UniqueConstraint(fields=('workspace', 'type', 'external_id'), name='segment_external_unique'),
+            model_name="segment",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "type", "external_id"), name="segment_external_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='membershipchange',
-            index=models.Index(fields=['segment', 'id'], name='ledger_segment_cursor'),
+            model_name="membershipchange",
+            index=models.Index(fields=["segment", "id"], name="ledger_segment_cursor"),
         ),
         migrations.AddIndex(
-            model_name='membershipchange',
-            index=models.Index(fields=['segment', 'occurred_at'], name='ledger_segment_time'),
+            model_name="membershipchange",
+            index=models.Index(fields=["segment", "occurred_at"], name="ledger_segment_time"),
         ),
         migrations.AddIndex(
-            model_name='membershipchange',
-            index=models.Index(fields=['profile', 'id'], name='ledger_profile'),
+            model_name="membershipchange",
+            index=models.Index(fields=["profile", "id"], name="ledger_profile"),
         ),
         migrations.AddIndex(
-            model_name='membershipchange',
-            index=models.Index(fields=['cause_type', 'cause_id'], name='ledger_cause'),
+            model_name="membershipchange",
+            index=models.Index(fields=["cause_type", "cause_id"], name="ledger_cause"),
         ),
         migrations.AddIndex(
-            model_name='segmentmember',
-            index=models.Index(fields=['profile'], name='audiences_s_profile_38d24b_idx'),
+            model_name="segmentmember",
+            index=models.Index(fields=["profile"], name="audiences_s_profile_38d24b_idx"),
         ),
         migrations.AddConstraint(
-            model_name='segmentmember',
-            constraint=models.UniqueConstraint(fields=('segment', 'profile'), name='segment_member_unique'),
+            model_name="segmentmember",
+            constraint=models.UniqueConstraint(fields=("segment", "profile"), name="segment_member_unique"),
         ),
     ]

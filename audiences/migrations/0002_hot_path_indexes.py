@@ -5,48 +5,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audiences', '0001_initial'),
-        ('workspaces', '0001_initial'),
+        ("audiences", "0001_initial"),
+        ("workspaces", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='identity',
-            name='audiences_i_profile_1aa6e0_idx',
+            model_name="identity",
+            name="audiences_i_profile_1aa6e0_idx",
         ),
         migrations.RemoveIndex(
-            model_name='segmentmember',
-            name='audiences_s_profile_38d24b_idx',
+            model_name="segmentmember",
+            name="audiences_s_profile_38d24b_idx",
         ),
         migrations.AlterField(
-            model_name='identity',
-            name='workspace',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='workspaces.workspace'),
+            model_name="identity",
+            name="workspace",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="identities",
+                to="workspaces.workspace",
+            ),
         ),
         migrations.AlterField(
-            model_name='membershipchange',
-            name='profile',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='audiences.profile'),
+            model_name="membershipchange",
+            name="profile",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="changes",
+                to="audiences.profile",
+            ),
         ),
         migrations.AlterField(
-            model_name='membershipchange',
-            name='segment',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='audiences.segment'),
+            model_name="membershipchange",
+            name="segment",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="changes",
+                to="audiences.segment",
+            ),
         ),
         migrations.AlterField(
-            model_name='membershipchange',
-            name='workspace',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace'),
+            model_name="membershipchange",
+            name="workspace",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="workspaces.workspace",
+            ),
         ),
         migrations.AlterField(
-            model_name='segmentmember',
-            name='segment',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='members', to='audiences.segment'),
+            model_name="segmentmember",
+            name="segment",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="members",
+                to="audiences.segment",
+            ),
         ),
         migrations.AddIndex(
-            model_name='membershipchange',
-            index=models.Index(fields=['workspace', 'id'], name='ledger_workspace_cursor'),
+            model_name="membershipchange",
+            index=models.Index(fields=["workspace", "id"], name="ledger_workspace_cursor"),
         ),
     ]

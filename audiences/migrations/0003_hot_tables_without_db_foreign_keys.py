@@ -5,36 +5,62 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audiences', '0002_hot_path_indexes'),
-        ('workspaces', '0001_initial'),
+        ("audiences", "0002_hot_path_indexes"),
+        ("workspaces", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='identity',
-            name='profile',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='audiences.profile'),
+            model_name="identity",
+            name="profile",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="identities",
+                to="audiences.profile",
+            ),
         ),
         migrations.AlterField(
-            model_name='identity',
-            name='workspace',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='workspaces.workspace'),
+            model_name="identity",
+            name="workspace",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="identities",
+                to="workspaces.workspace",
+            ),
         ),
         migrations.AlterField(
-            model_name='profile',
-            name='workspace',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='profiles', to='workspaces.workspace'),
+            model_name="profile",
+            name="workspace",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="profiles",
+                to="workspaces.workspace",
+            ),
         ),
         migrations.AlterField(
-            model_name='segmentmember',
-            name='profile',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='audiences.profile'),
+            model_name="segmentmember",
+            name="profile",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="memberships",
+                to="audiences.profile",
+            ),
         ),
         migrations.AlterField(
-            model_name='segmentmember',
-            name='segment',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='members', to='audiences.segment'),
+            model_name="segmentmember",
+            name="segment",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="members",
+                to="audiences.segment",
+            ),
         ),
     ]

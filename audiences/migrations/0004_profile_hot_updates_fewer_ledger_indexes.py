@@ -4,19 +4,18 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audiences', '0003_hot_tables_without_db_foreign_keys'),
+        ("audiences", "0003_hot_tables_without_db_foreign_keys"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='membershipchange',
-            name='ledger_cause',
+            model_name="membershipchange",
+            name="ledger_cause",
         ),
         migrations.RemoveIndex(
-            model_name='profile',
-            name='audiences_p_workspa_bd327f_idx',
+            model_name="profile",
+            name="audiences_p_workspa_bd327f_idx",
         ),
         # Half of each page left free for the next version of its rows: a cohort re-import rewrites
         # every member's properties, as HOT updates (see Profile). Applies to pages written from now on.

@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audiences', '0004_profile_hot_updates_fewer_ledger_indexes'),
+        ("audiences", "0004_profile_hot_updates_fewer_ledger_indexes"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='identity',
-            name='identity_value_idx',
+            model_name="identity",
+            name="identity_value_idx",
         ),
     ]

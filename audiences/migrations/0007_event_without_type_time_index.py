@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audiences', '0006_event_without_redundant_indexes'),
+        ("audiences", "0006_event_without_redundant_indexes"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='event',
-            name='event_type_time',
+            model_name="event",
+            name="event_type_time",
         ),
     ]

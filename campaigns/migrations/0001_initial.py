@@ -6,117 +6,252 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('audiences', '0001_initial'),
-        ('delivery', '0001_initial'),
-        ('workspaces', '0001_initial'),
+        ("audiences", "0001_initial"),
+        ("delivery", "0001_initial"),
+        ("workspaces", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='KahunaCampaign',
+            name="KahunaCampaign",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255)),
-                ('campaign_id', models.CharField(help_text="Kahuna's campaign id.", max_length=255)),
-                ('environment', models.CharField(choices=[('p', 'Production'), ('s', 'Staging (Sandbox)')], default='p', max_length=1)),
-                ('enabled', models.BooleanField(default=True, help_text='Only enabled Adaptive campaigns can receive exports.')),
-                ('campaign_type', models.CharField(default='adaptive', max_length=32)),
-                ('refreshed_at', models.DateTimeField(blank=True, editable=False, help_text='When Kahuna last listed it (blank: entered by hand).', null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('destination', models.ForeignKey(limit_choices_to={'kind': 'kahuna'}, on_delete=django.db.models.deletion.CASCADE, related_name='kahuna_campaigns', to='delivery.destination')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=255)),
+                ("campaign_id", models.CharField(help_text="Kahuna's campaign id.", max_length=255)),
+                (
+                    "environment",
+                    models.CharField(
+                        choices=[("p", "Production"), ("s", "Staging (Sandbox)")], default="p", max_length=1
+                    ),
+                ),
+                (
+                    "enabled",
+                    models.BooleanField(default=True, help_text="Only enabled Adaptive campaigns can receive exports."),
+                ),
+                ("campaign_type", models.CharField(default="adaptive", max_length=32)),
+                (
+                    "refreshed_at",
+                    models.DateTimeField(
+                        blank=True,
+                        editable=False,
+                        help_text="When Kahuna last listed it (blank: entered by hand).",
+                        null=True,
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        limit_choices_to={"kind": "kahuna"},
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="kahuna_campaigns",
+                        to="delivery.destination",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['destination', 'environment', 'name'],
+                "ordering": ["destination", "environment", "name"],
             },
         ),
         migrations.CreateModel(
-            name='KahunaExport',
+            name="KahunaExport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('environment', models.CharField(choices=[('p', 'Production'), ('s', 'Staging (Sandbox)')], max_length=1)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('job_id', models.CharField(blank=True, help_text="Kahuna's job id (the first, if several).", max_length=255)),
-                ('job_ids', models.JSONField(blank=True, default=list, help_text='One job per populate call.')),
-                ('users_total', models.IntegerField(default=0)),
-                ('users_sent', models.IntegerField(default=0)),
-                ('invalid', models.IntegerField(default=0, help_text='Members with no install token and no credential.')),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('campaign', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='exports', to='campaigns.kahunacampaign')),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('segment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='kahuna_exports', to='audiences.segment')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "environment",
+                    models.CharField(choices=[("p", "Production"), ("s", "Staging (Sandbox)")], max_length=1),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "job_id",
+                    models.CharField(blank=True, help_text="Kahuna's job id (the first, if several).", max_length=255),
+                ),
+                ("job_ids", models.JSONField(blank=True, default=list, help_text="One job per populate call.")),
+                ("users_total", models.IntegerField(default=0)),
+                ("users_sent", models.IntegerField(default=0)),
+                (
+                    "invalid",
+                    models.IntegerField(default=0, help_text="Members with no install token and no credential."),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "campaign",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="exports",
+                        to="campaigns.kahunacampaign",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "segment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="kahuna_exports",
+                        to="audiences.segment",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='KochavaStream',
+            name="KochavaStream",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_event_id', models.BigIntegerField(default=0, help_text='Every event up to here was answered.')),
-                ('last_swept_row_id', models.BigIntegerField(default=0, help_text='Held-back sync rows copied up to here.')),
-                ('next_run_at', models.DateTimeField(blank=True, db_index=True, help_text='Set when Kochava asked us to slow down (429).', null=True)),
-                ('events_sent', models.BigIntegerField(default=0)),
-                ('events_skipped', models.BigIntegerField(default=0)),
-                ('events_rejected', models.BigIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('destination', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='kochava_stream', to='delivery.destination')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("last_event_id", models.BigIntegerField(default=0, help_text="Every event up to here was answered.")),
+                (
+                    "last_swept_row_id",
+                    models.BigIntegerField(default=0, help_text="Held-back sync rows copied up to here."),
+                ),
+                (
+                    "next_run_at",
+                    models.DateTimeField(
+                        blank=True, db_index=True, help_text="Set when Kochava asked us to slow down (429).", null=True
+                    ),
+                ),
+                ("events_sent", models.BigIntegerField(default=0)),
+                ("events_skipped", models.BigIntegerField(default=0)),
+                ("events_rejected", models.BigIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "destination",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="kochava_stream",
+                        to="delivery.destination",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='KochavaEventOutcome',
+            name="KochavaEventOutcome",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.BigIntegerField()),
-                ('status', models.CharField(max_length=10)),
-                ('reason', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('stream', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='outcomes', to='campaigns.kochavastream')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event_id", models.BigIntegerField()),
+                ("status", models.CharField(max_length=10)),
+                ("reason", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "stream",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="outcomes",
+                        to="campaigns.kochavastream",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='KochavaUserLink',
+            name="KochavaUserLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('profile_id', models.BigIntegerField()),
-                ('kochava_device_id', models.CharField(max_length=512)),
-                ('identities', models.JSONField(default=dict)),
-                ('status', models.CharField(choices=[('pending', 'Pending (held back until Kochava has the install)'), ('linked', 'Linked'), ('failed', 'Refused by Kochava')], default='pending', max_length=8)),
-                ('attempts', models.IntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField()),
-                ('last_error', models.TextField(blank=True)),
-                ('linked_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('destination', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='kochava_links', to='delivery.destination')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("profile_id", models.BigIntegerField()),
+                ("kochava_device_id", models.CharField(max_length=512)),
+                ("identities", models.JSONField(default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending (held back until Kochava has the install)"),
+                            ("linked", "Linked"),
+                            ("failed", "Refused by Kochava"),
+                        ],
+                        default="pending",
+                        max_length=8,
+                    ),
+                ),
+                ("attempts", models.IntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField()),
+                ("last_error", models.TextField(blank=True)),
+                ("linked_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="kochava_links",
+                        to="delivery.destination",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='kahunacampaign',
-            constraint=models.UniqueConstraint(fields=('destination', 'environment', 'campaign_id'), name='kahuna_campaign_unique'),
+            model_name="kahunacampaign",
+            constraint=models.UniqueConstraint(
+                fields=("destination", "environment", "campaign_id"), name="kahuna_campaign_unique"
+            ),
         ),
         migrations.AddIndex(
-            model_name='kochavaeventoutcome',
-            index=models.Index(fields=['stream', 'event_id'], name='campaigns_k_stream__2d6051_idx'),
+            model_name="kochavaeventoutcome",
+            index=models.Index(fields=["stream", "event_id"], name="campaigns_k_stream__2d6051_idx"),
         ),
         migrations.AddIndex(
-            model_name='kochavauserlink',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['destination', 'next_attempt_at'], name='kochava_link_due'),
+            model_name="kochavauserlink",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["destination", "next_attempt_at"],
+                name="kochava_link_due",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='kochavauserlink',
-            constraint=models.UniqueConstraint(fields=('destination', 'profile_id', 'kochava_device_id'), name='kochava_link_unique'),
+            model_name="kochavauserlink",
+            constraint=models.UniqueConstraint(
+                fields=("destination", "profile_id", "kochava_device_id"), name="kochava_link_unique"
+            ),
         ),
     ]

@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('campaigns', '0001_initial'),
+        ("campaigns", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='kochavauserlink',
-            index=models.Index(fields=['destination', 'status', 'updated_at'], name='kochava_link_status'),
+            model_name="kochavauserlink",
+            index=models.Index(fields=["destination", "status", "updated_at"], name="kochava_link_status"),
         ),
     ]

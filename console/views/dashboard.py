@@ -33,26 +33,57 @@ def dashboard(request):
     since = timezone.now() - timedelta(hours=24)
     runs = {"succeeded": 0, "failed": 0, "skipped": 0, "running": 0}
     for model in (SyncRun, ImportRun):
-        for row in model.objects.filter(workspace=workspace, created_at__gte=since).values("status").annotate(n=Count("id")):
+        for row in (
+            model.objects.filter(workspace=workspace, created_at__gte=since).values("status").annotate(n=Count("id"))
+        ):
             status = row["status"]
             bucket = "failed" if status in {"failed", "partially_failed"} else status
             bucket = bucket if bucket in runs else "running"
             runs[bucket] += row["n"]
     health = dict(Destination.objects.filter(workspace=workspace).values_list("health").annotate(n=Count("id")))
     problems = []
-    for destination in Destination.objects.filter(workspace=workspace).exclude(health="healthy").order_by("-health_changed_at")[:PROBLEMS]:
-        problems.append((destination.health_changed_at, (f"Destination “{destination.name}” is {destination.health}: "
-                         f"{destination.last_error or 'no error recorded'}"), f"/destinations/{destination.pk}/"))
-    for run in SyncRun.objects.filter(workspace=workspace, status__in=["failed", "partially_failed"]).select_related(
-            "job__segment", "job__destination").order_by("-id")[:PROBLEMS]:
-        problems.append((run.finished_at or run.created_at, (f"Sync of “{run.job.segment.name}” to “{run.job.destination.name}” "
-                         f"{run.get_status_display().lower()}: {run.error or f'{run.rejected} rejected, {run.invalid} invalid'}"),
-                         f"/syncs/{run.job_id}/"))
+    for destination in (
+        Destination.objects.filter(workspace=workspace)
+        .exclude(health="healthy")
+        .order_by("-health_changed_at")[:PROBLEMS]
+    ):
+        problems.append(
+            (
+                destination.health_changed_at,
+                (
+                    f"Destination “{destination.name}” is {destination.health}: "
+                    f"{destination.last_error or 'no error recorded'}"
+                ),
+                f"/destinations/{destination.pk}/",
+            )
+        )
+    for run in (
+        SyncRun.objects.filter(workspace=workspace, status__in=["failed", "partially_failed"])
+        .select_related("job__segment", "job__destination")
+        .order_by("-id")[:PROBLEMS]
+    ):
+        problems.append(
+            (
+                run.finished_at or run.created_at,
+                (
+                    f"Sync of “{run.job.segment.name}” to “{run.job.destination.name}” "
+                    f"{run.get_status_display().lower()}: {run.error or f'{run.rejected} rejected, {run.invalid} invalid'}"
+                ),
+                f"/syncs/{run.job_id}/",
+            )
+        )
     for run in ImportRun.objects.filter(workspace=workspace, status="failed").order_by("-id")[:PROBLEMS]:
-        problems.append((run.finished_at or run.created_at, f"Import run #{run.pk} failed: {run.error[:200]}", "/sources/"))
+        problems.append(
+            (run.finished_at or run.created_at, f"Import run #{run.pk} failed: {run.error[:200]}", "/sources/")
+        )
     for batch in InboundBatch.objects.filter(workspace=workspace, status="failed").order_by("-id")[:PROBLEMS]:
-        problems.append((batch.received_at, (f"Inbound batch #{batch.pk} ({batch.endpoint}) could not be applied: "
-                         f"{batch.last_error[:200]}"), f"/admin/inbound/inboundbatch/{batch.pk}/change/"))
+        problems.append(
+            (
+                batch.received_at,
+                (f"Inbound batch #{batch.pk} ({batch.endpoint}) could not be applied: {batch.last_error[:200]}"),
+                f"/admin/inbound/inboundbatch/{batch.pk}/change/",
+            )
+        )
     problems.sort(key=lambda item: item[0] or since, reverse=True)
     context = {
         "segment_count": Segment.objects.filter(workspace=workspace).count(),
@@ -69,6 +100,8 @@ def dashboard(request):
             or Authorization.objects.filter(workspace=workspace).exists()
         ),
         "top_segments": Segment.objects.filter(workspace=workspace).order_by("-size")[:5],
-        "recent_pushes": InboundBatch.objects.filter(workspace=workspace).filter(~Q(status="accepted")).order_by("-id")[:5],
+        "recent_pushes": InboundBatch.objects.filter(workspace=workspace)
+        .filter(~Q(status="accepted"))
+        .order_by("-id")[:5],
     }
     return render(request, "console/dashboard.html", context)

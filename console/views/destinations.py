@@ -79,13 +79,18 @@ def config_inputs(kind: str, values: dict, errors: dict) -> list[Input]:
         raw_errors = errors.get(name, [])
         if isinstance(raw_errors, dict):  # nested serializer: flatten "key: message"
             raw_errors = [f"{key}: {' '.join(map(str, msgs))}" for key, msgs in raw_errors.items()]
-        inputs.append(Input(
-            name=f"cfg_{name}", label=str(serializer_field.label or name.replace("_", " ").capitalize()),
-            widget=widget, value=value if widget in ("checkbox", "select") else _shown(value, widget),
-            help=str(serializer_field.help_text or ""), required=serializer_field.required,
-            choices=[(str(k), str(v)) for k, v in getattr(serializer_field, "choices", {}).items()],
-            errors=[str(message) for message in raw_errors],
-        ))
+        inputs.append(
+            Input(
+                name=f"cfg_{name}",
+                label=str(serializer_field.label or name.replace("_", " ").capitalize()),
+                widget=widget,
+                value=value if widget in ("checkbox", "select") else _shown(value, widget),
+                help=str(serializer_field.help_text or ""),
+                required=serializer_field.required,
+                choices=[(str(k), str(v)) for k, v in getattr(serializer_field, "choices", {}).items()],
+                errors=[str(message) for message in raw_errors],
+            )
+        )
     return inputs
 
 
@@ -120,25 +125,43 @@ def parse_config(kind: str, post) -> tuple[dict, dict]:
 
 def credential_inputs(provider: str, post=None, errors: dict | None = None) -> list[Input]:
     spec, errors = PROVIDERS[provider], errors or {}
-    inputs = [Input(name=f"cred_{name}", label=name.replace("_", " ").capitalize(), widget="text",
-                    value=(post or {}).get(f"cred_{name}", ""), help=spec.help.get(name, ""),
-                    errors=errors.get(name, [])) for name in spec.plain_fields]
+    inputs = [
+        Input(
+            name=f"cred_{name}",
+            label=name.replace("_", " ").capitalize(),
+            widget="text",
+            value=(post or {}).get(f"cred_{name}", ""),
+            help=spec.help.get(name, ""),
+            errors=errors.get(name, []),
+        )
+        for name in spec.plain_fields
+    ]
     # Password inputs that never carry a value: a saved secret is never sent back to a browser.
-    inputs += [Input(name=f"secret_{name}", label=name.replace("_", " ").capitalize(), widget="password",
-                     help=spec.help.get(name, ""), errors=errors.get(name, [])) for name in spec.secret_fields]
+    inputs += [
+        Input(
+            name=f"secret_{name}",
+            label=name.replace("_", " ").capitalize(),
+            widget="password",
+            help=spec.help.get(name, ""),
+            errors=errors.get(name, []),
+        )
+        for name in spec.secret_fields
+    ]
     return inputs
 
 
 @member_required
 def destination_list(request):
-    destinations = (Destination.objects.for_workspace(request.workspace)
-                    .annotate(sync_count=Count("sync_jobs")).order_by("name"))
+    destinations = (
+        Destination.objects.for_workspace(request.workspace).annotate(sync_count=Count("sync_jobs")).order_by("name")
+    )
     kinds = [(kind, spec.label) for kind, spec in CONNECTORS.items()]
     return render(request, "console/destinations/list.html", {"destinations": destinations, "kinds": kinds})
 
 
-def _form_context(request, kind: str, instance: Destination | None, config_values: dict, config_errors: dict,
-                  errors: dict, post=None) -> dict:
+def _form_context(
+    request, kind: str, instance: Destination | None, config_values: dict, config_errors: dict, errors: dict, post=None
+) -> dict:
     cls = connector_class(kind)
     return {
         "kind": kind,
@@ -149,10 +172,12 @@ def _form_context(request, kind: str, instance: Destination | None, config_value
         "credentials": credential_inputs(cls.provider, post, errors.get("credentials")),
         "credential_errors": errors.get("authorization", []),
         "provider_label": PROVIDERS[cls.provider].label,
-        "authorizations": Authorization.objects.for_workspace(request.workspace).filter(provider=cls.provider)
+        "authorizations": Authorization.objects.for_workspace(request.workspace)
+        .filter(provider=cls.provider)
         .order_by("label"),
-        "chosen_authorization": str((post or {}).get("authorization", instance.authorization_id if instance else "")
-                                    or ""),
+        "chosen_authorization": str(
+            (post or {}).get("authorization", instance.authorization_id if instance else "") or ""
+        ),
         "config": config_inputs(kind, config_values, config_errors),
         "form_errors": errors.get("non_field_errors", []),
     }
@@ -170,15 +195,23 @@ def _save(request, kind: str, instance: Destination | None):
     errors: dict = {}
     authorization = None
     if chosen and not new_credentials:
-        authorization = Authorization.objects.for_workspace(request.workspace).filter(
-            provider=cls.provider, pk=chosen if chosen.isdigit() else 0).first()
+        authorization = (
+            Authorization.objects.for_workspace(request.workspace)
+            .filter(provider=cls.provider, pk=chosen if chosen.isdigit() else 0)
+            .first()
+        )
         if authorization is None:
             errors["authorization"] = [f"Choose a {spec.label} authorization of this workspace."]
     elif not new_credentials and instance is None and cls.provider != "kochava":  # Kochava's keys are optional
         errors["authorization"] = ["Enter the credentials, or choose a saved authorization."]
-    data = {"kind": kind, "name": request.POST.get("name", "").strip(), "config": config,
-            "authorization": authorization.pk if authorization else
-            (instance.authorization_id if instance and not new_credentials else None)}
+    data = {
+        "kind": kind,
+        "name": request.POST.get("name", "").strip(),
+        "config": config,
+        "authorization": authorization.pk
+        if authorization
+        else (instance.authorization_id if instance and not new_credentials else None),
+    }
     serializer = DestinationSerializer(instance=instance, data=data, context={"request": request})
     valid = serializer.is_valid()
     detail = dict(serializer.errors) if not valid else {}
@@ -193,7 +226,9 @@ def _save(request, kind: str, instance: Destination | None):
     elif detail.get("config"):
         errors.setdefault("non_field_errors", []).extend(map(str, detail.pop("config")))
     for key, messages_ in detail.items():
-        errors.setdefault(key if key in ("name", "authorization") else "non_field_errors", []).extend(map(str, messages_))
+        errors.setdefault(key if key in ("name", "authorization") else "non_field_errors", []).extend(
+            map(str, messages_)
+        )
     label = f"{data['name']} credentials"
     if new_credentials and Authorization.objects.filter(workspace=request.workspace, label=label).exists():
         errors["authorization"] = [f"An authorization labelled “{label}” exists already: choose it or rename."]
@@ -231,14 +266,18 @@ def destination_edit(request, pk):
             messages.success(request, f"Destination “{saved.name}” updated.")
             return redirect("console:destination", pk=saved.pk)
         return render(request, "console/destinations/form.html", context, status=400)
-    return render(request, "console/destinations/form.html",
-                  _form_context(request, destination.kind, destination, destination.config, {}, {}))
+    return render(
+        request,
+        "console/destinations/form.html",
+        _form_context(request, destination.kind, destination, destination.config, {}, {}),
+    )
 
 
 @member_required
 def destination_detail(request, pk):
-    destination = get_object_or_404(Destination.objects.for_workspace(request.workspace)
-                                    .select_related("authorization"), pk=pk)
+    destination = get_object_or_404(
+        Destination.objects.for_workspace(request.workspace).select_related("authorization"), pk=pk
+    )
     context = {
         "destination": destination,
         "calls": PartnerCall.objects.filter(destination=destination).order_by("-id")[:CALLS_SHOWN],
@@ -255,8 +294,9 @@ def destination_test(request, pk):
         return redirect("console:destination", pk=pk)
     ok, message = engine.run_connection_test(destination)
     destination.refresh_from_db()
-    return render(request, "console/destinations/_test_result.html",
-                  {"ok": ok, "message": message, "destination": destination})
+    return render(
+        request, "console/destinations/_test_result.html", {"ok": ok, "message": message, "destination": destination}
+    )
 
 
 @credentials_required

@@ -17,9 +17,12 @@ from integrations.delivery.models import Destination
 def export_to_kahuna(request, pk):
     segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=pk)
     environment = request.POST.get("environment") or request.GET.get("environment") or Environment.PRODUCTION
-    campaigns = KahunaCampaign.objects.for_workspace(request.workspace).filter(
-        environment=environment, enabled=True, campaign_type="adaptive"
-    ).select_related("destination").order_by("name")
+    campaigns = (
+        KahunaCampaign.objects.for_workspace(request.workspace)
+        .filter(environment=environment, enabled=True, campaign_type="adaptive")
+        .select_related("destination")
+        .order_by("name")
+    )
     error = ""
     if request.method == "POST" and request.POST.get("campaign"):
         campaign = KahunaCampaign.objects.for_workspace(request.workspace).filter(pk=request.POST["campaign"]).first()
@@ -36,10 +39,18 @@ def export_to_kahuna(request, pk):
     exports = KahunaExport.objects.filter(segment=segment).select_related("campaign").order_by("-id")[:10]
     if request.htmx and request.GET.get("part") == "campaigns":
         return render(request, "console/kahuna/_campaigns.html", {"campaigns": campaigns})
-    return render(request, "console/kahuna/export.html", {
-        "segment": segment, "environments": Environment.choices, "environment": environment,
-        "campaigns": campaigns, "exports": exports, "error": error,
-    })
+    return render(
+        request,
+        "console/kahuna/export.html",
+        {
+            "segment": segment,
+            "environments": Environment.choices,
+            "environment": environment,
+            "campaigns": campaigns,
+            "exports": exports,
+            "error": error,
+        },
+    )
 
 
 @action_required

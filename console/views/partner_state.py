@@ -42,15 +42,19 @@ class CappedCount:
 
 def capped_count(queryset, cap: int = COUNT_CAP) -> CappedCount:
     """COUNT over at most cap + 1 rows (a LIMITed subquery), so a huge table costs no more than cap."""
-    found = queryset.order_by()[:cap + 1].count()
+    found = queryset.order_by()[: cap + 1].count()
     return CappedCount(min(found, cap), found > cap)
 
 
 def kahuna_context(destination: Destination) -> dict:
-    campaigns = list(KahunaCampaign.objects.filter(destination=destination)
-                     .order_by("environment", "name")[:CAMPAIGNS_SHOWN + 1])
-    exports = (KahunaExport.objects.filter(campaign__destination=destination)
-               .select_related("segment", "campaign").order_by("-id")[:EXPORTS_SHOWN])
+    campaigns = list(
+        KahunaCampaign.objects.filter(destination=destination).order_by("environment", "name")[: CAMPAIGNS_SHOWN + 1]
+    )
+    exports = (
+        KahunaExport.objects.filter(campaign__destination=destination)
+        .select_related("segment", "campaign")
+        .order_by("-id")[:EXPORTS_SHOWN]
+    )
     return {
         "kahuna_campaigns": campaigns[:CAMPAIGNS_SHOWN],
         "kahuna_campaigns_more": len(campaigns) > CAMPAIGNS_SHOWN,
@@ -70,9 +74,9 @@ def kochava_context(destination: Destination) -> dict:
     outcomes, cursor_event, paused_until = [], None, None
     if stream is not None:
         recent = list(KochavaEventOutcome.objects.filter(stream=stream).order_by("-event_id")[:OUTCOMES_SHOWN])
-        events = Event.objects.filter(workspace_id=destination.workspace_id,
-                                      pk__in=[o.event_id for o in recent] + [stream.last_event_id]).only(
-            "id", "event_type", "event_time", "profile_id", "device_id")
+        events = Event.objects.filter(
+            workspace_id=destination.workspace_id, pk__in=[o.event_id for o in recent] + [stream.last_event_id]
+        ).only("id", "event_type", "event_time", "profile_id", "device_id")
         by_id = {event.pk: event for event in events}
         outcomes = [OutcomeRow(o, by_id.get(o.event_id)) for o in recent]
         cursor_event = by_id.get(stream.last_event_id)

@@ -22,8 +22,11 @@ def person_search(request):
         # The typed value and its lower-case form under each kind the workspace uses: probes of the
         # unique (workspace, kind, value) index, fast with millions of identities (an iexact match
         # would read them all). Emails typed with capitals still find their person.
-        identities = Identity.objects.filter(workspace=request.workspace, kind__in=identity_kinds(request.workspace.pk),
-                                             value__in=list(dict.fromkeys([query, query.lower()])))
+        identities = Identity.objects.filter(
+            workspace=request.workspace,
+            kind__in=identity_kinds(request.workspace.pk),
+            value__in=list(dict.fromkeys([query, query.lower()])),
+        )
         if query.isdigit():
             identities = identities | Identity.objects.filter(workspace=request.workspace, profile_id=int(query))
         matches = list(identities.select_related("profile").order_by("profile_id")[:50])

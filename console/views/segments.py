@@ -30,13 +30,16 @@ def segment_list(request):
     page = Paginator(segments, 50).get_page(request.GET.get("page"))
     activity = activity_24h([segment.pk for segment in page])
     synced: dict[int, list[str]] = {}
-    for segment_id, name in SyncJob.objects.filter(segment__in=list(page)).values_list("segment_id", "destination__name"):
+    for segment_id, name in SyncJob.objects.filter(segment__in=list(page)).values_list(
+        "segment_id", "destination__name"
+    ):
         synced.setdefault(segment_id, []).append(name)
     for segment in page:
         segment.synced_to = sorted(set(synced.get(segment.pk, [])))
     rows = [(segment, activity[segment.pk]) for segment in page]
     return render(
-        request, "console/segments/list.html",
+        request,
+        "console/segments/list.html",
         {"rows": rows, "page": page, "types": Segment._meta.get_field("type").choices, "type": kind, "q": query},
     )
 
@@ -123,8 +126,12 @@ def segment_members_csv(request, pk):
 
     def rows():
         writer = csv.writer(_Echo())
-        yield writer.writerow(["profile_id", "member_since", "user_id", "device_id", "email", "amplitude_id", "identities"])
-        members = SegmentMember.objects.filter(segment=segment).order_by("id").values_list("id", "profile_id", "added_at")
+        yield writer.writerow(
+            ["profile_id", "member_since", "user_id", "device_id", "email", "amplitude_id", "identities"]
+        )
+        members = (
+            SegmentMember.objects.filter(segment=segment).order_by("id").values_list("id", "profile_id", "added_at")
+        )
         last = 0
         while True:
             chunk = list(members.filter(id__gt=last)[:5000])
@@ -139,11 +146,17 @@ def segment_members_csv(request, pk):
             for _id, profile_id, added_at in chunk:
                 ids = by_profile.get(profile_id, {})
                 first = {kind: (values[0] if values else "") for kind, values in ids.items()}
-                yield writer.writerow([
-                    profile_id, added_at.isoformat(), first.get("user_id", ""), first.get("device_id", ""),
-                    first.get("email", ""), first.get("amplitude_id", ""),
-                    ";".join(f"{kind}={value}" for kind, values in sorted(ids.items()) for value in values),
-                ])
+                yield writer.writerow(
+                    [
+                        profile_id,
+                        added_at.isoformat(),
+                        first.get("user_id", ""),
+                        first.get("device_id", ""),
+                        first.get("email", ""),
+                        first.get("amplitude_id", ""),
+                        ";".join(f"{kind}={value}" for kind, values in sorted(ids.items()) for value in values),
+                    ]
+                )
 
     response = StreamingHttpResponse(rows(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="segment-{segment.pk}-members.csv"'

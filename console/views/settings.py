@@ -32,8 +32,12 @@ def api_keys(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         _key, raw = ApiKey.issue(
-            workspace, scope=data["scope"], name=data["name"], identity_kind=data["identity_kind"],
-            identity_property=data["identity_property"], created_by=request.user,
+            workspace,
+            scope=data["scope"],
+            name=data["name"],
+            identity_kind=data["identity_kind"],
+            identity_property=data["identity_property"],
+            created_by=request.user,
         )
         # Post/redirect/get, with the raw key parked in the server-side session (never a cookie)
         # and popped by the next page view: shown exactly once, and a reload cannot re-create it.
@@ -66,7 +70,9 @@ def authorizations(request):
             return redirect("console:authorizations")
     rows = Authorization.objects.for_workspace(workspace).order_by("label")
     return render(
-        request, "console/authorizations.html", {"rows": rows, "form": form, "providers": PROVIDERS, "provider": provider}
+        request,
+        "console/authorizations.html",
+        {"rows": rows, "form": form, "providers": PROVIDERS, "provider": provider},
     )
 
 

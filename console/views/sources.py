@@ -27,8 +27,12 @@ class ConnectAmplitudeForm(forms.Form):
     api_key = forms.CharField(label="API Key", widget=forms.PasswordInput(render_value=False))
     secret_key = forms.CharField(label="API Secret", widget=forms.PasswordInput(render_value=False))
     region = forms.ChoiceField(choices=Region.choices, initial=Region.US)
-    base_url = forms.URLField(required=False, label="Base URL override", assume_scheme="https",
-                              help_text="Leave blank for Amplitude itself; set it for a proxy or the sandbox.")
+    base_url = forms.URLField(
+        required=False,
+        label="Base URL override",
+        assume_scheme="https",
+        help_text="Leave blank for Amplitude itself; set it for a proxy or the sandbox.",
+    )
 
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
@@ -36,33 +40,55 @@ class ConnectAmplitudeForm(forms.Form):
 
     def clean_label(self):
         label = self.cleaned_data["label"]
-        if AmplitudeProject.objects.filter(workspace=self.workspace, label=label).exists() or \
-                Authorization.objects.filter(workspace=self.workspace, label=label).exists():
+        if (
+            AmplitudeProject.objects.filter(workspace=self.workspace, label=label).exists()
+            or Authorization.objects.filter(workspace=self.workspace, label=label).exists()
+        ):
             raise forms.ValidationError("A project or authorization with this label already exists.")
         return label
 
     @transaction.atomic
     def save(self) -> AmplitudeProject:
         data = self.cleaned_data
-        auth = Authorization(workspace=self.workspace, provider="amplitude", label=data["label"],
-                             description=data["description"])
+        auth = Authorization(
+            workspace=self.workspace, provider="amplitude", label=data["label"], description=data["description"]
+        )
         auth.set_secrets({"api_key": data["api_key"], "secret_key": data["secret_key"]})
         auth.save()
-        return AmplitudeProject.objects.create(workspace=self.workspace, label=data["label"], region=data["region"],
-                                               base_url=data["base_url"], authorization=auth)
+        return AmplitudeProject.objects.create(
+            workspace=self.workspace,
+            label=data["label"],
+            region=data["region"],
+            base_url=data["base_url"],
+            authorization=auth,
+        )
 
 
 class CohortJobForm(forms.ModelForm):
-    cohort_ids = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
-                                           label="Cohorts", help_text="None ticked = import every cohort.")
-    prop_keys = forms.CharField(required=False, label="Only these user properties",
-                                help_text="Comma-separated; blank = all user properties.")
+    cohort_ids = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Cohorts",
+        help_text="None ticked = import every cohort.",
+    )
+    prop_keys = forms.CharField(
+        required=False, label="Only these user properties", help_text="Comma-separated; blank = all user properties."
+    )
     timezone = forms.ChoiceField(choices=[(tz, tz) for tz in TIMEZONES], initial="UTC")
 
     class Meta:
         model = CohortImportJob
-        fields = ["label", "cohort_ids", "include_properties", "prop_keys", "amplitude_id_field", "cohort_names_field",
-                  "cadence", "time_of_day", "timezone"]
+        fields = [
+            "label",
+            "cohort_ids",
+            "include_properties",
+            "prop_keys",
+            "amplitude_id_field",
+            "cohort_names_field",
+            "cadence",
+            "time_of_day",
+            "timezone",
+        ]
         widgets = {"time_of_day": forms.TimeInput(attrs={"type": "time"})}
 
     def __init__(self, *args, cohorts=(), **kwargs):
@@ -91,7 +117,11 @@ class EventJobForm(forms.ModelForm):
 def source_list(request):
     projects = AmplitudeProject.objects.for_workspace(request.workspace).order_by("label")
     rows = [(project, quota.budget(project)) for project in projects]
-    runs = ImportRun.objects.filter(workspace=request.workspace).select_related("cohort_job", "event_job").order_by("-id")[:20]
+    runs = (
+        ImportRun.objects.filter(workspace=request.workspace)
+        .select_related("cohort_job", "event_job")
+        .order_by("-id")[:20]
+    )
     form = None
     if request.membership.can_manage_credentials:
         form = ConnectAmplitudeForm(request.POST or None, workspace=request.workspace)
@@ -117,8 +147,11 @@ def source_detail(request, pk):
         except AmplitudeError as exc:
             cohort_error = str(exc)
     which = request.POST.get("form")
-    cohort_form = CohortJobForm(request.POST if which == "cohort" else None, cohorts=cohorts,
-                                initial={"timezone": request.workspace.timezone, "label": "Import cohorts"})
+    cohort_form = CohortJobForm(
+        request.POST if which == "cohort" else None,
+        cohorts=cohorts,
+        initial={"timezone": request.workspace.timezone, "label": "Import cohorts"},
+    )
     event_form = EventJobForm(request.POST if which == "event" else None, initial={"label": "Import events"})
     form = cohort_form if which == "cohort" else event_form if which == "event" else None
     if form is not None and form.is_valid():
@@ -139,7 +172,8 @@ def source_detail(request, pk):
         "event_jobs": project.event_jobs.order_by("label"),
         "runs": ImportRun.objects.filter(workspace=request.workspace)
         .filter(Q(cohort_job__project=project) | Q(event_job__project=project))
-        .select_related("cohort_job", "event_job").order_by("-id")[:25],
+        .select_related("cohort_job", "event_job")
+        .order_by("-id")[:25],
     }
     return render(request, "console/sources/detail.html", context)
 

@@ -49,15 +49,15 @@ def api_target(kind: str, segment: Segment, destination: Destination) -> str:
     list_name = f"[{segment.partner_name}] {segment.name}: {segment.external_id}"
     return {
         "list_api": f"A list named “{list_name}”, created on the first sync (never twice); "
-                    "members are added to and removed from it.",
+        "members are added to and removed from it.",
         "traits_api": f"Identify calls setting the trait “[{config.get('trait_prefix', 'Amplitude')}] {segment.name}” "
-                      "to true when a person enters and false when they leave.",
+        "to true when a person enters and false when they leave.",
         "cohort_webhook": f"POSTs of enter/exit batches for “{segment.name}” to {config.get('url', 'the webhook URL')}.",
         "clevertap": f"Profile uploads flagging membership of “{segment.name}”"
-                     f"{' and a Partner Sync event per change' if config.get('send_partner_sync_event', True) else ''}.",
+        f"{' and a Partner Sync event per change' if config.get('send_partner_sync_event', True) else ''}.",
         "kahuna": f"User attribute updates for “{segment.name}” in the {config.get('environment', 'p')} environment.",
         "kochava": f"IdentityLink calls (and events) for members of “{segment.name}” in app "
-                   f"{config.get('app_guid') or 'of the authorization'}.",
+        f"{config.get('app_guid') or 'of the authorization'}.",
     }.get(kind, f"{CONNECTORS[kind].label} for “{segment.name}”.")
 
 
@@ -77,12 +77,18 @@ def sync_new(request):
     destination = destinations.filter(pk=_int(source.get("destination"))).first()
     errors: dict = {}
     if request.method == "POST" and segment and destination:
-        serializer = SyncJobSerializer(data={
-            "segment": segment.pk, "destination": destination.pk, "cadence": request.POST.get("cadence", ""),
-            "time_of_day": request.POST.get("time_of_day") or None, "timezone": request.POST.get("timezone", "UTC"),
-            "user_id_kind": _kind(request.POST, "user_id", "user_id"),
-            "device_id_kind": _kind(request.POST, "device_id", ""),
-        }, context={"request": request})
+        serializer = SyncJobSerializer(
+            data={
+                "segment": segment.pk,
+                "destination": destination.pk,
+                "cadence": request.POST.get("cadence", ""),
+                "time_of_day": request.POST.get("time_of_day") or None,
+                "timezone": request.POST.get("timezone", "UTC"),
+                "user_id_kind": _kind(request.POST, "user_id", "user_id"),
+                "device_id_kind": _kind(request.POST, "device_id", ""),
+            },
+            context={"request": request},
+        )
         if serializer.is_valid():
             job = serializer.save(workspace=request.workspace)
             now = timezone.now()  # the API's perform_create rule: one-time/real time start now
@@ -100,19 +106,23 @@ def sync_new(request):
         "segment": segment,
         "destination": destination,
         "existing": SyncJob.objects.filter(segment=segment, destination=destination).first()
-        if segment and destination else None,
+        if segment and destination
+        else None,
         "target": api_target(destination.kind, segment, destination) if segment and destination else "",
         "accepts_device": bool(connector_cls and connector_cls.accepts_device_id),
         "user_kinds": sorted(KNOWN_KINDS),
         "device_kinds": sorted(DEVICE_KINDS),
         "cadences": Cadence.choices,
         "timezones": TIMEZONES,
-        "values": {"cadence": source.get("cadence", Cadence.ONE_TIME), "time_of_day": source.get("time_of_day", ""),
-                   "timezone": source.get("timezone", request.workspace.timezone),
-                   "user_id_kind": source.get("user_id_kind", "user_id"),
-                   "device_id_kind": source.get("device_id_kind", "device_id"),
-                   "user_id_property": source.get("user_id_property", ""),
-                   "device_id_property": source.get("device_id_property", "")},
+        "values": {
+            "cadence": source.get("cadence", Cadence.ONE_TIME),
+            "time_of_day": source.get("time_of_day", ""),
+            "timezone": source.get("timezone", request.workspace.timezone),
+            "user_id_kind": source.get("user_id_kind", "user_id"),
+            "device_id_kind": source.get("device_id_kind", "device_id"),
+            "user_id_property": source.get("user_id_property", ""),
+            "device_id_property": source.get("device_id_property", ""),
+        },
         "errors": errors,
     }
     return render(request, "console/syncs/new.html", context, status=400 if errors else 200)
@@ -120,14 +130,18 @@ def sync_new(request):
 
 @member_required
 def sync_list(request):
-    jobs = SyncJob.objects.for_workspace(request.workspace).select_related("segment", "destination").order_by(
-        "segment__name", "destination__name")
+    jobs = (
+        SyncJob.objects.for_workspace(request.workspace)
+        .select_related("segment", "destination")
+        .order_by("segment__name", "destination__name")
+    )
     return render(request, "console/syncs/list.html", {"jobs": jobs})
 
 
 def _job(request, pk) -> SyncJob:
-    return get_object_or_404(SyncJob.objects.for_workspace(request.workspace).select_related("segment", "destination"),
-                             pk=pk)
+    return get_object_or_404(
+        SyncJob.objects.for_workspace(request.workspace).select_related("segment", "destination"), pk=pk
+    )
 
 
 def progress_of(run: SyncRun | None) -> dict:
@@ -138,8 +152,13 @@ def progress_of(run: SyncRun | None) -> dict:
     elapsed = ((run.finished_at or timezone.now()) - run.started_at).total_seconds() if run.started_at else 0
     rate = run.rows_done / elapsed if elapsed > 0 else 0
     left = (run.rows_total - run.rows_done) / rate if active and rate > 0 else None
-    return {"run": run, "active": active, "rate": round(rate, 1), "seconds_left": round(left) if left is not None else None,
-            "percent": round(100 * run.rows_done / run.rows_total) if run.rows_total else (100 if not active else 0)}
+    return {
+        "run": run,
+        "active": active,
+        "rate": round(rate, 1),
+        "seconds_left": round(left) if left is not None else None,
+        "percent": round(100 * run.rows_done / run.rows_total) if run.rows_total else (100 if not active else 0),
+    }
 
 
 def _failures(request, job: SyncJob) -> dict:
@@ -156,11 +175,16 @@ def _failures(request, job: SyncJob) -> dict:
     before = _int(request.GET.get("before"))
     if before:
         rows = rows.filter(id__lt=before)  # keyset pagination: fast at any depth, no OFFSET, no COUNT
-    page = list(rows.order_by("-id")[:FAILURES_PER_PAGE + 1])
+    page = list(rows.order_by("-id")[: FAILURES_PER_PAGE + 1])
     more = len(page) > FAILURES_PER_PAGE
     page = page[:FAILURES_PER_PAGE]
-    return {"failures": page, "q": q, "status_filter": wanted, "next_before": page[-1].id if more else None,
-            "failure_statuses": [(s.value, s.label) for s in FAILURE_STATUSES]}
+    return {
+        "failures": page,
+        "q": q,
+        "status_filter": wanted,
+        "next_before": page[-1].id if more else None,
+        "failure_statuses": [(s.value, s.label) for s in FAILURE_STATUSES],
+    }
 
 
 @member_required
@@ -221,7 +245,9 @@ def sync_action(request, pk, action):
         messages.success(request, "Resumed.")
     elif action == "dry-run":
         mode = request.POST.get("mode", RunMode.AUTO)
-        return _render_detail(request, job, dry=engine.dry_run(job, mode=mode if mode in RunMode.values else RunMode.AUTO))
+        return _render_detail(
+            request, job, dry=engine.dry_run(job, mode=mode if mode in RunMode.values else RunMode.AUTO)
+        )
     else:
         raise Http404("unknown action")
     return redirect("console:sync", pk=pk)

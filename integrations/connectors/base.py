@@ -37,8 +37,15 @@ class Policy(StrEnum):
 
 
 class ConnectorError(Exception):
-    def __init__(self, policy: Policy, message: str, *, status: int | None = None,
-                 retry_after: float | None = None, code: str = "") -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        code: str = "",
+    ) -> None:
         super().__init__(message)
         self.policy, self.message, self.status, self.retry_after, self.code = policy, message, status, retry_after, code
 
@@ -148,8 +155,9 @@ class HttpClient:
         started = time.monotonic()
         response = error = None
         try:
-            response = self.session.request(request.method, request.url, data=body, headers=headers,
-                                            timeout=self.timeout, allow_redirects=False)
+            response = self.session.request(
+                request.method, request.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
             return response
         except requests.Timeout as exc:
             error = f"timeout: {type(exc).__name__}"
@@ -159,15 +167,17 @@ class HttpClient:
             raise ConnectorError(Policy.TRANSIENT, f"Could not reach the partner: {type(exc).__name__}.") from exc
         finally:
             if self.on_call:
-                self.on_call(CallRecord(
-                    method=request.method,
-                    url=self.mask(request.url),
-                    request_summary=self.mask(summary),
-                    status_code=response.status_code if response is not None else None,
-                    response_excerpt=self.mask(response.text[:500]) if response is not None else "",
-                    duration_ms=int((time.monotonic() - started) * 1000),
-                    error=self.mask(error or ""),
-                ))
+                self.on_call(
+                    CallRecord(
+                        method=request.method,
+                        url=self.mask(request.url),
+                        request_summary=self.mask(summary),
+                        status_code=response.status_code if response is not None else None,
+                        response_excerpt=self.mask(response.text[:500]) if response is not None else "",
+                        duration_ms=int((time.monotonic() - started) * 1000),
+                        error=self.mask(error or ""),
+                    )
+                )
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -196,9 +206,18 @@ class Connector:
     # Which row fields may carry the partner id; "user" means anonymous (device-only) rows are invalid.
     accepts_device_id: ClassVar[bool] = True
 
-    def __init__(self, config: dict, secrets: dict, *, segment: SegmentInfo, partner_state: dict | None = None,
-                 auth_fields: dict | None = None, run_id: int = 0, run_started: float | None = None,
-                 on_call: Callable[[CallRecord], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: dict,
+        secrets: dict,
+        *,
+        segment: SegmentInfo,
+        partner_state: dict | None = None,
+        auth_fields: dict | None = None,
+        run_id: int = 0,
+        run_started: float | None = None,
+        on_call: Callable[[CallRecord], None] | None = None,
+    ) -> None:
         # secrets: decrypted Authorization secrets (masked out of every log line); auth_fields: its
         # plain fields (account ids, header names).
         self.config, self.secrets, self.segment = config, secrets, segment
@@ -254,8 +273,12 @@ class Connector:
         if status == 413:
             raise ConnectorError(Policy.TOO_LARGE, message, status=status)
         if status in (408, 425) or status >= 500:
-            raise ConnectorError(Policy.TRANSIENT, message, status=status,
-                                 retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            raise ConnectorError(
+                Policy.TRANSIENT,
+                message,
+                status=status,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
         if 300 <= status < 400 or status in (404, 405):
             raise ConnectorError(Policy.PERMANENT, message, status=status)
         raise ConnectorError(Policy.REJECTED, message, status=status, code=str(status))
@@ -278,7 +301,9 @@ class Connector:
 
     def records_per_request(self) -> int:
         """The partner cap, lowered by the destination's own batch_size setting when it has one."""
-        return min(self.limits.records_per_request, int(self.config.get("batch_size") or self.limits.records_per_request))
+        return min(
+            self.limits.records_per_request, int(self.config.get("batch_size") or self.limits.records_per_request)
+        )
 
     def test_connection(self) -> str:
         """Prove the credentials and URL work without changing partner data. Returns a short message."""
@@ -322,15 +347,18 @@ def _is_secret_header(name: str) -> bool:
 
 def amplitude_context() -> dict:
     """The `context` Amplitude sends with every cohort-sync call."""
-    return {"integration": {"name": settings.DELIVERY_INTEGRATION_NAME, "version": settings.DELIVERY_INTEGRATION_VERSION}}
+    return {
+        "integration": {"name": settings.DELIVERY_INTEGRATION_NAME, "version": settings.DELIVERY_INTEGRATION_VERSION}
+    }
 
 
 class AmplitudeAuthConfig(serializers.Serializer):
     """Auth choices of Amplitude's Integration Portal: Basic (api_key:""), an api-key header, or Bearer."""
 
     auth_mode = serializers.ChoiceField(choices=["basic", "header", "bearer", "none"], default="basic")
-    auth_header = serializers.CharField(default="api_key", max_length=64,
-                                        help_text="Header name carrying the API key when auth_mode is header.")
+    auth_header = serializers.CharField(
+        default="api_key", max_length=64, help_text="Header name carrying the API key when auth_mode is header."
+    )
 
 
 def amplitude_auth_headers(config: dict, secrets: dict) -> dict[str, str]:

@@ -56,17 +56,28 @@ def region_base_url(region: str) -> str:
 
 
 class CleverTapConfig(serializers.Serializer):
-    region = serializers.ChoiceField(choices=[("", "From the authorization"), *REGIONS.items()], default="",
-                                     allow_blank=True, help_text="Blank: the authorization's region, else Europe.")
-    base_url = serializers.URLField(required=False, allow_blank=True, default="",
-                                    help_text="Overrides the regional host (sandbox, proxies).")
+    region = serializers.ChoiceField(
+        choices=[("", "From the authorization"), *REGIONS.items()],
+        default="",
+        allow_blank=True,
+        help_text="Blank: the authorization's region, else Europe.",
+    )
+    base_url = serializers.URLField(
+        required=False, allow_blank=True, default="", help_text="Overrides the regional host (sandbox, proxies)."
+    )
     send_profile = serializers.BooleanField(default=True, help_text="Profile record: segment flag + user properties.")
     send_partner_sync_event = serializers.BooleanField(default=True, help_text="The 'Partner Sync' event per change.")
-    membership_property = serializers.CharField(default="", allow_blank=True, max_length=MAX_KEY_LENGTH,
-                                                help_text="Profile key of the segment flag; blank: "
-                                                          "'[<partner>] <segment name>: <id>'.")
-    user_properties = serializers.ListField(child=serializers.CharField(max_length=MAX_KEY_LENGTH), default=list,
-                                            help_text="Profile properties sent with each member.")
+    membership_property = serializers.CharField(
+        default="",
+        allow_blank=True,
+        max_length=MAX_KEY_LENGTH,
+        help_text="Profile key of the segment flag; blank: '[<partner>] <segment name>: <id>'.",
+    )
+    user_properties = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_KEY_LENGTH),
+        default=list,
+        help_text="Profile properties sent with each member.",
+    )
     batch_size = serializers.IntegerField(default=1000, min_value=2, max_value=1000, help_text="Records per call.")
 
     def validate(self, attrs: dict) -> dict:
@@ -99,27 +110,36 @@ class CleverTapConnector(Connector):
         return f"clevertap:{account}" if account else super().concurrency_key(destination_id)
 
     def upload_url(self) -> str:
-        base = self.config.get("base_url") or region_base_url(self.config.get("region") or
-                                                              self.auth_fields.get("region", ""))
+        base = self.config.get("base_url") or region_base_url(
+            self.config.get("region") or self.auth_fields.get("region", "")
+        )
         return base.rstrip("/") + "/1/upload"
 
     def auth_headers(self) -> dict[str, str]:
-        return {"X-CleverTap-Account-Id": str(self.auth_fields.get("account_id", "")),
-                "X-CleverTap-Passcode": str(self.secrets.get("passcode", "")),
-                "Content-Type": "application/json; charset=utf-8"}
+        return {
+            "X-CleverTap-Account-Id": str(self.auth_fields.get("account_id", "")),
+            "X-CleverTap-Passcode": str(self.secrets.get("passcode", "")),
+            "Content-Type": "application/json; charset=utf-8",
+        }
 
     @property
     def membership_key(self) -> str:
-        key = self.config.get("membership_property") or \
-            f"[{self.segment.partner_name}] {self.segment.name}: {self.segment.external_id}"
+        key = (
+            self.config.get("membership_property")
+            or f"[{self.segment.partner_name}] {self.segment.name}: {self.segment.external_id}"
+        )
         return key[:MAX_KEY_LENGTH]
 
     def partner_sync_properties(self, action: str) -> dict:
         # The ledger row's "Partner Sync" properties (audiences.MembershipChange.partner_sync_properties);
         # Source is the partner the segment came from, as CleverTap shows for Amplitude ("CT Source").
-        return {"Partner Segment Name": self.segment.name, "Action": "Added" if action == "add" else "Removed",
-                "Partner Segment ID": self.segment.external_id, "Source": self.segment.partner_name,
-                "Partner Name": self.segment.partner_name}
+        return {
+            "Partner Segment Name": self.segment.name,
+            "Action": "Added" if action == "add" else "Removed",
+            "Partner Segment ID": self.segment.external_id,
+            "Source": self.segment.partner_name,
+            "Partner Name": self.segment.partner_name,
+        }
 
     def records(self, row: OutRow) -> list[dict]:
         who = {"identity": row.user_id} if row.user_id else {"objectId": row.device_id}
@@ -127,28 +147,49 @@ class CleverTapConnector(Connector):
         out = []
         if self.config.get("send_profile", True):
             selected = {k: v for k, v in (row.properties or {}).items() if k in self.config.get("user_properties", [])}
-            out.append({"type": "profile", **who, "ts": ts,
-                        "profileData": {**selected, self.membership_key: row.action == "add"}})
+            out.append(
+                {
+                    "type": "profile",
+                    **who,
+                    "ts": ts,
+                    "profileData": {**selected, self.membership_key: row.action == "add"},
+                }
+            )
         if self.config.get("send_partner_sync_event", True):
-            out.append({"type": "event", **who, "ts": ts, "evtName": "Partner Sync",
-                        "evtData": self.partner_sync_properties(row.action)})
+            out.append(
+                {
+                    "type": "event",
+                    **who,
+                    "ts": ts,
+                    "evtName": "Partner Sync",
+                    "evtData": self.partner_sync_properties(row.action),
+                }
+            )
         return out
 
     def build_request(self, batch: Batch) -> OutboundRequest:
-        return OutboundRequest("POST", self.upload_url(), {"d": [r for row in batch.rows for r in self.records(row)]},
-                               self.auth_headers())
+        return OutboundRequest(
+            "POST", self.upload_url(), {"d": [r for row in batch.rows for r in self.records(row)]}, self.auth_headers()
+        )
 
     def parse_response(self, response: requests.Response, batch: Batch) -> list[Rejection]:
         try:
             body = response.json()
         except ValueError:
-            raise ConnectorError(Policy.TRANSIENT, f"CleverTap answered HTTP {response.status_code} without JSON.",
-                                 status=response.status_code) from None
+            raise ConnectorError(
+                Policy.TRANSIENT,
+                f"CleverTap answered HTTP {response.status_code} without JSON.",
+                status=response.status_code,
+            ) from None
         unprocessed = body.get("unprocessed") or [] if isinstance(body, dict) else []
         if not unprocessed:
             if isinstance(body, dict) and body.get("status") == "fail":  # nothing listed, yet nothing taken
-                raise ConnectorError(Policy.REJECTED, f"CleverTap: {body.get('error') or 'upload failed'}",
-                                     status=response.status_code, code=str(body.get("code") or ""))
+                raise ConnectorError(
+                    Policy.REJECTED,
+                    f"CleverTap: {body.get('error') or 'upload failed'}",
+                    status=response.status_code,
+                    code=str(body.get("code") or ""),
+                )
             return []
         per_row = self.records_per_row
         by_seq: dict[int, Rejection] = {}
@@ -172,8 +213,9 @@ class CleverTapConnector(Connector):
         except (TypeError, ValueError):
             return None
         for index, row in enumerate(batch.rows):
-            if (row.user_id and record.get("identity") == row.user_id) or \
-                    (not row.user_id and record.get("objectId") == row.device_id):
+            if (row.user_id and record.get("identity") == row.user_id) or (
+                not row.user_id and record.get("objectId") == row.device_id
+            ):
                 return index
         return None
 

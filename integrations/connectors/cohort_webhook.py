@@ -13,11 +13,17 @@ from integrations.connectors.base import Batch, Connector, Limits, OutboundReque
 
 class CohortWebhookConfig(serializers.Serializer):
     url = serializers.URLField()
-    headers = serializers.DictField(child=serializers.CharField(max_length=1024), default=dict,
-                                    help_text="Up to 5 custom (non-secret) headers. Put credentials in the authorization.")
+    headers = serializers.DictField(
+        child=serializers.CharField(max_length=1024),
+        default=dict,
+        help_text="Up to 5 custom (non-secret) headers. Put credentials in the authorization.",
+    )
     batch_size = serializers.IntegerField(default=1_000, min_value=1, max_value=10_000)
-    user_properties = serializers.ListField(child=serializers.CharField(max_length=200), default=list,
-                                            help_text="Profile properties sent as each user's user_properties.")
+    user_properties = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        default=list,
+        help_text="Profile properties sent as each user's user_properties.",
+    )
 
     def validate_headers(self, value: dict) -> dict:
         if len(value) > 5:
@@ -52,7 +58,9 @@ class CohortWebhookConnector(Connector):
         return OutboundRequest("POST", self.config["url"], body, self.headers())
 
     def test_connection(self) -> str:
-        probe = OutboundRequest("POST", self.config["url"], {"cohort_name": "connection test", "users": []}, self.headers())
+        probe = OutboundRequest(
+            "POST", self.config["url"], {"cohort_name": "connection test", "users": []}, self.headers()
+        )
         response = self.http.send(probe, probe.encode(), "connection test")
         if response.status_code in (401, 403) or response.status_code >= 500:
             self.raise_for_response(response)

@@ -26,10 +26,13 @@ class KahunaConfig(serializers.Serializer):
     environment = serializers.ChoiceField(choices=list(ENVIRONMENTS.items()), default="p")
     base_url = serializers.URLField(default="https://tap-nexus.appspot.com")
     user_credential = serializers.ChoiceField(
-        choices=[*CREDENTIALS, "fb_id"], default="user_id",
-        help_text="The Kahuna credential the sync's user id fills (Amplitude user_id must equal it).")
-    membership_attribute = serializers.CharField(default="", allow_blank=True, max_length=120,
-                                                 help_text="Blank: 'amplitude_cohort_<segment id>'.")
+        choices=[*CREDENTIALS, "fb_id"],
+        default="user_id",
+        help_text="The Kahuna credential the sync's user id fills (Amplitude user_id must equal it).",
+    )
+    membership_attribute = serializers.CharField(
+        default="", allow_blank=True, max_length=120, help_text="Blank: 'amplitude_cohort_<segment id>'."
+    )
     user_properties = serializers.ListField(child=serializers.CharField(max_length=120), default=list)
     batch_size = serializers.IntegerField(default=100, min_value=1, max_value=100)
     # UNCONFIRMED parts of Kahuna's API are settings, not constants (external-apis.md section 7).
@@ -37,10 +40,12 @@ class KahunaConfig(serializers.Serializer):
     populate_path = serializers.CharField(default="/api/campaign/populate")
     populate_users_key = serializers.CharField(default="user_list", help_text="Key of the user list in populate.")
     populate_batch_size = serializers.IntegerField(default=50_000, min_value=1, max_value=100_000)
-    export_user_id_kind = serializers.CharField(default="user_id", max_length=64,
-                                                help_text="Export to Kahuna: identity kind of the credential.")
-    export_device_id_kind = serializers.CharField(default="device_id", max_length=64,
-                                                  help_text="Export to Kahuna: identity kind of install_token.")
+    export_user_id_kind = serializers.CharField(
+        default="user_id", max_length=64, help_text="Export to Kahuna: identity kind of the credential."
+    )
+    export_device_id_kind = serializers.CharField(
+        default="device_id", max_length=64, help_text="Export to Kahuna: identity kind of install_token."
+    )
 
     def validate_user_credential(self, value: str) -> str:
         return "fbid" if value == "fb_id" else value  # Kahuna's key is "fbid"; the console says fb_id
@@ -81,8 +86,12 @@ class KahunaConnector(Connector):
         return {"target": self.target(row.user_id, row.device_id), "attributes": attributes}
 
     def build_request(self, batch: Batch) -> OutboundRequest:
-        return OutboundRequest("POST", self.url("/api/userattributes"),
-                               {"user_attributes_array": [self.item(row) for row in batch.rows]}, self.auth_headers())
+        return OutboundRequest(
+            "POST",
+            self.url("/api/userattributes"),
+            {"user_attributes_array": [self.item(row) for row in batch.rows]},
+            self.auth_headers(),
+        )
 
     def error_message(self, response: requests.Response) -> str:
         try:
@@ -95,8 +104,9 @@ class KahunaConnector(Connector):
 
     def test_connection(self) -> str:
         # An empty attributes call is refused with 400 only after the Basic credentials pass.
-        probe = OutboundRequest("POST", self.url("/api/userattributes"), {"user_attributes_array": []},
-                                self.auth_headers())
+        probe = OutboundRequest(
+            "POST", self.url("/api/userattributes"), {"user_attributes_array": []}, self.auth_headers()
+        )
         response = self.http.send(probe, probe.encode(), "connection test (empty user attributes)")
         if response.status_code in (401, 403) or response.status_code >= 500 or response.status_code == 429:
             self.raise_for_response(response)

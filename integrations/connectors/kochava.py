@@ -27,16 +27,32 @@ from integrations.connectors.base import Batch, Connector, ConnectorError, Limit
 
 DEVICE_ID_KEYS = ("idfa", "idfv", "adid", "android_id")
 HELD_BACK = "held_back"  # partner_code of a row Kochava could not link yet (no install for the device)
-EVENT_COLUMNS = ("device_id", "user_id", "ip_address", "platform", "os_name", "device_type", "country", "region",
-                 "city", "amplitude_id", "session_id", "event_type")
+EVENT_COLUMNS = (
+    "device_id",
+    "user_id",
+    "ip_address",
+    "platform",
+    "os_name",
+    "device_type",
+    "country",
+    "region",
+    "city",
+    "amplitude_id",
+    "session_id",
+    "event_type",
+)
 _SOURCE_PREFIXES = ("user_properties.", "event_properties.", "data.")
 
 
 def _source_field(required: bool) -> serializers.CharField:
     extra = {} if required else {"default": ""}
-    return serializers.CharField(required=required, allow_blank=not required, **extra,
-                                 max_length=200, help_text="An event column or user_properties.<k> / "
-                                                           "event_properties.<k> / data.<k>.")
+    return serializers.CharField(
+        required=required,
+        allow_blank=not required,
+        **extra,
+        max_length=200,
+        help_text="An event column or user_properties.<k> / event_properties.<k> / data.<k>.",
+    )
 
 
 class KochavaMapping(serializers.Serializer):
@@ -60,16 +76,23 @@ class KochavaMapping(serializers.Serializer):
 
 
 class KochavaConfig(serializers.Serializer):
-    app_guid = serializers.CharField(default="", allow_blank=True, max_length=200,
-                                     help_text="Kochava App GUID; blank: the authorization's app_guid.")
+    app_guid = serializers.CharField(
+        default="", allow_blank=True, max_length=200, help_text="Kochava App GUID; blank: the authorization's app_guid."
+    )
     base_url = serializers.URLField(default="https://control.kochava.com")
     mapping = KochavaMapping()
     send_events = serializers.BooleanField(default=True)
-    event_types = serializers.ListField(child=serializers.CharField(max_length=255), default=list,
-                                        help_text="Event types streamed to Kochava (imported or pushed).")
+    event_types = serializers.ListField(
+        child=serializers.CharField(max_length=255),
+        default=list,
+        help_text="Event types streamed to Kochava (imported or pushed).",
+    )
     send_users = serializers.BooleanField(default=True, help_text="IdentityLink for people whose events are sent.")
-    user_properties = serializers.ListField(child=serializers.CharField(max_length=200), default=list,
-                                            help_text="Extra user properties sent with events and users.")
+    user_properties = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        default=list,
+        help_text="Extra user properties sent with events and users.",
+    )
     concurrency = serializers.IntegerField(default=8, min_value=1, max_value=32)
     # UNCONFIRMED how Kochava expects the optional key/secret: header names are settings.
     api_key_header = serializers.CharField(default="X-Kochava-Api-Key", max_length=64)
@@ -87,7 +110,7 @@ def resolve_source(event: dict, source: str) -> Any:
         return None
     for prefix in _SOURCE_PREFIXES:
         if source.startswith(prefix):
-            return (event.get(prefix[:-1]) or {}).get(source[len(prefix):])
+            return (event.get(prefix[:-1]) or {}).get(source[len(prefix) :])
     return event.get(source)
 
 
@@ -107,7 +130,9 @@ class KochavaConnector(Connector):
     def app_guid(self) -> str:
         guid = self.config.get("app_guid") or self.auth_fields.get("app_guid") or ""
         if not guid:
-            raise ConnectorError(Policy.PERMANENT, "No Kochava App GUID: set it on the destination or its authorization.")
+            raise ConnectorError(
+                Policy.PERMANENT, "No Kochava App GUID: set it on the destination or its authorization."
+            )
         return guid
 
     def track_url(self) -> str:
@@ -123,8 +148,12 @@ class KochavaConnector(Connector):
 
     # ---- users (IdentityLink) -------------------------------------------------------------------
     def identity_link(self, device_id: str, identities: dict) -> OutboundRequest:
-        body = {"action": "identityLink", "kochava_app_id": self.app_guid, "kochava_device_id": device_id,
-                "data": {"identity_link": {k: v for k, v in identities.items() if v not in (None, "")}}}
+        body = {
+            "action": "identityLink",
+            "kochava_app_id": self.app_guid,
+            "kochava_device_id": device_id,
+            "data": {"identity_link": {k: v for k, v in identities.items() if v not in (None, "")}},
+        }
         return OutboundRequest("POST", self.track_url(), body, self.auth_headers())
 
     def build_request(self, batch: Batch) -> OutboundRequest:
@@ -132,13 +161,17 @@ class KochavaConnector(Connector):
         chosen = self.config.get("user_properties", [])
         identities = {k: v for k, v in (row.properties or {}).items() if k in chosen}
         identities["User ID"] = row.user_id
-        identities[f"{self.segment.partner_name} cohort {self.segment.name} ({self.segment.external_id})"] = \
+        identities[f"{self.segment.partner_name} cohort {self.segment.name} ({self.segment.external_id})"] = (
             "true" if row.action == "add" else "false"
+        )
         return self.identity_link(row.device_id or "", identities)
 
     def send(self, batch: Batch) -> list[Rejection]:
-        no_device = [Rejection(r.seq, "no device id: Kochava links identities to a device", "no_device")
-                     for r in batch.rows if not r.device_id]
+        no_device = [
+            Rejection(r.seq, "no device id: Kochava links identities to a device", "no_device")
+            for r in batch.rows
+            if not r.device_id
+        ]
         if no_device:
             return no_device
         return super().send(batch)
@@ -165,10 +198,15 @@ class KochavaConnector(Connector):
         chosen = self.config.get("user_properties", [])
         event_data = dict(event.get("event_properties") or {})
         event_data.update({k: v for k, v in (event.get("user_properties") or {}).items() if k in chosen})
-        data = {"usertime": int(when.timestamp()) if isinstance(when, datetime) else None,
-                "device_ids": device_ids, "origination_ip": str(ip),
-                "device_ua": str(resolve_source(event, mapping.get("device_ua", "")) or "") or "unknown",
-                "device_ver": "", "event_name": event["event_type"], "event_data": event_data}
+        data = {
+            "usertime": int(when.timestamp()) if isinstance(when, datetime) else None,
+            "device_ids": device_ids,
+            "origination_ip": str(ip),
+            "device_ua": str(resolve_source(event, mapping.get("device_ua", "")) or "") or "unknown",
+            "device_ver": "",
+            "event_name": event["event_type"],
+            "event_data": event_data,
+        }
         if data["usertime"] is None:
             del data["usertime"]
         return {"action": "event", "kochava_app_id": self.app_guid, "kochava_device_id": str(device), "data": data}
@@ -185,8 +223,11 @@ class KochavaConnector(Connector):
 
     def test_connection(self) -> str:
         # An identityLink for a device that cannot exist: Kochava answers without linking anything.
-        response = self.http.send(probe := self.identity_link("cohort-console-connection-test", {"test": "1"}),
-                                  probe.encode(), "connection test (identityLink to an unknown device)")
+        response = self.http.send(
+            probe := self.identity_link("cohort-console-connection-test", {"test": "1"}),
+            probe.encode(),
+            "connection test (identityLink to an unknown device)",
+        )
         self.raise_for_response(response)
         return f"Kochava answered for App GUID {self.app_guid} (HTTP {response.status_code})."
 

@@ -54,8 +54,11 @@ class ListApiConnector(Connector):
         if self.partner_state.get("list_id"):
             return self.partner_state  # created on an earlier run: never create a second list
         name = f"[{self.segment.partner_name}] {self.segment.name}: {self.segment.external_id}"
-        response = self.post_json(self.url(self.config["create_path"]), {"name": name, "context": amplitude_context()},
-                                  f"create list {name!r}")
+        response = self.post_json(
+            self.url(self.config["create_path"]),
+            {"name": name, "context": amplitude_context()},
+            f"create list {name!r}",
+        )
         list_id = dig(response.json(), self.config["list_id_path"])
         if list_id in (None, ""):
             raise ConnectorError(Policy.PERMANENT, f"No list id at {self.config['list_id_path']!r} in the answer.")
@@ -73,9 +76,13 @@ class ListApiConnector(Connector):
     def test_connection(self) -> str:
         # The contract has no read call; an empty add to a list that does not exist proves the URL
         # and the credentials (401 vs anything else) without touching partner data.
-        probe = OutboundRequest("POST", self.config["base_url"].rstrip("/") + self.config["add_path"].format(
-            list_id="cohort-console-connection-test"), {"userIds": [], "context": amplitude_context()},
-            self.auth_headers())
+        probe = OutboundRequest(
+            "POST",
+            self.config["base_url"].rstrip("/")
+            + self.config["add_path"].format(list_id="cohort-console-connection-test"),
+            {"userIds": [], "context": amplitude_context()},
+            self.auth_headers(),
+        )
         response = self.http.send(probe, probe.encode(), "connection test")
         if response.status_code in (401, 403) or response.status_code >= 500:
             self.raise_for_response(response)

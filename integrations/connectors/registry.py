@@ -21,12 +21,20 @@ class Kind(NamedTuple):
 
 
 CONNECTORS: dict[str, Kind] = {
-    "list_api": Kind("List API (Amplitude list-based cohort sync)", "integrations.connectors.list_api.ListApiConnector"),
-    "traits_api": Kind("Traits API (identify with a cohort trait)", "integrations.connectors.traits_api.TraitsApiConnector"),
+    "list_api": Kind(
+        "List API (Amplitude list-based cohort sync)", "integrations.connectors.list_api.ListApiConnector"
+    ),
+    "traits_api": Kind(
+        "Traits API (identify with a cohort trait)", "integrations.connectors.traits_api.TraitsApiConnector"
+    ),
     "cohort_webhook": Kind("Cohort webhook", "integrations.connectors.cohort_webhook.CohortWebhookConnector"),
-    "clevertap": Kind("CleverTap (profile upload + Partner Sync event)", "integrations.connectors.clevertap.CleverTapConnector"),
+    "clevertap": Kind(
+        "CleverTap (profile upload + Partner Sync event)", "integrations.connectors.clevertap.CleverTapConnector"
+    ),
     "kahuna": Kind("Kahuna (user attributes, credential sync)", "integrations.connectors.kahuna.KahunaConnector"),
-    "kochava": Kind("Kochava Post Install (IdentityLink, event streaming)", "integrations.connectors.kochava.KochavaConnector"),
+    "kochava": Kind(
+        "Kochava Post Install (IdentityLink, event streaming)", "integrations.connectors.kochava.KochavaConnector"
+    ),
 }
 
 

@@ -46,15 +46,18 @@ class TraitsApiConnector(Connector):
             if row.device_id:
                 item["anonymousId"] = row.device_id
             items.append(item)
-        return OutboundRequest("POST", self.config["url"], {"batch": items},
-                               amplitude_auth_headers(self.config, self.secrets))
+        return OutboundRequest(
+            "POST", self.config["url"], {"batch": items}, amplitude_auth_headers(self.config, self.secrets)
+        )
 
     def parse_response(self, response: requests.Response, batch: Batch) -> list[Rejection]:
         return rejections_by_user_id(response, batch)
 
     def test_connection(self) -> str:
         # An empty batch is refused by well-behaved partners with 400 but only after auth: 401 tells us.
-        probe = OutboundRequest("POST", self.config["url"], {"batch": []}, amplitude_auth_headers(self.config, self.secrets))
+        probe = OutboundRequest(
+            "POST", self.config["url"], {"batch": []}, amplitude_auth_headers(self.config, self.secrets)
+        )
         response = self.http.send(probe, probe.encode(), "connection test")
         if response.status_code in (401, 403) or response.status_code >= 500:
             self.raise_for_response(response)

@@ -50,8 +50,21 @@ class SyncJobAdmin(ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ModelAdmin):
-    list_display = ["id", "job", "mode", "status", "rows_done", "rows_total", "delivered", "invalid", "rejected",
-                    "failed", "retried", "started_at", "finished_at"]
+    list_display = [
+        "id",
+        "job",
+        "mode",
+        "status",
+        "rows_done",
+        "rows_total",
+        "delivered",
+        "invalid",
+        "rejected",
+        "failed",
+        "retried",
+        "started_at",
+        "finished_at",
+    ]
     list_filter = ["status", "mode"]
 
     def has_add_permission(self, request):

@@ -39,13 +39,24 @@ def _reads_or(permission):
 
 class DestinationSerializer(serializers.ModelSerializer):
     kind = serializers.ChoiceField(choices=[(k, v.label) for k, v in CONNECTORS.items()])
-    authorization = serializers.PrimaryKeyRelatedField(queryset=Authorization.objects.all(), allow_null=True,
-                                                       required=False)
+    authorization = serializers.PrimaryKeyRelatedField(
+        queryset=Authorization.objects.all(), allow_null=True, required=False
+    )
 
     class Meta:
         model = Destination
-        fields = ["id", "kind", "name", "config", "authorization", "health", "last_error", "health_changed_at",
-                  "created_at", "updated_at"]
+        fields = [
+            "id",
+            "kind",
+            "name",
+            "config",
+            "authorization",
+            "health",
+            "last_error",
+            "health_changed_at",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "health", "last_error", "health_changed_at", "created_at", "updated_at"]
 
     def validate(self, attrs):
@@ -70,8 +81,14 @@ class DestinationSerializer(serializers.ModelSerializer):
             raise ValidationError({"name": ["A destination with this name already exists."]}) from None
 
 
-class DestinationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                         mixins.UpdateModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet):
+class DestinationViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    WorkspaceScopedViewSet,
+):
     """Where segments go. Owners and ops change them (they hold credentials); everyone reads."""
 
     model = Destination
@@ -100,8 +117,22 @@ class SyncJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SyncJob
-        fields = ["id", "segment", "destination", "cadence", "time_of_day", "timezone", "next_run_at", "paused",
-                  "user_id_kind", "device_id_kind", "partner_state", "cursor", "last_run_at", "created_at"]
+        fields = [
+            "id",
+            "segment",
+            "destination",
+            "cadence",
+            "time_of_day",
+            "timezone",
+            "next_run_at",
+            "paused",
+            "user_id_kind",
+            "device_id_kind",
+            "partner_state",
+            "cursor",
+            "last_run_at",
+            "created_at",
+        ]
         read_only_fields = ["id", "next_run_at", "partner_state", "cursor", "last_run_at", "created_at"]
 
     def validate(self, attrs):
@@ -130,10 +161,32 @@ class SyncRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SyncRun
-        fields = ["id", "job", "mode", "trigger", "status", "error", "full", "from_cursor", "snapshot_cursor",
-                  "rows_total", "rows_done", "to_add", "to_remove", "delivered", "invalid", "rejected", "failed",
-                  "retried", "carried_in", "next_attempt_at", "created_at", "started_at", "finished_at",
-                  "duration_seconds"]
+        fields = [
+            "id",
+            "job",
+            "mode",
+            "trigger",
+            "status",
+            "error",
+            "full",
+            "from_cursor",
+            "snapshot_cursor",
+            "rows_total",
+            "rows_done",
+            "to_add",
+            "to_remove",
+            "delivered",
+            "invalid",
+            "rejected",
+            "failed",
+            "retried",
+            "carried_in",
+            "next_attempt_at",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+        ]
         read_only_fields = fields
 
 
@@ -146,12 +199,28 @@ class DeliveryRowSerializer(serializers.ModelSerializer):
 class PartnerCallSerializer(serializers.ModelSerializer):
     class Meta:
         model = PartnerCall
-        fields = ["id", "run", "created_at", "method", "url", "request_summary", "status_code", "response_excerpt",
-                  "duration_ms", "error"]
+        fields = [
+            "id",
+            "run",
+            "created_at",
+            "method",
+            "url",
+            "request_summary",
+            "status_code",
+            "response_excerpt",
+            "duration_ms",
+            "error",
+        ]
 
 
-class SyncJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     mixins.UpdateModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet):
+class SyncJobViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    WorkspaceScopedViewSet,
+):
     """Segment → destination syncs and their actions. Marketers, ops and owners act; viewers read."""
 
     model = SyncJob
@@ -253,5 +322,3 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
             rows = rows.filter(status=wanted)
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(DeliveryRowSerializer(page, many=True).data)
-
-

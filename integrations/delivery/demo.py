@@ -18,16 +18,19 @@ def populate_demo(workspace, state: dict, out) -> None:
     if not base_url:
         out.write("  Delivery demo skipped: SANDBOX_LIST_API_URL is not set.")
         return
-    auth, _ = Authorization.objects.get_or_create(workspace=workspace, provider="list_api",
-                                                  label="Sandbox list partner")
+    auth, _ = Authorization.objects.get_or_create(
+        workspace=workspace, provider="list_api", label="Sandbox list partner"
+    )
     # The key the run command's sandbox expects (integrations.sandbox.demo_servers), set every time
     # so a workspace seeded by an older demo heals too.
     auth.set_secrets({"api_key": DEMO_CREDENTIALS["list_api"]["api_key"]})
     auth.save()
     config = Destination(kind="list_api").connector_class.validate_config({"base_url": base_url})
     destination, _ = Destination.objects.update_or_create(
-        workspace=workspace, name="Sandbox list partner",
-        defaults={"kind": "list_api", "config": config, "authorization": auth})
+        workspace=workspace,
+        name="Sandbox list partner",
+        defaults={"kind": "list_api", "config": config, "authorization": auth},
+    )
     if destination.health != Health.HEALTHY:
         run_connection_test(destination)  # passing it restores a destination an older demo disabled
     segment = Segment.objects.filter(workspace=workspace).order_by("-size").first()
@@ -35,8 +38,11 @@ def populate_demo(workspace, state: dict, out) -> None:
         out.write("  Delivery demo: no segment yet, so no sync was created.")
         return
     job, created = SyncJob.objects.get_or_create(
-        workspace=workspace, segment=segment, destination=destination,
-        defaults={"cadence": "hourly", "timezone": workspace.timezone})
+        workspace=workspace,
+        segment=segment,
+        destination=destination,
+        defaults={"cadence": "hourly", "timezone": workspace.timezone},
+    )
     if not created:
         # The sandbox forgets its lists on restart: sync again from scratch into a fresh list.
         SyncJob.objects.filter(pk=job.pk).update(partner_state={}, cursor=None)

@@ -68,6 +68,7 @@ class RunNotReady(Exception):
 
 # ---- starting runs -------------------------------------------------------------------------------
 
+
 def start_run(job: SyncJob, *, trigger: str = "manual", mode: str = RunMode.AUTO, now=None) -> SyncRun:
     """Create a queued run, or a skipped one saying why (overlap guard, disabled destination).
 
@@ -83,8 +84,15 @@ def start_run(job: SyncJob, *, trigger: str = "manual", mode: str = RunMode.AUTO
         elif job.destination.health == Health.DISABLED:
             reason = f"Skipped: the destination is disabled ({job.destination.last_error or 'no error recorded'})."
         if reason:
-            return SyncRun.objects.create(workspace_id=job.workspace_id, job=job, mode=mode, trigger=trigger,
-                                          status=RunStatus.SKIPPED, error=reason, finished_at=now)
+            return SyncRun.objects.create(
+                workspace_id=job.workspace_id,
+                job=job,
+                mode=mode,
+                trigger=trigger,
+                status=RunStatus.SKIPPED,
+                error=reason,
+                finished_at=now,
+            )
         return SyncRun.objects.create(workspace_id=job.workspace_id, job=job, mode=mode, trigger=trigger)
 
 
@@ -143,7 +151,10 @@ carried AS (
 # A full sync sends every member, and removes whoever the partner may still hold although they
 # left: people this job last delivered as "add" (a full resync after a reset diff, a partner
 # restored from backup) and removes still carried from a failed run.
-_FULL_SOURCE = "WITH" + _CARRIED + """,
+_FULL_SOURCE = (
+    "WITH"
+    + _CARRIED
+    + """,
 delivered_in AS (
     SELECT profile_id FROM (
         SELECT DISTINCT ON (profile_id) profile_id, action FROM delivery_deliveryrow
@@ -160,10 +171,14 @@ delivered_in AS (
     WHERE NOT EXISTS (
         SELECT 1 FROM audiences_segmentmember m WHERE m.segment_id = %(segment)s AND m.profile_id = gone.profile_id)
 )"""
+)
 
 # Net effect per profile over the window: first and last action equal → that action; different
 # (added then removed, or removed then added) → the person is where they were: nothing to send.
-_CHANGES_SOURCE = "WITH" + _CARRIED + """,
+_CHANGES_SOURCE = (
+    "WITH"
+    + _CARRIED
+    + """,
 changes_window AS (
     SELECT profile_id,
            (array_agg(action ORDER BY id))[1] AS first_action,
@@ -179,6 +194,7 @@ changes_window AS (
     UNION ALL
     SELECT c.profile_id, c.action FROM carried c WHERE NOT EXISTS (SELECT 1 FROM net n WHERE n.profile_id = c.profile_id)
 )"""
+)
 
 _RETRY_SOURCE = "WITH" + _CARRIED + ", source AS (SELECT profile_id, action FROM carried)"
 
@@ -187,16 +203,21 @@ def _identity_expr(kind: str, param: str) -> str:
     """SQL for the first identity of `kind` of source.profile_id (or a profile property)."""
     if kind.startswith("property:"):
         return f"(SELECT pr.properties ->> %({param})s FROM audiences_profile pr WHERE pr.id = s.profile_id)"
-    return (f"(SELECT i.value FROM audiences_identity i WHERE i.profile_id = s.profile_id "
-            f"AND i.kind = %({param})s ORDER BY i.id LIMIT 1)")
+    return (
+        f"(SELECT i.value FROM audiences_identity i WHERE i.profile_id = s.profile_id "
+        f"AND i.kind = %({param})s ORDER BY i.id LIMIT 1)"
+    )
 
 
 def _mapped_sql(source_sql: str, job: SyncJob, accepts_device: bool, full: bool = False) -> tuple[str, dict]:
     """source + the mapped partner ids + why a row cannot be sent (NULL when it can)."""
     user_kind = job.user_id_kind or "user_id"
     device_kind = job.device_id_kind if accepts_device else ""
-    params = {"user_kind": user_kind.removeprefix("property:"), "device_kind": device_kind.removeprefix("property:"),
-              "workspace": job.workspace_id}
+    params = {
+        "user_kind": user_kind.removeprefix("property:"),
+        "device_kind": device_kind.removeprefix("property:"),
+        "workspace": job.workspace_id,
+    }
     if device_kind:
         missing = f"no {user_kind} or {device_kind} identity"
     else:
@@ -208,13 +229,17 @@ def _mapped_sql(source_sql: str, job: SyncJob, accepts_device: bool, full: bool 
             columns.append(f"NULL::text AS {alias}")
         elif full and not kind.startswith("property:"):
             # Whole memberships: one hash join beats a million index probes.
-            joins.append(f"LEFT JOIN (SELECT DISTINCT ON (profile_id) profile_id, value FROM audiences_identity "
-                         f"WHERE workspace_id = %(workspace)s AND kind = %({param})s ORDER BY profile_id, id) {alias}_map "
-                         f"ON {alias}_map.profile_id = s.profile_id")
+            joins.append(
+                f"LEFT JOIN (SELECT DISTINCT ON (profile_id) profile_id, value FROM audiences_identity "
+                f"WHERE workspace_id = %(workspace)s AND kind = %({param})s ORDER BY profile_id, id) {alias}_map "
+                f"ON {alias}_map.profile_id = s.profile_id"
+            )
             columns.append(f"nullif({alias}_map.value, '') AS {alias}")
         else:
             columns.append(f"nullif({_identity_expr(kind, param)}, '') AS {alias}")
-    sql = source_sql + f""",
+    sql = (
+        source_sql
+        + f""",
 mapped AS (
     SELECT s.profile_id, s.action, {", ".join(columns)}
     FROM source s {" ".join(joins)}
@@ -222,6 +247,7 @@ mapped AS (
 SELECT profile_id, action, user_id, device_id,
        CASE WHEN user_id IS NULL AND device_id IS NULL THEN %(missing)s END AS invalid_reason
 FROM mapped"""
+    )
     return sql, params
 
 
@@ -268,13 +294,21 @@ def plan_run(run: SyncRun, connector_cls: type[Connector]) -> None:
         to_remove = counts.get(("remove", "pending"), 0)
         invalid = sum(n for (_, status), n in counts.items() if status == "invalid")
         SyncRun.objects.filter(pk=run.pk).update(
-            planned=True, full=full, from_cursor=job.cursor, snapshot_cursor=high, to_add=to_add,
-            to_remove=to_remove, invalid=invalid, rows_total=to_add + to_remove, carried_in=carried,
+            planned=True,
+            full=full,
+            from_cursor=job.cursor,
+            snapshot_cursor=high,
+            to_add=to_add,
+            to_remove=to_remove,
+            invalid=invalid,
+            rows_total=to_add + to_remove,
+            carried_in=carried,
         )
     run.refresh_from_db()
 
 
 # ---- sending -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Stop:
@@ -305,8 +339,9 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
 
-def deliver_batch(connector: Connector, batch: Batch, semaphore: DestinationSemaphore,
-                  stop: threading.Event) -> Outcome:
+def deliver_batch(
+    connector: Connector, batch: Batch, semaphore: DestinationSemaphore, stop: threading.Event
+) -> Outcome:
     """Send one batch with retries; bisect what the partner refuses. Pure HTTP: no database here."""
     outcome = Outcome(first_seq=batch.rows[0].seq, last_seq=batch.rows[-1].seq, size=len(batch.rows))
     pending = [batch]
@@ -319,8 +354,14 @@ def deliver_batch(connector: Connector, batch: Batch, semaphore: DestinationSema
     return outcome
 
 
-def _send_with_retries(connector: Connector, batch: Batch, semaphore: DestinationSemaphore, stop: threading.Event,
-                       outcome: Outcome, pending: list[Batch]) -> None:
+def _send_with_retries(
+    connector: Connector,
+    batch: Batch,
+    semaphore: DestinationSemaphore,
+    stop: threading.Event,
+    outcome: Outcome,
+    pending: list[Batch],
+) -> None:
     attempt = rate_waits = 0
     seqs = [row.seq for row in batch.rows]
     while True:
@@ -402,7 +443,9 @@ def _pending_batches(run_id: int, per_request: int, property_keys: list[str] = (
                 yield Batch(current[0].action, current)
                 current = []
             # Django hands jsonb over as text (its JSONField decodes it itself).
-            current.append(OutRow(seq, profile_id, action, user_id, device_id, _decoded(props) if property_keys else None))
+            current.append(
+                OutRow(seq, profile_id, action, user_id, device_id, _decoded(props) if property_keys else None)
+            )
     if current:
         yield Batch(current[0].action, current)
 
@@ -436,8 +479,16 @@ def record_outcome(run_id: int, destination_id: int, outcome: Outcome, calls: li
             )
         for status, rows in (("rejected", outcome.rejected), ("failed", outcome.failed)):
             if rows:
-                cursor.execute(_MARK_SQL, {"status": status, "run": run_id, "ids": [r.seq for r in rows],
-                                           "reasons": [r.reason[:2000] for r in rows], "codes": [r.code[:32] for r in rows]})
+                cursor.execute(
+                    _MARK_SQL,
+                    {
+                        "status": status,
+                        "run": run_id,
+                        "ids": [r.seq for r in rows],
+                        "reasons": [r.reason[:2000] for r in rows],
+                        "codes": [r.code[:32] for r in rows],
+                    },
+                )
         _log_calls(destination_id, run_id, calls)
         done = len(outcome.delivered) + len(outcome.rejected) + len(outcome.failed)
         cursor.execute(
@@ -449,12 +500,22 @@ def record_outcome(run_id: int, destination_id: int, outcome: Outcome, calls: li
 
 def _log_calls(destination_id: int, run_id: int | None, calls: list[CallRecord]) -> None:
     if calls:
-        PartnerCall.objects.bulk_create([
-            PartnerCall(destination_id=destination_id, run_id=run_id, method=c.method, url=c.url[:1000],
-                        request_summary=c.request_summary[:500], status_code=c.status_code,
-                        response_excerpt=c.response_excerpt, duration_ms=c.duration_ms, error=c.error)
-            for c in calls
-        ])
+        PartnerCall.objects.bulk_create(
+            [
+                PartnerCall(
+                    destination_id=destination_id,
+                    run_id=run_id,
+                    method=c.method,
+                    url=c.url[:1000],
+                    request_summary=c.request_summary[:500],
+                    status_code=c.status_code,
+                    response_excerpt=c.response_excerpt,
+                    duration_ms=c.duration_ms,
+                    error=c.error,
+                )
+                for c in calls
+            ]
+        )
 
 
 def prune_call_log(destination_id: int) -> None:
@@ -502,11 +563,13 @@ def build_connector(job: SyncJob, *, run: SyncRun | None = None, on_call=None) -
 
 # ---- the run -------------------------------------------------------------------------------------
 
+
 def execute_run(run_id: int) -> SyncRun | None:
     """Claim a queued run and take it to a final (or waiting) state. Safe to call twice: the
     second call finds the run no longer queued and does nothing."""
     claimed = SyncRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, heartbeat_at=timezone.now())
+        status=RunStatus.RUNNING, heartbeat_at=timezone.now()
+    )
     if not claimed:
         return None
     SyncRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=timezone.now())
@@ -650,7 +713,9 @@ def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> 
                     if recorder is not None:
                         recorder.put(outcome)
                     else:
-                        record_outcome(run.pk, destination.pk, outcome, calls.drain() if isinstance(calls, CallLog) else [])
+                        record_outcome(
+                            run.pk, destination.pk, outcome, calls.drain() if isinstance(calls, CallLog) else []
+                        )
                     if outcome.stop and first_stop is None:
                         first_stop = outcome.stop
                         stopping.set()
@@ -695,8 +760,9 @@ def finish_run(run: SyncRun, stop: Stop | None) -> SyncRun:
         run.save()
         # The cursor moves when the run completes, even with failed rows: those are carried by
         # their status, so the next run covers them without re-reading the ledger.
-        SyncJob.objects.filter(pk=job.pk).update(cursor=run.snapshot_cursor if run.planned else job.cursor,
-                                                 last_run_at=now)
+        SyncJob.objects.filter(pk=job.pk).update(
+            cursor=run.snapshot_cursor if run.planned else job.cursor, last_run_at=now
+        )
     prune_call_log(destination.pk)
     if stop is not None and stop.policy == "auth":
         set_health(destination, Health.DISABLED, stop.message)
@@ -709,6 +775,7 @@ def finish_run(run: SyncRun, stop: Stop | None) -> SyncRun:
 
 # ---- operator actions ----------------------------------------------------------------------------
 
+
 def reset_diff(job: SyncJob) -> int:
     """Move the cursor to now without sending, and drop carried failures. Returns the new cursor."""
     high = ledger_high_water()
@@ -719,7 +786,9 @@ def reset_diff(job: SyncJob) -> int:
         with connection.cursor() as cursor:
             cursor.execute(
                 "UPDATE delivery_deliveryrow SET status = 'carried', carry_over = false, reason = 'dropped by reset diff' "
-                "WHERE job_id = %s AND carry_over AND status = 'failed'", [job.pk])
+                "WHERE job_id = %s AND carry_over AND status = 'failed'",
+                [job.pk],
+            )
         SyncJob.objects.filter(pk=job.pk).update(cursor=high)
     return high
 
@@ -731,34 +800,51 @@ def dry_run(job: SyncJob, *, mode: str = RunMode.AUTO, sample_size: int = 3) -> 
         connector.partner_state["list_id"] = "<created on the first sync>"
     full = mode == RunMode.FULL or (mode == RunMode.AUTO and job.cursor is None)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT coalesce(max(id), 0) FROM audiences_membershipchange WHERE segment_id = %s",
-                       [job.segment_id])
+        cursor.execute(
+            "SELECT coalesce(max(id), 0) FROM audiences_membershipchange WHERE segment_id = %s", [job.segment_id]
+        )
         high = cursor.fetchone()[0]
         sql, params = _mapped_sql(_source(job, mode, full), job, connector.accepts_device_id, full)
         params.update({"job": job.pk, "segment": job.segment_id, "from": job.cursor or 0, "to": high})
-        cursor.execute(f"""SELECT count(*) FILTER (WHERE invalid_reason IS NULL AND action = 'add'),
+        cursor.execute(
+            f"""SELECT count(*) FILTER (WHERE invalid_reason IS NULL AND action = 'add'),
                                   count(*) FILTER (WHERE invalid_reason IS NULL AND action = 'remove'),
                                   count(*) FILTER (WHERE invalid_reason IS NOT NULL)
-                           FROM ({sql}) planned""", params)
+                           FROM ({sql}) planned""",
+            params,
+        )
         to_add, to_remove, invalid = cursor.fetchone()
         samples, invalid_samples = {}, []
         for action in ("add", "remove"):
             keys = connector.property_keys()
             properties = _PROPERTIES_SQL.format(alias="planned") if keys else "NULL::jsonb"
-            cursor.execute(f"SELECT profile_id, action, user_id, device_id, {properties} FROM ({sql}) planned "
-                           f"WHERE invalid_reason IS NULL AND action = %(action)s ORDER BY profile_id LIMIT %(n)s",
-                           {**params, "action": action, "n": sample_size, "keys": keys})
-            rows = [OutRow(-i - 1, *row[:4], _decoded(row[4]) if keys else None)
-                    for i, row in enumerate(cursor.fetchall())]
+            cursor.execute(
+                f"SELECT profile_id, action, user_id, device_id, {properties} FROM ({sql}) planned "
+                f"WHERE invalid_reason IS NULL AND action = %(action)s ORDER BY profile_id LIMIT %(n)s",
+                {**params, "action": action, "n": sample_size, "keys": keys},
+            )
+            rows = [
+                OutRow(-i - 1, *row[:4], _decoded(row[4]) if keys else None) for i, row in enumerate(cursor.fetchall())
+            ]
             if rows:
                 samples[action] = connector.sample_request(Batch(action, rows))
-        cursor.execute(f"SELECT profile_id, action, invalid_reason FROM ({sql}) planned "
-                       f"WHERE invalid_reason IS NOT NULL ORDER BY profile_id LIMIT %(n)s", {**params, "n": 10})
+        cursor.execute(
+            f"SELECT profile_id, action, invalid_reason FROM ({sql}) planned "
+            f"WHERE invalid_reason IS NOT NULL ORDER BY profile_id LIMIT %(n)s",
+            {**params, "n": 10},
+        )
         invalid_samples = [{"profile_id": p, "action": a, "reason": r} for p, a, r in cursor.fetchall()]
-    return {"full": full, "to_add": to_add, "to_remove": to_remove, "invalid": invalid,
-            "sample_requests": samples, "invalid_sample": invalid_samples,
-            "records_per_request": connector.records_per_request(),
-            "requests_estimate": -(-to_add // connector.records_per_request()) - (-to_remove // connector.records_per_request())}
+    return {
+        "full": full,
+        "to_add": to_add,
+        "to_remove": to_remove,
+        "invalid": invalid,
+        "sample_requests": samples,
+        "invalid_sample": invalid_samples,
+        "records_per_request": connector.records_per_request(),
+        "requests_estimate": -(-to_add // connector.records_per_request())
+        - (-to_remove // connector.records_per_request()),
+    }
 
 
 def run_connection_test(destination: Destination) -> tuple[bool, str]:
@@ -768,8 +854,12 @@ def run_connection_test(destination: Destination) -> tuple[bool, str]:
     calls = CallLog()
     auth = destination.authorization
     connector = destination.connector_class(
-        destination.config, auth.secrets if auth and auth.secrets_ciphertext else {},
-        auth_fields=auth.fields if auth else {}, segment=Seg(0, "connection test", "0"), on_call=calls)
+        destination.config,
+        auth.secrets if auth and auth.secrets_ciphertext else {},
+        auth_fields=auth.fields if auth else {},
+        segment=Seg(0, "connection test", "0"),
+        on_call=calls,
+    )
     try:
         message = connector.test_connection()
         ok = True

@@ -39,7 +39,8 @@ def set_health(destination: Destination, health: str, error: str = "") -> bool:
 def _notify(destination: Destination, previous: str, health: str, error: str) -> None:
     recipients = list(
         Membership.objects.filter(workspace_id=destination.workspace_id, role__in=[Role.OWNER, Role.OPS])
-        .exclude(user__email="").values_list("user__email", flat=True)
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
     )
     if not recipients:
         return
@@ -49,8 +50,10 @@ def _notify(destination: Destination, previous: str, health: str, error: str) ->
         body = f"The destination {destination.name} is healthy again (was {labels[previous].lower()})."
     else:
         subject = f"[Cohort Console] {destination.name} is {labels[health].lower()}"
-        body = f"The destination {destination.name} changed from {labels[previous].lower()} to " \
-               f"{labels[health].lower()}.\n\nLast error: {error or '-'}\n"
+        body = (
+            f"The destination {destination.name} changed from {labels[previous].lower()} to "
+            f"{labels[health].lower()}.\n\nLast error: {error or '-'}\n"
+        )
         if health == Health.DISABLED:
             body += "\nSyncs to it are paused until its credentials or settings are fixed and Test connection passes.\n"
     try:

@@ -24,8 +24,9 @@ class Destination(models.Model):
     kind = models.CharField(max_length=32, choices=kind_choices)  # callable: a new kind needs no migration
     name = models.CharField(max_length=120)
     config = models.JSONField(default=dict, blank=True, help_text="Validated by the connector class of the kind.")
-    authorization = models.ForeignKey(Authorization, null=True, blank=True, on_delete=models.PROTECT,
-                                      related_name="destinations")
+    authorization = models.ForeignKey(
+        Authorization, null=True, blank=True, on_delete=models.PROTECT, related_name="destinations"
+    )
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.HEALTHY, editable=False)
     last_error = models.TextField(blank=True, editable=False)
     health_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -63,10 +64,15 @@ class SyncJob(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
     paused = models.BooleanField(default=False)
     # Identity mapping: which identity kind fills the partner's user id and which its anonymous id.
-    user_id_kind = models.CharField(max_length=64, default="user_id",
-                                    help_text="Identity kind (or property:<name>) for the partner user id.")
-    device_id_kind = models.CharField(max_length=64, blank=True, default="device_id",
-                                      help_text="Identity kind for the anonymous/device id; blank = never send anonymous.")
+    user_id_kind = models.CharField(
+        max_length=64, default="user_id", help_text="Identity kind (or property:<name>) for the partner user id."
+    )
+    device_id_kind = models.CharField(
+        max_length=64,
+        blank=True,
+        default="device_id",
+        help_text="Identity kind for the anonymous/device id; blank = never send anonymous.",
+    )
     # What the connector created at the partner (e.g. {"list_id": "42"}): kept so it is never created twice.
     partner_state = models.JSONField(default=dict, blank=True, editable=False)
     # The last MembershipChange.id delivered by a completed run; null = never synced → next run is full.
@@ -80,8 +86,9 @@ class SyncJob(models.Model):
         ordering = ["workspace", "-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["segment", "destination"], name="sync_job_unique"),
-            models.CheckConstraint(condition=~Q(cadence="daily") | Q(time_of_day__isnull=False),
-                                   name="sync_job_daily_has_time"),
+            models.CheckConstraint(
+                condition=~Q(cadence="daily") | Q(time_of_day__isnull=False), name="sync_job_daily_has_time"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -141,8 +148,9 @@ class SyncRun(models.Model):
         indexes = [models.Index(fields=["job", "-id"]), models.Index(fields=["status", "next_attempt_at"])]
         constraints = [
             # The overlap guard's backstop: at most one active run per job, whatever the races.
-            models.UniqueConstraint(fields=["job"], condition=Q(status__in=["queued", "running", "waiting"]),
-                                    name="one_active_run_per_job"),
+            models.UniqueConstraint(
+                fields=["job"], condition=Q(status__in=["queued", "running", "waiting"]), name="one_active_run_per_job"
+            ),
         ]
 
     def __str__(self) -> str:

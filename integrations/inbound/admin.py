@@ -11,8 +11,19 @@ from integrations.inbound.tasks import enqueue
 @admin.register(InboundBatch)
 class InboundBatchAdmin(ModelAdmin):
     list_display = [
-        "id", "received_at", "endpoint", "workspace", "segment", "status", "item_count", "invalid_count", "added",
-        "removed", "merges", "attempts", "applied_at",
+        "id",
+        "received_at",
+        "endpoint",
+        "workspace",
+        "segment",
+        "status",
+        "item_count",
+        "invalid_count",
+        "added",
+        "removed",
+        "merges",
+        "attempts",
+        "applied_at",
     ]
     list_filter = ["status", "endpoint", "workspace"]
     search_fields = ["=id", "dedupe_key", "segment__name", "last_error"]
@@ -20,9 +31,27 @@ class InboundBatchAdmin(ModelAdmin):
     show_full_result_count = False
     exclude = ["body"]
     readonly_fields = [
-        "workspace", "api_key", "endpoint", "segment", "identity_kind", "dedupe_key", "status", "item_count",
-        "invalid_count", "invalid", "conflicts", "added", "removed", "profiles_created", "merges", "other_calls",
-        "attempts", "last_error", "received_at", "applied_at", "body_preview",
+        "workspace",
+        "api_key",
+        "endpoint",
+        "segment",
+        "identity_kind",
+        "dedupe_key",
+        "status",
+        "item_count",
+        "invalid_count",
+        "invalid",
+        "conflicts",
+        "added",
+        "removed",
+        "profiles_created",
+        "merges",
+        "other_calls",
+        "attempts",
+        "last_error",
+        "received_at",
+        "applied_at",
+        "body_preview",
     ]
     actions = ["requeue"]
 
@@ -62,13 +91,39 @@ class InboundBatchAdmin(ModelAdmin):
 class InboundRequestAdmin(ModelAdmin):
     """The last INBOUND_LOG_SIZE raw requests per API key, accepted or refused. No Authorization header."""
 
-    list_display = ["received_at", "key_prefix", "workspace", "method", "path", "status_code", "error_code", "duration_ms", "duplicate", "batch_id"]
+    list_display = [
+        "received_at",
+        "key_prefix",
+        "workspace",
+        "method",
+        "path",
+        "status_code",
+        "error_code",
+        "duration_ms",
+        "duplicate",
+        "batch_id",
+    ]
     list_filter = ["status_code", "endpoint", "duplicate", "workspace", "api_key"]
     search_fields = ["key_prefix", "path", "error", "=batch__id"]
     list_select_related = ["workspace"]
     readonly_fields = [
-        "workspace", "api_key", "key_prefix", "method", "path", "endpoint", "status_code", "error_code", "error",
-        "duration_ms", "body_bytes", "body_preview", "headers", "remote_addr", "batch", "duplicate", "received_at",
+        "workspace",
+        "api_key",
+        "key_prefix",
+        "method",
+        "path",
+        "endpoint",
+        "status_code",
+        "error_code",
+        "error",
+        "duration_ms",
+        "body_bytes",
+        "body_preview",
+        "headers",
+        "remote_addr",
+        "batch",
+        "duplicate",
+        "received_at",
     ]
 
     def has_add_permission(self, request) -> bool:

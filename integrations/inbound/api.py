@@ -16,9 +16,25 @@ class InboundBatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = InboundBatch
         fields = [
-            "id", "endpoint", "segment_id", "api_key_prefix", "identity_kind", "status", "item_count", "invalid_count",
-            "invalid", "conflicts", "added", "removed", "profiles_created", "merges", "other_calls", "attempts",
-            "last_error", "received_at", "applied_at",
+            "id",
+            "endpoint",
+            "segment_id",
+            "api_key_prefix",
+            "identity_kind",
+            "status",
+            "item_count",
+            "invalid_count",
+            "invalid",
+            "conflicts",
+            "added",
+            "removed",
+            "profiles_created",
+            "merges",
+            "other_calls",
+            "attempts",
+            "last_error",
+            "received_at",
+            "applied_at",
         ]
 
 

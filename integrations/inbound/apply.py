@@ -30,8 +30,13 @@ logger = logging.getLogger(__name__)
 
 LIST_ENDPOINTS = {Endpoint.LIST_ADD, Endpoint.LIST_REMOVE}
 V1_DEFAULT_TYPES = {
-    Endpoint.V1_IDENTIFY: "identify", Endpoint.V1_TRACK: "track", Endpoint.V1_PAGE: "page",
-    Endpoint.V1_SCREEN: "screen", Endpoint.V1_GROUP: "group", Endpoint.V1_ALIAS: "alias", Endpoint.V1_BATCH: None,
+    Endpoint.V1_IDENTIFY: "identify",
+    Endpoint.V1_TRACK: "track",
+    Endpoint.V1_PAGE: "page",
+    Endpoint.V1_SCREEN: "screen",
+    Endpoint.V1_GROUP: "group",
+    Endpoint.V1_ALIAS: "alias",
+    Endpoint.V1_BATCH: None,
 }
 
 
@@ -39,7 +44,9 @@ def ensure_segment(workspace_id: int, cohort: CohortRef) -> Segment:
     """The Partner - Amplitude segment of a cohort id, created on first sight. The unique
     (workspace, type, external_id) constraint arbitrates between concurrent first sights."""
     segment, created = Segment.objects.get_or_create(
-        workspace_id=workspace_id, type=SegmentType.PARTNER_AMPLITUDE, external_id=cohort.cohort_id,
+        workspace_id=workspace_id,
+        type=SegmentType.PARTNER_AMPLITUDE,
+        external_id=cohort.cohort_id,
         defaults={"name": cohort.name[:255], "partner_name": "Amplitude"},
     )
     if not created and cohort.name and cohort.name != cohort.cohort_id and segment.name != cohort.name[:255]:
@@ -61,8 +68,12 @@ def unusable_people(people: People) -> list[tuple[int, object, str]]:
     blocked = blocked_values()
     rows = []
     for message in people.messages:
-        user, user_reason = clean_identity(message.user_id, blocked) if message.user_id is not None else (None, "missing")
-        anon, anon_reason = clean_identity(message.anonymous_id, blocked) if message.anonymous_id is not None else (None, "missing")
+        user, user_reason = (
+            clean_identity(message.user_id, blocked) if message.user_id is not None else (None, "missing")
+        )
+        anon, anon_reason = (
+            clean_identity(message.anonymous_id, blocked) if message.anonymous_id is not None else (None, "missing")
+        )
         if user is None and anon is None:
             raw = message.user_id if message.user_id is not None else message.anonymous_id
             rows.append((message.position, raw, user_reason if user_reason != "missing" else anon_reason))
@@ -97,7 +108,11 @@ def _apply_list_change(batch: InboundBatch, payload: dict, cause: Cause) -> None
     batch.profiles_created += resolution.created  # plus those prepare_next created ahead of the lock
     profile_ids = list(resolution.profile_ids.values())
     segment = Segment.objects.get(pk=batch.segment_id)
-    result = apply_changes(segment, add=profile_ids, cause=cause) if adding else apply_changes(segment, remove=profile_ids, cause=cause)
+    result = (
+        apply_changes(segment, add=profile_ids, cause=cause)
+        if adding
+        else apply_changes(segment, remove=profile_ids, cause=cause)
+    )
     batch.added, batch.removed = result.added, result.removed
 
 
@@ -116,7 +131,9 @@ def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
     batch.merges = len(link.merges)
     batch.conflicts = [conflict.as_dict() for conflict in link.conflicts]
     users = resolve(workspace_id, kind, list(dict.fromkeys(user for user, _ in ids if user)))
-    devices = resolve(workspace_id, ANONYMOUS_KIND, list(dict.fromkeys(anon for user, anon in ids if anon and not user)))
+    devices = resolve(
+        workspace_id, ANONYMOUS_KIND, list(dict.fromkeys(anon for user, anon in ids if anon and not user))
+    )
     batch.profiles_created = link.created + users.created + devices.created
 
     properties: dict[int, dict] = defaultdict(dict)
@@ -184,10 +201,17 @@ def _apply_aliases(batch: InboundBatch, aliases: list, blocked: frozenset, cause
         if user_owner is None:
             attach_identities(workspace_id, kind, [user], [previous_owner], "push")
         elif user_owner != previous_owner:
-            batch.conflicts = [*batch.conflicts, Conflict(
-                (kind, user), (kind, previous), user_owner, previous_owner,
-                f"alias: {kind} {previous!r} and {user!r} belong to two known profiles ({previous_owner}, "
-                f"{user_owner}); known profiles are never merged automatically").as_dict()]
+            batch.conflicts = [
+                *batch.conflicts,
+                Conflict(
+                    (kind, user),
+                    (kind, previous),
+                    user_owner,
+                    previous_owner,
+                    f"alias: {kind} {previous!r} and {user!r} belong to two known profiles ({previous_owner}, "
+                    f"{user_owner}); known profiles are never merged automatically",
+                ).as_dict(),
+            ]
 
 
 # --- the ordered apply loop --------------------------------------------------------------------------
@@ -224,10 +248,19 @@ def prepare_next(workspace_id: int, segment_id: int) -> bool:
     Returns False when there was nothing to prepare.
     """
     with transaction.atomic():
-        batch = (InboundBatch.objects.select_for_update(skip_locked=True)
-                 .filter(workspace_id=workspace_id, segment_id=segment_id, status=BatchStatus.ACCEPTED,
-                         endpoint=Endpoint.LIST_ADD, prepared=False)
-                 .only("id", "workspace_id", "identity_kind", "body").order_by("id").first())
+        batch = (
+            InboundBatch.objects.select_for_update(skip_locked=True)
+            .filter(
+                workspace_id=workspace_id,
+                segment_id=segment_id,
+                status=BatchStatus.ACCEPTED,
+                endpoint=Endpoint.LIST_ADD,
+                prepared=False,
+            )
+            .only("id", "workspace_id", "identity_kind", "body")
+            .order_by("id")
+            .first()
+        )
         if batch is None:
             return False
         try:
@@ -243,7 +276,9 @@ def prepare_next(workspace_id: int, segment_id: int) -> bool:
 
 def _try_scope_lock(workspace_id: int, segment_id: int | None) -> bool:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(workspace_id, segment_id)])
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(workspace_id, segment_id)]
+        )
         return cursor.fetchone()[0]
 
 
@@ -260,7 +295,9 @@ def apply_pending(workspace_id: int, segment_id: int | None = None, *, max_batch
         with transaction.atomic():
             with connection.cursor() as cursor:
                 # Serialises appliers of one scope; released at commit, so a killed worker releases it too.
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(workspace_id, segment_id)])
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(workspace_id, segment_id)]
+                )
             batch_id = _next_pending_id(workspace_id, segment_id)
             if batch_id is None:
                 return done
@@ -273,7 +310,8 @@ def apply_pending(workspace_id: int, segment_id: int | None = None, *, max_batch
                 logger.exception("inbound batch %s failed to apply (attempt %s)", batch.pk, batch.attempts)
                 failed = batch.attempts >= settings.INBOUND_MAX_APPLY_ATTEMPTS
                 InboundBatch.objects.filter(pk=batch.pk).update(
-                    attempts=batch.attempts, last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                    attempts=batch.attempts,
+                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
                     status=BatchStatus.FAILED if failed else BatchStatus.ACCEPTED,
                 )
                 if not failed:
@@ -281,10 +319,19 @@ def apply_pending(workspace_id: int, segment_id: int | None = None, *, max_batch
                     stalled = ApplyStalled(f"batch {batch.pk} will be retried: {exc}")
                 continue
             batch.status, batch.applied_at, batch.last_error = BatchStatus.APPLIED, timezone.now(), ""
-            batch.save(update_fields=[
-                "status", "applied_at", "attempts", "last_error", "added", "removed", "profiles_created",
-                "merges", "conflicts",
-            ])
+            batch.save(
+                update_fields=[
+                    "status",
+                    "applied_at",
+                    "attempts",
+                    "last_error",
+                    "added",
+                    "removed",
+                    "profiles_created",
+                    "merges",
+                    "conflicts",
+                ]
+            )
             done += 1
     if stalled is not None:
         raise stalled
@@ -307,7 +354,10 @@ def backlog(workspace_id: int, cap: int | None = None) -> int:
     """Accepted, not yet applied batches of a workspace; counting stops at `cap` (cheap on the partial index)."""
     with connection.cursor() as cursor:
         if cap is None:
-            cursor.execute("SELECT count(*) FROM inbound_inboundbatch WHERE workspace_id = %s AND status = 'accepted'", [workspace_id])
+            cursor.execute(
+                "SELECT count(*) FROM inbound_inboundbatch WHERE workspace_id = %s AND status = 'accepted'",
+                [workspace_id],
+            )
         else:
             cursor.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM inbound_inboundbatch WHERE workspace_id = %s "

@@ -15,8 +15,11 @@ CONTEXT = {"integration": {"name": "Amplitude Cohort Sync", "version": "1.0.0"}}
 
 def _post(view, key: str, body: dict, **kwargs):
     request = RequestFactory().post(
-        "/api/amplitude/demo", data=json.dumps(body), content_type="application/json",
-        HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{key}:".encode()).decode(), REMOTE_ADDR="127.0.0.1",
+        "/api/amplitude/demo",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+        REMOTE_ADDR="127.0.0.1",
     )
     return view(request, **kwargs)
 
@@ -34,18 +37,44 @@ def populate_demo(workspace, state: dict, out) -> None:
     members = [f"demo-user-{n:04d}" for n in range(250)]
     _post(views.list_add, key, {"userIds": [*members, "null", "anonymous"], "context": CONTEXT}, list_id=str(list_id))
     _post(views.list_remove, key, {"userIds": members[:25], "context": CONTEXT}, list_id=str(list_id))
-    _post(views.amplitude_identify, key, {"batch": [
-        {"type": "identify", "userId": user, "traits": {"[Amplitude] Churn risk: 7khm89cz": True}, "context": CONTEXT}
-        for user in members[200:240]
-    ]})
-    _post(views.amplitude_cohort_webhook, key, {
-        "cohort_name": "Weekend listeners", "cohort_id": "wk3nd01", "in_cohort": True, "computed_time": "1692206763",
-        "message_id": "demo-weekend::enter::0",
-        "users": [{"user_id": user, "user_properties": {"plan": "pro"}} for user in members[100:130]],
-    })
+    _post(
+        views.amplitude_identify,
+        key,
+        {
+            "batch": [
+                {
+                    "type": "identify",
+                    "userId": user,
+                    "traits": {"[Amplitude] Churn risk: 7khm89cz": True},
+                    "context": CONTEXT,
+                }
+                for user in members[200:240]
+            ]
+        },
+    )
+    _post(
+        views.amplitude_cohort_webhook,
+        key,
+        {
+            "cohort_name": "Weekend listeners",
+            "cohort_id": "wk3nd01",
+            "in_cohort": True,
+            "computed_time": "1692206763",
+            "message_id": "demo-weekend::enter::0",
+            "users": [{"user_id": user, "user_properties": {"plan": "pro"}} for user in members[100:130]],
+        },
+    )
     # A device seen anonymously, then identified as a known user: the anonymous profile merges in.
-    _post(views.v1_views["identify"], key, {"anonymousId": "demo-phone-1", "traits": {"[Amplitude] Power users: 26umsb5": True}})
-    _post(views.v1_views["identify"], key, {"userId": members[0], "anonymousId": "demo-phone-1", "traits": {"email": "ada@example.com"}})
+    _post(
+        views.v1_views["identify"],
+        key,
+        {"anonymousId": "demo-phone-1", "traits": {"[Amplitude] Power users: 26umsb5": True}},
+    )
+    _post(
+        views.v1_views["identify"],
+        key,
+        {"userId": members[0], "anonymousId": "demo-phone-1", "traits": {"email": "ada@example.com"}},
+    )
     # Applied here too, so the demo shows data even before a worker runs (applying twice is harmless).
     for ws, segment in pending_scopes():
         if ws == workspace.pk:

@@ -31,7 +31,9 @@ def raw_key_from(request) -> str | None:
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise InboundError(401, "invalid_authorization", "The Basic authorization header is not valid base64.") from None
+            raise InboundError(
+                401, "invalid_authorization", "The Basic authorization header is not valid base64."
+            ) from None
         username, _, _password = decoded.partition(":")  # the password is empty by contract, ignored
         return username.strip() or None
     if scheme in {"bearer", "api-key"} and value:
@@ -46,13 +48,16 @@ def authenticate_inbound(request) -> ApiKey:
     raw = raw_key_from(request)
     if not raw:
         raise InboundError(
-            401, "not_authenticated",
+            401,
+            "not_authenticated",
             "Send the inbound API key as the Basic auth username (empty password), an api_key header or a Bearer token.",
             headers={"WWW-Authenticate": 'Basic realm="inbound"'},
         )
     key = authenticate_key(raw)
     if key is None:
-        raise InboundError(401, "invalid_api_key", "Invalid API key.", headers={"WWW-Authenticate": 'Basic realm="inbound"'})
+        raise InboundError(
+            401, "invalid_api_key", "Invalid API key.", headers={"WWW-Authenticate": 'Basic realm="inbound"'}
+        )
     if not key.is_active:
         raise InboundError(401, "revoked_api_key", "This API key has been revoked.")
     if key.scope != ApiKeyScope.INBOUND:
@@ -70,7 +75,8 @@ def read_body(request) -> bytes:
     content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type not in JSON_TYPES:
         raise InboundError(
-            415, "unsupported_content_type",
+            415,
+            "unsupported_content_type",
             f"Content-Type must be application/json, not {content_type or 'missing'!r}.",
             fields={"Content-Type": ["must be application/json"]},
         )
@@ -90,7 +96,9 @@ def read_body(request) -> bytes:
     if encoding in {"gzip", "x-gzip"}:
         return gunzip_bounded(raw, settings.INBOUND_MAX_DECOMPRESSED_BYTES)
     if encoding not in {"", "identity"}:
-        raise InboundError(415, "unsupported_content_encoding", f"Content-Encoding {encoding!r} is not supported (use gzip).")
+        raise InboundError(
+            415, "unsupported_content_encoding", f"Content-Encoding {encoding!r} is not supported (use gzip)."
+        )
     return raw
 
 
@@ -116,7 +124,12 @@ def gunzip_bounded(raw: bytes, limit: int) -> bytes:
 
 
 def _too_large(what: str, limit: int) -> InboundError:
-    return InboundError(413, "body_too_large", f"The {what} is over the limit of {limit} bytes.", fields={"body": [f"over {limit} bytes"]})
+    return InboundError(
+        413,
+        "body_too_large",
+        f"The {what} is over the limit of {limit} bytes.",
+        fields={"body": [f"over {limit} bytes"]},
+    )
 
 
 def parse_json_object(raw: bytes) -> dict:

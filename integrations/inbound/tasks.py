@@ -28,7 +28,9 @@ def enqueue(workspace_id: int, segment_id: int | None) -> None:
     try:
         apply_pending_task.apply_async((workspace_id, segment_id), retry=False)
     except Exception:  # noqa: BLE001 - any broker failure; the batch stays accepted in the database
-        logger.warning("could not queue inbound apply for workspace %s segment %s; the dispatcher will", workspace_id, segment_id)
+        logger.warning(
+            "could not queue inbound apply for workspace %s segment %s; the dispatcher will", workspace_id, segment_id
+        )
 
 
 def dispatch_pending(now: datetime, min_age_seconds: int | None = None) -> int:

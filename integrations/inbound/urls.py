@@ -15,4 +15,6 @@ amplitude_urlpatterns = [
     re_path(r"^cohort-webhook/?$", views.amplitude_cohort_webhook, name="inbound-cohort-webhook"),
 ]
 
-segment_urlpatterns = [re_path(rf"^{name}/?$", view, name=f"inbound-v1-{name}") for name, view in views.v1_views.items()]
+segment_urlpatterns = [
+    re_path(rf"^{name}/?$", view, name=f"inbound-v1-{name}") for name, view in views.v1_views.items()
+]

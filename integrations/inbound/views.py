@@ -52,23 +52,39 @@ def _check_backlog(key: ApiKey) -> None:
     if backlog(key.workspace_id, cap=limit + 1) > limit:
         retry_after = settings.INBOUND_RETRY_AFTER_SECONDS
         raise InboundError(
-            429, "backlog_full", f"More than {limit} pushes are waiting to be applied; retry in {retry_after} s.",
+            429,
+            "backlog_full",
+            f"More than {limit} pushes are waiting to be applied; retry in {retry_after} s.",
             headers={"Retry-After": str(retry_after)},
         )
 
 
 def accept_batch(
-    exchange: Exchange, endpoint: str, *, dedupe_key: str, segment_id: int | None = None, item_count: int = 0,
-    invalid: list | None = None, other_calls: dict | None = None,
+    exchange: Exchange,
+    endpoint: str,
+    *,
+    dedupe_key: str,
+    segment_id: int | None = None,
+    item_count: int = 0,
+    invalid: list | None = None,
+    other_calls: dict | None = None,
 ) -> tuple[InboundBatch, bool]:
     """Commit the raw batch (or find the one a replay already committed). Returns (batch, duplicate)."""
     key = exchange.key
     invalid = invalid or []
     batch = InboundBatch(
-        workspace_id=key.workspace_id, api_key=key, endpoint=endpoint, segment_id=segment_id,
-        identity_kind=identity_kind_of(key), body=exchange.body, dedupe_key=dedupe_key, item_count=item_count,
-        invalid=[[position, raw, reason] for position, raw, reason in invalid], invalid_count=len(invalid),
-        other_calls=dict(other_calls or {}), received_at=timezone.now(),
+        workspace_id=key.workspace_id,
+        api_key=key,
+        endpoint=endpoint,
+        segment_id=segment_id,
+        identity_kind=identity_kind_of(key),
+        body=exchange.body,
+        dedupe_key=dedupe_key,
+        item_count=item_count,
+        invalid=[[position, raw, reason] for position, raw, reason in invalid],
+        invalid_count=len(invalid),
+        other_calls=dict(other_calls or {}),
+        received_at=timezone.now(),
     )
     try:
         with transaction.atomic():
@@ -95,7 +111,13 @@ def blocked_rows(values: list) -> list[tuple[int, object, str]]:
     blocked = blocked_values()
     rows = []
     for position, raw in enumerate(values):
-        if type(raw) is str and 0 < len(raw) <= MAX_IDENTITY_LENGTH and raw.lower() not in blocked and not raw[0].isspace() and not raw[-1].isspace():
+        if (
+            type(raw) is str
+            and 0 < len(raw) <= MAX_IDENTITY_LENGTH
+            and raw.lower() not in blocked
+            and not raw[0].isspace()
+            and not raw[-1].isspace()
+        ):
             continue
         reason = "blocked identifier value null" if raw is None else clean_identity(raw, blocked)[1]
         if reason:
@@ -104,7 +126,9 @@ def blocked_rows(values: list) -> list[tuple[int, object, str]]:
 
 
 def _invalid_rows(rows: list) -> list[dict]:
-    return [{"position": position, "value": raw, "reason": reason} for position, raw, reason in rows[:INVALID_ROWS_SHOWN]]
+    return [
+        {"position": position, "value": raw, "reason": reason} for position, raw, reason in rows[:INVALID_ROWS_SHOWN]
+    ]
 
 
 # --- handlers (after auth, size limits and JSON parsing) --------------------------------------------
@@ -121,8 +145,12 @@ def _list_segment(exchange: Exchange, list_id: int) -> Segment:
         pk=list_id, workspace_id=exchange.key.workspace_id, type=SegmentType.PARTNER_AMPLITUDE
     ).first()
     if segment_row is None:  # unknown, or another workspace's list: the same 404, nothing revealed
-        raise InboundError(404, "unknown_list", f"No list {list_id} in this workspace; create it with POST /lists.",
-                           fields={"listId": ["unknown"]})
+        raise InboundError(
+            404,
+            "unknown_list",
+            f"No list {list_id} in this workspace; create it with POST /lists.",
+            fields={"listId": ["unknown"]},
+        )
     return segment_row
 
 
@@ -133,27 +161,42 @@ def handle_list_change(exchange: Exchange, payload: dict, *, list_id: int, add: 
     _check_backlog(exchange.key)
     endpoint = Endpoint.LIST_ADD if add else Endpoint.LIST_REMOVE
     batch, duplicate = accept_batch(
-        exchange, endpoint, dedupe_key=body_dedupe_key(endpoint, exchange.body, str(list_id)),
-        segment_id=segment_row.pk, item_count=len(change.values), invalid=invalid,
+        exchange,
+        endpoint,
+        dedupe_key=body_dedupe_key(endpoint, exchange.body, str(list_id)),
+        segment_id=segment_row.pk,
+        item_count=len(change.values),
+        invalid=invalid,
     )
     exchange.batch_id, exchange.duplicate = batch.pk, duplicate
-    return JsonResponse({
-        "ok": True, "batchId": batch.pk, "duplicate": duplicate, "received": len(change.values),
-        "invalid": _invalid_rows([tuple(row) for row in batch.invalid]),
-    })
+    return JsonResponse(
+        {
+            "ok": True,
+            "batchId": batch.pk,
+            "duplicate": duplicate,
+            "received": len(change.values),
+            "invalid": _invalid_rows([tuple(row) for row in batch.invalid]),
+        }
+    )
 
 
 def _accept_people(exchange: Exchange, endpoint: str, people, dedupe_key: str, segment_id: int | None = None) -> dict:
     invalid = sorted(people.invalid + unusable_people(people), key=lambda row: row[0])
     _check_backlog(exchange.key)
     batch, duplicate = accept_batch(
-        exchange, endpoint, dedupe_key=dedupe_key, segment_id=segment_id,
-        item_count=len(people.messages) + len(invalid) + sum(people.other_calls.values()), invalid=invalid,
+        exchange,
+        endpoint,
+        dedupe_key=dedupe_key,
+        segment_id=segment_id,
+        item_count=len(people.messages) + len(invalid) + sum(people.other_calls.values()),
+        invalid=invalid,
         other_calls=people.other_calls,
     )
     exchange.batch_id, exchange.duplicate = batch.pk, duplicate
     return {
-        "batchId": batch.pk, "duplicate": duplicate, "received": batch.item_count,
+        "batchId": batch.pk,
+        "duplicate": duplicate,
+        "received": batch.item_count,
         "invalid": _invalid_rows([tuple(row) for row in batch.invalid]),
     }
 
@@ -161,7 +204,9 @@ def _accept_people(exchange: Exchange, endpoint: str, people, dedupe_key: str, s
 def handle_amplitude_identify(exchange: Exchange, payload: dict) -> JsonResponse:
     people = identify.parse_amplitude(payload)
     endpoint = Endpoint.AMPLITUDE_IDENTIFY
-    return JsonResponse({"ok": True, **_accept_people(exchange, endpoint, people, body_dedupe_key(endpoint, exchange.body))})
+    return JsonResponse(
+        {"ok": True, **_accept_people(exchange, endpoint, people, body_dedupe_key(endpoint, exchange.body))}
+    )
 
 
 def handle_cohort_webhook(exchange: Exchange, payload: dict) -> JsonResponse:
@@ -200,14 +245,23 @@ def _record(exchange: Exchange, response, error: InboundError | None, error_text
         prefix = (raw or "")[:12]  # no longer than a real key's visible prefix: never a secret's worth
     try:
         entry = InboundRequest.objects.create(
-            workspace_id=key.workspace_id if key else None, api_key=key, key_prefix=prefix,
-            method=request.method[:8], path=request.get_full_path()[:300], endpoint=exchange.endpoint,
-            status_code=response.status_code, error_code=error.code if error else "",
+            workspace_id=key.workspace_id if key else None,
+            api_key=key,
+            key_prefix=prefix,
+            method=request.method[:8],
+            path=request.get_full_path()[:300],
+            endpoint=exchange.endpoint,
+            status_code=response.status_code,
+            error_code=error.code if error else "",
             error=(error.message if error else error_text)[:4000],
             duration_ms=round((time.monotonic() - exchange.started) * 1000, 2),
-            body_bytes=len(exchange.body), body_preview=exchange.body[:PREVIEW_CHARS].decode("utf-8", "replace"),
-            headers=headers, remote_addr=(request.META.get("REMOTE_ADDR") or "")[:64],
-            batch_id=exchange.batch_id, duplicate=exchange.duplicate, received_at=timezone.now(),
+            body_bytes=len(exchange.body),
+            body_preview=exchange.body[:PREVIEW_CHARS].decode("utf-8", "replace"),
+            headers=headers,
+            remote_addr=(request.META.get("REMOTE_ADDR") or "")[:64],
+            batch_id=exchange.batch_id,
+            duplicate=exchange.duplicate,
+            received_at=timezone.now(),
         )
         _trim_log(entry)
     except Exception:
@@ -257,17 +311,25 @@ def inbound_endpoint(endpoint: str, handler):
 
 
 lists = inbound_endpoint("lists", handle_lists)
-list_add = inbound_endpoint(Endpoint.LIST_ADD, lambda exchange, payload, list_id: handle_list_change(exchange, payload, list_id=list_id, add=True))
+list_add = inbound_endpoint(
+    Endpoint.LIST_ADD,
+    lambda exchange, payload, list_id: handle_list_change(exchange, payload, list_id=list_id, add=True),
+)
 list_remove = inbound_endpoint(
-    Endpoint.LIST_REMOVE, lambda exchange, payload, list_id: handle_list_change(exchange, payload, list_id=list_id, add=False)
+    Endpoint.LIST_REMOVE,
+    lambda exchange, payload, list_id: handle_list_change(exchange, payload, list_id=list_id, add=False),
 )
 amplitude_identify = inbound_endpoint(Endpoint.AMPLITUDE_IDENTIFY, handle_amplitude_identify)
 amplitude_cohort_webhook = inbound_endpoint(Endpoint.COHORT_WEBHOOK, handle_cohort_webhook)
 v1_views = {
     name: inbound_endpoint(endpoint, segment_handler(endpoint))
     for name, endpoint in (
-        ("identify", Endpoint.V1_IDENTIFY), ("batch", Endpoint.V1_BATCH), ("track", Endpoint.V1_TRACK),
-        ("page", Endpoint.V1_PAGE), ("screen", Endpoint.V1_SCREEN), ("group", Endpoint.V1_GROUP),
+        ("identify", Endpoint.V1_IDENTIFY),
+        ("batch", Endpoint.V1_BATCH),
+        ("track", Endpoint.V1_TRACK),
+        ("page", Endpoint.V1_PAGE),
+        ("screen", Endpoint.V1_SCREEN),
+        ("group", Endpoint.V1_GROUP),
         ("alias", Endpoint.V1_ALIAS),
     )
 }

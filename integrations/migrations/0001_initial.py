@@ -6,52 +6,120 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('workspaces', '0001_initial'),
+        ("workspaces", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('scope', models.CharField(choices=[('inbound', 'Inbound (Amplitude, Segment, RudderStack pushes)'), ('management', 'Management API')], max_length=16)),
-                ('prefix', models.CharField(editable=False, max_length=12, unique=True)),
-                ('key_hash', models.CharField(editable=False, max_length=128, unique=True)),
-                ('identity_kind', models.CharField(choices=[('user_id', 'User ID'), ('email', 'Email'), ('device_id', 'Device ID'), ('install_token', 'Install token'), ('amplitude_id', 'Amplitude ID'), ('username', 'Username'), ('fb_id', 'Facebook ID'), ('property', 'A named user property')], default='user_id', help_text='Inbound keys: what kind of identifier the pushed ids are.', max_length=16)),
-                ('identity_property', models.CharField(blank=True, help_text='When the identity kind is a named user property: its name.', max_length=120)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120)),
+                (
+                    "scope",
+                    models.CharField(
+                        choices=[
+                            ("inbound", "Inbound (Amplitude, Segment, RudderStack pushes)"),
+                            ("management", "Management API"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("prefix", models.CharField(editable=False, max_length=12, unique=True)),
+                ("key_hash", models.CharField(editable=False, max_length=128, unique=True)),
+                (
+                    "identity_kind",
+                    models.CharField(
+                        choices=[
+                            ("user_id", "User ID"),
+                            ("email", "Email"),
+                            ("device_id", "Device ID"),
+                            ("install_token", "Install token"),
+                            ("amplitude_id", "Amplitude ID"),
+                            ("username", "Username"),
+                            ("fb_id", "Facebook ID"),
+                            ("property", "A named user property"),
+                        ],
+                        default="user_id",
+                        help_text="Inbound keys: what kind of identifier the pushed ids are.",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "identity_property",
+                    models.CharField(
+                        blank=True,
+                        help_text="When the identity kind is a named user property: its name.",
+                        max_length=120,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="api_keys", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API key',
-                'ordering': ['workspace', '-created_at'],
+                "verbose_name": "API key",
+                "ordering": ["workspace", "-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Authorization',
+            name="Authorization",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(choices=[('amplitude', 'Amplitude'), ('clevertap', 'CleverTap'), ('kahuna', 'Kahuna'), ('kochava', 'Kochava'), ('list_api', 'List API (Amplitude cohort contract)'), ('traits_api', 'Traits API (identify)'), ('cohort_webhook', 'Cohort webhook')], max_length=32)),
-                ('label', models.CharField(max_length=120)),
-                ('description', models.TextField(blank=True)),
-                ('fields', models.JSONField(blank=True, default=dict, help_text='Non-secret settings, e.g. account id.')),
-                ('secrets_ciphertext', models.TextField(blank=True, editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='authorizations', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[
+                            ("amplitude", "Amplitude"),
+                            ("clevertap", "CleverTap"),
+                            ("kahuna", "Kahuna"),
+                            ("kochava", "Kochava"),
+                            ("list_api", "List API (Amplitude cohort contract)"),
+                            ("traits_api", "Traits API (identify)"),
+                            ("cohort_webhook", "Cohort webhook"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("label", models.CharField(max_length=120)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "fields",
+                    models.JSONField(blank=True, default=dict, help_text="Non-secret settings, e.g. account id."),
+                ),
+                ("secrets_ciphertext", models.TextField(blank=True, editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="authorizations",
+                        to="workspaces.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workspace', 'label'],
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'label'), name='authorization_label_unique')],
+                "ordering": ["workspace", "label"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("workspace", "label"), name="authorization_label_unique")
+                ],
             },
         ),
     ]

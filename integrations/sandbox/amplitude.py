@@ -45,10 +45,22 @@ from .datagen import CohortSpec, EventSource, Population, csv_columns, generated
 DEFAULT_API_KEY = "demo"
 DEFAULT_SECRET_KEY = "demo-secret"
 DEFAULT_PROJECT_ID = 187520
-_ERROR_TYPES = {400: "invalid", 403: "forbidden", 404: "not_found", 429: "too_many_requests",
-                500: "internal_error", 502: "bad_gateway", 503: "unavailable", 504: "timeout"}
-_BAD_LINES = ('{"event_type":"Purchase","user_id":"user-1"', "not json at all",
-              "<html><body>502 Bad Gateway</body></html>", '{"uuid": NaN-ish}')
+_ERROR_TYPES = {
+    400: "invalid",
+    403: "forbidden",
+    404: "not_found",
+    429: "too_many_requests",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+    504: "timeout",
+}
+_BAD_LINES = (
+    '{"event_type":"Purchase","user_id":"user-1"',
+    "not json at all",
+    "<html><body>502 Bad Gateway</body></html>",
+    '{"uuid": NaN-ish}',
+)
 
 
 @dataclass
@@ -133,15 +145,39 @@ class Cohort:
 
     def to_json(self, app_id: int) -> dict[str, Any]:
         return {
-            "appId": app_id, "archived": self.archived, "chart_id": None, "createdAt": self.last_computed - 86_400,
-            "definition": {"version": 3, "cohortType": "UNIQUES", "countGroup": {"name": "User", "is_computed": False},
-                           "referenceFrameTimeParams": {}, "andClauses": []},
-            "description": self.description, "edit_id": None, "finished": True, "hidden": False, "id": self.id,
-            "is_official_content": False, "is_predictive": False, "lastComputed": self.last_computed,
-            "lastMod": self.last_computed, "last_viewed": None, "location_id": None, "metadata": None,
-            "name": self.name, "owners": list(self.owners), "popularity": None, "published": self.published,
-            "shortcut_ids": [], "size": self.size, "syncMetadata": [], "type": "redshift",
-            "view_count": None, "viewers": [],
+            "appId": app_id,
+            "archived": self.archived,
+            "chart_id": None,
+            "createdAt": self.last_computed - 86_400,
+            "definition": {
+                "version": 3,
+                "cohortType": "UNIQUES",
+                "countGroup": {"name": "User", "is_computed": False},
+                "referenceFrameTimeParams": {},
+                "andClauses": [],
+            },
+            "description": self.description,
+            "edit_id": None,
+            "finished": True,
+            "hidden": False,
+            "id": self.id,
+            "is_official_content": False,
+            "is_predictive": False,
+            "lastComputed": self.last_computed,
+            "lastMod": self.last_computed,
+            "last_viewed": None,
+            "location_id": None,
+            "metadata": None,
+            "name": self.name,
+            "owners": list(self.owners),
+            "popularity": None,
+            "published": self.published,
+            "shortcut_ids": [],
+            "size": self.size,
+            "syncMetadata": [],
+            "type": "redshift",
+            "view_count": None,
+            "viewers": [],
         }
 
 
@@ -168,9 +204,17 @@ class _Job:
 class AmplitudeSandbox:
     """All state of the fake: projects, cohorts, jobs, S3 links, faults and request counts."""
 
-    def __init__(self, api_key: str | None = DEFAULT_API_KEY, secret_key: str = DEFAULT_SECRET_KEY,
-                 project_id: int = DEFAULT_PROJECT_ID, *, seed: int = 0, anonymous_fraction: float = 0.02,
-                 events: EventSource | None = None, clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        api_key: str | None = DEFAULT_API_KEY,
+        secret_key: str = DEFAULT_SECRET_KEY,
+        project_id: int = DEFAULT_PROJECT_ID,
+        *,
+        seed: int = 0,
+        anonymous_fraction: float = 0.02,
+        events: EventSource | None = None,
+        clock: Any = time.time,
+    ) -> None:
         self.lock = threading.RLock()
         self.population = Population(seed, anonymous_fraction)
         self.faults = Faults()
@@ -184,8 +228,7 @@ class AmplitudeSandbox:
         self.project = self.add_project(api_key, secret_key, project_id, events) if api_key else None
 
     # --- setup helpers ------------------------------------------------------------------
-    def add_project(self, api_key: str, secret_key: str, project_id: int,
-                    events: EventSource | None = None) -> Project:
+    def add_project(self, api_key: str, secret_key: str, project_id: int, events: EventSource | None = None) -> Project:
         if events is None:  # a rolling week of data ending ~now
             now = datetime.fromtimestamp(self.clock(), UTC).replace(minute=0, second=0, microsecond=0)
             events = EventSource(start=now - timedelta(days=7), seed=project_id)
@@ -194,10 +237,19 @@ class AmplitudeSandbox:
             self.projects[(api_key, secret_key)] = project
         return project
 
-    def add_cohort(self, cohort_id: str | None = None, name: str = "Sandbox cohort", *, size: int | None = None,
-                   members: Iterable[Mapping[str, Any]] | None = None, start: int = 0, churn: float = 0.05,
-                   user_properties: Mapping[str, Sequence[str]] | None = None, project: Project | None = None,
-                   **attrs: Any) -> Cohort:
+    def add_cohort(
+        self,
+        cohort_id: str | None = None,
+        name: str = "Sandbox cohort",
+        *,
+        size: int | None = None,
+        members: Iterable[Mapping[str, Any]] | None = None,
+        start: int = 0,
+        churn: float = 0.05,
+        user_properties: Mapping[str, Sequence[str]] | None = None,
+        project: Project | None = None,
+        **attrs: Any,
+    ) -> Cohort:
         """Add a generated cohort (``size`` users from user number ``start``) or explicit rows.
 
         Explicit rows are dicts with ``amplitude_id``, ``user_id`` and any user properties.
@@ -206,16 +258,33 @@ class AmplitudeSandbox:
         if (size is None) == (members is None):
             raise ValueError("give exactly one of size= or members=")
         cohort_id = cohort_id or "".join(self._rng.choices("0123456789abcdefghijklmnopqrstuvwxyz", k=7))
-        spec = None if size is None else CohortSpec(size, start, seed=self._rng.randrange(1 << 30), churn=churn,
-                                                    user_properties=user_properties)
-        cohort = Cohort(cohort_id, name, spec, None if members is None else [dict(m) for m in members],
-                        last_computed=int(self.clock()), **attrs)
+        spec = (
+            None
+            if size is None
+            else CohortSpec(
+                size, start, seed=self._rng.randrange(1 << 30), churn=churn, user_properties=user_properties
+            )
+        )
+        cohort = Cohort(
+            cohort_id,
+            name,
+            spec,
+            None if members is None else [dict(m) for m in members],
+            last_computed=int(self.clock()),
+            **attrs,
+        )
         with self.lock:
             (project or self.project).cohorts[cohort_id] = cohort
         return cohort
 
-    def set_cohort_members(self, cohort_id: str, members: Iterable[Mapping[str, Any]] | None = None, *,
-                           version: int | None = None, project: Project | None = None) -> Cohort:
+    def set_cohort_members(
+        self,
+        cohort_id: str,
+        members: Iterable[Mapping[str, Any]] | None = None,
+        *,
+        version: int | None = None,
+        project: Project | None = None,
+    ) -> Cohort:
         """Replace explicit members, or move a generated cohort to drift ``version``."""
         with self.lock:
             cohort = (project or self.project).cohorts[cohort_id]
@@ -245,9 +314,11 @@ class AmplitudeSandbox:
     # --- counters -----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         with self.lock:
-            return {"requests": dict(self.requests),
-                    "responses": {ep: {str(k): v for k, v in c.items()} for ep, c in self.responses.items()},
-                    "inflight": {str(p.project_id): p.inflight for p in self.projects.values()}}
+            return {
+                "requests": dict(self.requests),
+                "responses": {ep: {str(k): v for k, v in c.items()} for ep, c in self.responses.items()},
+                "inflight": {str(p.project_id): p.inflight for p in self.projects.values()},
+            }
 
     def request_count(self, endpoint: str) -> int:
         """Requests seen by endpoint: cohorts, cohort_request, cohort_status, cohort_file, s3, export."""
@@ -299,8 +370,7 @@ class AmplitudeSandbox:
         with self.lock:
             fails = self.faults.fail_jobs != 0
             self.faults.fail_jobs -= self.faults.fail_jobs > 0
-            job = _Job(secrets.token_hex(12), project, copy.copy(cohort), columns,
-                       self.faults.poll_inprogress, fails)
+            job = _Job(secrets.token_hex(12), project, copy.copy(cohort), columns, self.faults.poll_inprogress, fails)
             self.jobs[job.request_id] = job
             return job
 
@@ -517,13 +587,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str) -> None:
         """Amplitude REST error body: {"error": {http_code, type, message, metadata}}."""
-        error = {"http_code": status, "type": _ERROR_TYPES.get(status, "error"), "message": message,
-                 "metadata": {"details": message}}
+        error = {
+            "http_code": status,
+            "type": _ERROR_TYPES.get(status, "error"),
+            "message": message,
+            "metadata": {"details": message},
+        }
         self._json(status, {"error": error})
 
     def _s3_error(self, status: int, code: str, message: str, extra: str = "") -> None:
-        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
-                f"{extra}<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>")
+        body = (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+            f"{extra}<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>"
+        )
         self._send(status, body.encode(), "application/xml")
 
     def _start_chunked(self, status: int, content_type: str, headers: Mapping[str, str]) -> _ChunkedWriter:
@@ -583,9 +659,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _s3(self, token: str) -> None:
         if "Authorization" in self.headers:  # S3 rejects a forwarded Basic auth header
-            return self._s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm "
-                                  "query parameter, Signature query string parameter or the Authorization header "
-                                  "should be specified", "<ArgumentName>Authorization</ArgumentName>")
+            return self._s3_error(
+                400,
+                "InvalidArgument",
+                "Only one auth mechanism allowed; only the X-Amz-Algorithm "
+                "query parameter, Signature query string parameter or the Authorization header "
+                "should be specified",
+                "<ArgumentName>Authorization</ArgumentName>",
+            )
         with self.sb.lock:
             job, expires = self.sb.s3_links.get(token, (None, 0.0))
         if job is None:
@@ -631,8 +712,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Write the zip (STORED entries of gzip NDJSON) straight into chunked output."""
         pid, src, pop = project.project_id, project.events, self.sb.population
         entries = [(hour, part) for hour in hours for part in range(src.parts(hour))]
-        out = self._start_chunked(200, "application/zip",
-                                  {"Content-Disposition": f'attachment; filename="{pid}.zip"'})
+        out = self._start_chunked(200, "application/zip", {"Content-Disposition": f'attachment; filename="{pid}.zip"'})
         zf = zipfile.ZipFile(out, "w", zipfile.ZIP_STORED)  # out is unseekable: zipfile streams
         for index, (hour, part) in enumerate(entries):
             last = index == len(entries) - 1
@@ -685,12 +765,14 @@ class _SandboxServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def start_amplitude_sandbox(sandbox: AmplitudeSandbox | None = None, host: str = "127.0.0.1",
-                            port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+def start_amplitude_sandbox(
+    sandbox: AmplitudeSandbox | None = None, host: str = "127.0.0.1", port: int = 0
+) -> tuple[ThreadingHTTPServer, str]:
     """Serve ``sandbox`` in a daemon thread; port 0 picks a free port. Returns (server, base_url)."""
     server = _SandboxServer((host, port), sandbox or AmplitudeSandbox())
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     name="amplitude-sandbox", daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="amplitude-sandbox", daemon=True
+    ).start()
     bound_host, bound_port = server.server_address[:2]
     if bound_host in ("0.0.0.0", "::"):
         bound_host = "127.0.0.1"
@@ -716,8 +798,9 @@ class RunningSandbox:
 
 
 @contextlib.contextmanager
-def running_amplitude_sandbox(sandbox: AmplitudeSandbox | None = None, host: str = "127.0.0.1",
-                              port: int = 0) -> Iterator[RunningSandbox]:
+def running_amplitude_sandbox(
+    sandbox: AmplitudeSandbox | None = None, host: str = "127.0.0.1", port: int = 0
+) -> Iterator[RunningSandbox]:
     server, base_url = start_amplitude_sandbox(sandbox, host, port)
     try:
         yield RunningSandbox(server, base_url, server.sandbox)
@@ -728,14 +811,26 @@ def running_amplitude_sandbox(sandbox: AmplitudeSandbox | None = None, host: str
 _DEMO_NAMES = ("Power Users", "Churn Risk", "New Sign-ups", "Cart Abandoners", "Premium Trial", "Dormant Listeners")
 
 
-def build_demo_sandbox(api_key: str = DEFAULT_API_KEY, secret_key: str = DEFAULT_SECRET_KEY, cohorts: int = 3,
-                       members: int = 5000, events_days: int = 2, events_per_hour: int = 500,
-                       seed: int = 0) -> AmplitudeSandbox:
+def build_demo_sandbox(
+    api_key: str = DEFAULT_API_KEY,
+    secret_key: str = DEFAULT_SECRET_KEY,
+    cohorts: int = 3,
+    members: int = 5000,
+    events_days: int = 2,
+    events_per_hour: int = 500,
+    seed: int = 0,
+) -> AmplitudeSandbox:
     """A sandbox with ``cohorts`` overlapping generated cohorts and ``events_days`` of events."""
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     lag = 2
-    events = EventSource(start=now - timedelta(hours=events_days * 24 + lag), hours=events_days * 24,
-                         events_per_hour=events_per_hour, users=max(members * 2, 1), seed=seed, lag_hours=lag)
+    events = EventSource(
+        start=now - timedelta(hours=events_days * 24 + lag),
+        hours=events_days * 24,
+        events_per_hour=events_per_hour,
+        users=max(members * 2, 1),
+        seed=seed,
+        lag_hours=lag,
+    )
     sandbox = AmplitudeSandbox(api_key, secret_key, seed=seed, events=events)
     for i in range(cohorts):
         name = _DEMO_NAMES[i % len(_DEMO_NAMES)] + (f" {i // len(_DEMO_NAMES) + 1}" if i >= len(_DEMO_NAMES) else "")
@@ -755,8 +850,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--events-per-hour", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    sandbox = build_demo_sandbox(args.api_key, args.secret_key, args.cohorts, args.members, args.events_days,
-                                 args.events_per_hour, args.seed)
+    sandbox = build_demo_sandbox(
+        args.api_key, args.secret_key, args.cohorts, args.members, args.events_days, args.events_per_hour, args.seed
+    )
     server, base_url = start_amplitude_sandbox(sandbox, args.host, args.port)
     print(f"Amplitude sandbox at {base_url}")
     print(f"  api key: {args.api_key}  secret key: {args.secret_key}  project id: {sandbox.project.project_id}")

@@ -26,8 +26,19 @@ PROFILE_COUNT = 4096  # must be a power of two: indexed with ``h & (PROFILE_COUN
 
 # User-property columns of the cohort CSV (props=1), in file order.
 PROPERTY_COLUMNS = (
-    "city", "country", "region", "language", "platform", "os", "device", "device_type",
-    "carrier", "library", "version", "start_version", "dma",
+    "city",
+    "country",
+    "region",
+    "language",
+    "platform",
+    "os",
+    "device",
+    "device_type",
+    "carrier",
+    "library",
+    "version",
+    "start_version",
+    "dma",
 )
 DEFAULT_USER_PROPERTIES: Mapping[str, Sequence[str]] = {
     "plan": ("free", "free", "premium", "family", "student"),
@@ -37,12 +48,26 @@ DEFAULT_USER_PROPERTIES: Mapping[str, Sequence[str]] = {
 # (city, country, region, dma, language, lat, lng). Commas and non-ASCII on purpose: they
 # exercise CSV quoting and UTF-8 handling in clients.
 _GEO = (
-    ("San Francisco", "United States", "California", "San Francisco-Oakland-San Jose, CA", "English",
-     37.7749, -122.4194),
+    (
+        "San Francisco",
+        "United States",
+        "California",
+        "San Francisco-Oakland-San Jose, CA",
+        "English",
+        37.7749,
+        -122.4194,
+    ),
     ("New York", "United States", "New York", "New York, NY", "English", 40.7128, -74.006),
     ("Austin", "United States", "Texas", "Austin, TX", "English", 30.2672, -97.7431),
-    ("Washington", "United States", "District of Columbia", "Washington, DC (Hagerstown, MD)", "English",
-     38.9072, -77.0369),
+    (
+        "Washington",
+        "United States",
+        "District of Columbia",
+        "Washington, DC (Hagerstown, MD)",
+        "English",
+        38.9072,
+        -77.0369,
+    ),
     ("Chicago", "United States", "Illinois", "Chicago, IL", "Spanish", 41.8781, -87.6298),
     ("London", "United Kingdom", "England", "", "English", 51.5072, -0.1276),
     ("Berlin", "Germany", "Land Berlin", "", "German", 52.52, 13.405),
@@ -58,10 +83,28 @@ _GEO = (
 _DEVICES = (
     ("iOS", "ios", "17.2", "Apple iPhone", "Apple iPhone 15", "Apple", "Apple", "iPhone15,4", "amplitude-swift/1.4.0"),
     ("iOS", "ios", "16.6", "Apple iPhone", "Apple iPhone 13", "Apple", "Apple", "iPhone14,5", "amplitude-swift/1.3.2"),
-    ("Android", "android", "14", "Samsung Galaxy S23", "Samsung Galaxy S23", "samsung", "samsung", "SM-S911B",
-     "amplitude-android/1.12.0"),
-    ("Android", "android", "13", "Google Pixel 7", "Google Pixel 7", "Google", "google", "Pixel 7",
-     "amplitude-android/1.11.1"),
+    (
+        "Android",
+        "android",
+        "14",
+        "Samsung Galaxy S23",
+        "Samsung Galaxy S23",
+        "samsung",
+        "samsung",
+        "SM-S911B",
+        "amplitude-android/1.12.0",
+    ),
+    (
+        "Android",
+        "android",
+        "13",
+        "Google Pixel 7",
+        "Google Pixel 7",
+        "Google",
+        "google",
+        "Pixel 7",
+        "amplitude-android/1.11.1",
+    ),
     ("Web", "Chrome", "120", "Mac", "Mac", None, None, None, "amplitude-ts/2.4.0"),
     ("Web", "Firefox", "121", "Windows", "Windows", None, None, None, "amplitude-ts/2.4.0"),
 )
@@ -73,15 +116,36 @@ _VERSIONS = ("3.12.0", "3.11.2", "3.10.0", "2.9.1")  # newest first
 _GENRES = ("pop", "rock", "hip-hop", "jazz", "classical", "electronic")
 _CATEGORIES = ("music", "merch", "tickets", "gift-cards")
 _EVENT_TYPES: tuple[tuple[str, int, Callable[[int], str]], ...] = (
-    ("Song Played", 50, lambda h: f'{{"song_id":"song-{h % 50_000}","genre":"{_GENRES[h % 6]}",'
-                                  f'"duration_ms":{90_000 + h % 240_000}}}'),
+    (
+        "Song Played",
+        50,
+        lambda h: f'{{"song_id":"song-{h % 50_000}","genre":"{_GENRES[h % 6]}","duration_ms":{90_000 + h % 240_000}}}',
+    ),
     ("View Product", 20, lambda h: f'{{"product_id":"sku-{h % 5_000}","category":"{_CATEGORIES[h % 4]}"}}'),
-    ("Add To Cart", 12, lambda h: f'{{"product_id":"sku-{h % 5_000}","price":{h % 9_000 / 100 + 0.99:.2f},'
-                                  f'"quantity":{1 + h % 3},"category":"{_CATEGORIES[h % 4]}"}}'),
-    ("Purchase", 5, lambda h: f'{{"product_id":"sku-{h % 5_000}","revenue":{h % 20_000 / 100 + 0.99:.2f},'
-                              f'"currency":"USD","quantity":{1 + h % 3}}}'),
-    ("Sign Up", 3, lambda h: f'{{"method":"{("email", "google", "apple", "facebook")[h % 4]}",'
-                             f'"referral":{"true" if h & 1 else "false"}}}'),
+    (
+        "Add To Cart",
+        12,
+        lambda h: (
+            f'{{"product_id":"sku-{h % 5_000}","price":{h % 9_000 / 100 + 0.99:.2f},'
+            f'"quantity":{1 + h % 3},"category":"{_CATEGORIES[h % 4]}"}}'
+        ),
+    ),
+    (
+        "Purchase",
+        5,
+        lambda h: (
+            f'{{"product_id":"sku-{h % 5_000}","revenue":{h % 20_000 / 100 + 0.99:.2f},'
+            f'"currency":"USD","quantity":{1 + h % 3}}}'
+        ),
+    ),
+    (
+        "Sign Up",
+        3,
+        lambda h: (
+            f'{{"method":"{("email", "google", "apple", "facebook")[h % 4]}",'
+            f'"referral":{"true" if h & 1 else "false"}}}'
+        ),
+    ),
     ("Session Start", 10, lambda h: "{}"),
 )
 _DAYS_2023 = tuple(time.strftime("%Y-%m-%d", time.gmtime(1_672_531_200 + d * 86_400)) for d in range(365))
@@ -117,8 +181,12 @@ def format_ts(epoch_us: int) -> str:
 class Population:
     """The universe of fake users shared by cohorts and events (same seed -> same people)."""
 
-    def __init__(self, seed: int = 0, anonymous_fraction: float = 0.02,
-                 user_properties: Mapping[str, Sequence[str]] = DEFAULT_USER_PROPERTIES) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        anonymous_fraction: float = 0.02,
+        user_properties: Mapping[str, Sequence[str]] = DEFAULT_USER_PROPERTIES,
+    ) -> None:
         self.seed = seed
         self.salt = mix64(seed + 0x5EED)
         self.anon_cut = int(anonymous_fraction * 65536)  # compared with the top 16 hash bits
@@ -129,21 +197,41 @@ class Population:
             city, country, region, dma, lang, lat, lng = rng.choice(_GEO)
             plat, os_name, os_ver, family, dtype, manu, brand, model, lib = rng.choice(_DEVICES)
             v = rng.randrange(len(_VERSIONS))
-            self.profiles.append({
-                "city": city, "country": country, "region": region, "language": lang,
-                "platform": plat, "os": f"{os_name} {os_ver}", "device": family, "device_type": dtype,
-                "carrier": "" if plat == "Web" else rng.choice(_CARRIERS), "library": lib,
-                "version": _VERSIONS[v], "start_version": _VERSIONS[rng.randrange(v, len(_VERSIONS))],
-                "dma": dma, "os_name": os_name, "os_version": os_ver, "device_manufacturer": manu,
-                "device_brand": brand, "device_model": model, "location_lat": lat, "location_lng": lng,
-            })
+            self.profiles.append(
+                {
+                    "city": city,
+                    "country": country,
+                    "region": region,
+                    "language": lang,
+                    "platform": plat,
+                    "os": f"{os_name} {os_ver}",
+                    "device": family,
+                    "device_type": dtype,
+                    "carrier": "" if plat == "Web" else rng.choice(_CARRIERS),
+                    "library": lib,
+                    "version": _VERSIONS[v],
+                    "start_version": _VERSIONS[rng.randrange(v, len(_VERSIONS))],
+                    "dma": dma,
+                    "os_name": os_name,
+                    "os_version": os_ver,
+                    "device_manufacturer": manu,
+                    "device_brand": brand,
+                    "device_model": model,
+                    "location_lat": lat,
+                    "location_lng": lng,
+                }
+            )
         self._csv_tables: dict[tuple[str, ...], list[str]] = {}
         self._user_fragments: dict[int, tuple[str, int]] = {}
         # '"key":"value"' JSON text of every custom property value, per key in key order.
-        self._prop_json = [[json.dumps({k: v}, separators=(",", ":"), ensure_ascii=False)[1:-1] for v in values]
-                           for k, values in self.user_properties.items()]
-        self._event_static_json = [json.dumps(self._event_static_fields(p), separators=(",", ":"),
-                                              ensure_ascii=False)[1:-1] for p in self.profiles]
+        self._prop_json = [
+            [json.dumps({k: v}, separators=(",", ":"), ensure_ascii=False)[1:-1] for v in values]
+            for k, values in self.user_properties.items()
+        ]
+        self._event_static_json = [
+            json.dumps(self._event_static_fields(p), separators=(",", ":"), ensure_ascii=False)[1:-1]
+            for p in self.profiles
+        ]
 
     # --- one user ---------------------------------------------------------------------
     def user_hash(self, n: int) -> int:
@@ -166,8 +254,11 @@ class Population:
     def member(self, n: int) -> dict[str, object]:
         """All cohort-member fields of user ``n`` (handy for tests and explicit cohorts)."""
         h = self.user_hash(n)
-        row: dict[str, object] = {"amplitude_id": AMPLITUDE_ID_BASE + n, "user_id": self.user_id(n, h),
-                                  "device_id": self.device_id(n, h)}
+        row: dict[str, object] = {
+            "amplitude_id": AMPLITUDE_ID_BASE + n,
+            "user_id": self.user_id(n, h),
+            "device_id": self.device_id(n, h),
+        }
         prof = self.profiles[h & (PROFILE_COUNT - 1)]
         row.update({c: prof[c] for c in PROPERTY_COLUMNS})
         for i, (key, values) in enumerate(self.user_properties.items()):
@@ -188,8 +279,10 @@ class Population:
             c = mix64(h ^ 0xC7EA7E)  # account creation: some second of 2023
             sec = c % 86_400
             created = f"{_DAYS_2023[(c >> 20) % 365]} {sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}.000000"
-            frag = (f'"user_id":{uid},"amplitude_id":{AMPLITUDE_ID_BASE + n},"device_id":"{self.device_id(n, h)}",'
-                    f'"user_properties":{{{props}}},"user_creation_time":"{created}"')
+            frag = (
+                f'"user_id":{uid},"amplitude_id":{AMPLITUDE_ID_BASE + n},"device_id":"{self.device_id(n, h)}",'
+                f'"user_properties":{{{props}}},"user_creation_time":"{created}"'
+            )
             if len(self._user_fragments) >= 200_000:  # bound memory for huge user pools
                 self._user_fragments.clear()
             hit = self._user_fragments[n] = (frag, h & (PROFILE_COUNT - 1))
@@ -207,16 +300,36 @@ class Population:
     @staticmethod
     def _event_static_fields(p: Mapping[str, object]) -> dict[str, object]:
         return {
-            "device_carrier": p["carrier"] or None, "city": p["city"], "platform": p["platform"],
-            "os_version": p["os_version"], "version_name": p["version"], "paying": None, "dma": p["dma"] or None,
-            "group_properties": {}, "library": p["library"], "amplitude_attribution_ids": None,
-            "device_type": p["device_type"], "start_version": p["start_version"],
-            "location_lng": p["location_lng"], "location_lat": p["location_lat"], "os_name": p["os_name"],
-            "groups": {}, "data": {}, "language": p["language"], "country": p["country"],
-            "region": p["region"], "device_family": p["device"], "sample_rate": None,
-            "device_manufacturer": p["device_manufacturer"], "device_brand": p["device_brand"],
-            "device_model": p["device_model"], "amplitude_event_type": None,
-            "is_attribution_event": False, "adid": None, "idfa": None, "$schema": None,
+            "device_carrier": p["carrier"] or None,
+            "city": p["city"],
+            "platform": p["platform"],
+            "os_version": p["os_version"],
+            "version_name": p["version"],
+            "paying": None,
+            "dma": p["dma"] or None,
+            "group_properties": {},
+            "library": p["library"],
+            "amplitude_attribution_ids": None,
+            "device_type": p["device_type"],
+            "start_version": p["start_version"],
+            "location_lng": p["location_lng"],
+            "location_lat": p["location_lat"],
+            "os_name": p["os_name"],
+            "groups": {},
+            "data": {},
+            "language": p["language"],
+            "country": p["country"],
+            "region": p["region"],
+            "device_family": p["device"],
+            "sample_rate": None,
+            "device_manufacturer": p["device_manufacturer"],
+            "device_brand": p["device_brand"],
+            "device_model": p["device_model"],
+            "amplitude_event_type": None,
+            "is_attribution_event": False,
+            "adid": None,
+            "idfa": None,
+            "$schema": None,
         }
 
 
@@ -277,8 +390,7 @@ def csv_columns(props: bool, prop_keys: Sequence[str] = (), custom_keys: Sequenc
     return ["amplitude_id", "user_id", "amplitude_id", *std, *rest]
 
 
-def generated_csv(pop: Population, spec: CohortSpec, columns: Sequence[str],
-                  batch: int = 1024) -> Iterator[str]:
+def generated_csv(pop: Population, spec: CohortSpec, columns: Sequence[str], batch: int = 1024) -> Iterator[str]:
     """Stream a generated cohort as CSV text chunks (header first), ``batch`` rows per chunk."""
     yield ",".join(_q(c) for c in columns) + "\r\n"
     props = len(columns) > 2
@@ -286,8 +398,11 @@ def generated_csv(pop: Population, spec: CohortSpec, columns: Sequence[str],
     std = tuple(c for c in columns[3:] if c in PROPERTY_COLUMNS)
     table = pop._csv_table(std) if props else [""] * PROFILE_COUNT
     # Per custom column: (key index for hash bits, pre-quoted values) or None if unknown key.
-    extra = [(list(custom).index(c), [_q(v) for v in custom[c]]) if c in custom else None
-             for c in columns[3 + len(std):]] if props else []
+    extra = (
+        [(list(custom).index(c), [_q(v) for v in custom[c]]) if c in custom else None for c in columns[3 + len(std) :]]
+        if props
+        else []
+    )
     salt, anon_cut, mask, base = pop.salt, pop.anon_cut, PROFILE_COUNT - 1, AMPLITUDE_ID_BASE
     rows: list[str] = []
     for n in spec.member_numbers():
@@ -300,8 +415,19 @@ def generated_csv(pop: Population, spec: CohortSpec, columns: Sequence[str],
         if not props:
             rows.append(f'"{amp}","{uid}"\r\n')
         else:
-            tail = "".join("," + (e[1][((h >> (12 + 8 * e[0])) & 0xFF if e[0] < 4 else mix64(h + e[0])) % len(e[1])]
-                                  if e else '""') for e in extra) if extra else ""
+            tail = (
+                "".join(
+                    ","
+                    + (
+                        e[1][((h >> (12 + 8 * e[0])) & 0xFF if e[0] < 4 else mix64(h + e[0])) % len(e[1])]
+                        if e
+                        else '""'
+                    )
+                    for e in extra
+                )
+                if extra
+                else ""
+            )
             rows.append(f'"{amp}","{uid}","{amp}"{table[h & mask]}{tail}\r\n')
         if len(rows) >= batch:
             yield "".join(rows)
@@ -310,8 +436,7 @@ def generated_csv(pop: Population, spec: CohortSpec, columns: Sequence[str],
         yield "".join(rows)
 
 
-def members_csv(members: Iterable[Mapping[str, object]], columns: Sequence[str],
-                batch: int = 1024) -> Iterator[str]:
+def members_csv(members: Iterable[Mapping[str, object]], columns: Sequence[str], batch: int = 1024) -> Iterator[str]:
     """Stream explicit member rows (dicts) as CSV; missing values become ``""``."""
     yield ",".join(_q(c) for c in columns) + "\r\n"
     rows: list[str] = []

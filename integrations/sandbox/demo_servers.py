@@ -35,8 +35,10 @@ _PARTNER_OPTIONS = {
         "secret_key": "demo-kahuna-secret",
         "api_key": "demo-kahuna-api",
         "campaigns": {
-            "p": [{"id": "adaptive-welcome", "name": "Welcome back", "enabled": True, "type": "adaptive"},
-                  {"id": "adaptive-old", "name": "Old promo", "enabled": False, "type": "adaptive"}],
+            "p": [
+                {"id": "adaptive-welcome", "name": "Welcome back", "enabled": True, "type": "adaptive"},
+                {"id": "adaptive-old", "name": "Old promo", "enabled": False, "type": "adaptive"},
+            ],
             "s": [{"id": "adaptive-test", "name": "Sandbox test campaign", "enabled": True, "type": "adaptive"}],
         },
     },

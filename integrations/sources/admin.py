@@ -42,7 +42,16 @@ class CohortImportJobAdmin(_JobAdmin):
 
 @admin.register(EventImportJob)
 class EventImportJobAdmin(_JobAdmin):
-    list_display = ["label", "workspace", "project", "backfill_days", "keep_updated", "enabled", "cursor", "next_run_at"]
+    list_display = [
+        "label",
+        "workspace",
+        "project",
+        "backfill_days",
+        "keep_updated",
+        "enabled",
+        "cursor",
+        "next_run_at",
+    ]
     list_filter = ["keep_updated", "enabled", "workspace"]
     readonly_fields = ["next_run_at", "cursor"]
 

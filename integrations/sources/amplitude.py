@@ -98,8 +98,12 @@ class AmplitudeClient:
     @classmethod
     def for_project(cls, project) -> AmplitudeClient:
         secrets_ = project.authorization.secrets
-        return cls(project.api_base_url, secrets_.get("api_key", ""), secrets_.get("secret_key", ""),
-                   f"sources:amplitude:slots:{project.pk}")
+        return cls(
+            project.api_base_url,
+            secrets_.get("api_key", ""),
+            secrets_.get("secret_key", ""),
+            f"sources:amplitude:slots:{project.pk}",
+        )
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
@@ -115,8 +119,15 @@ class AmplitudeClient:
         return f"<AmplitudeClient {self.base_url}>"
 
     # --- transport --------------------------------------------------------------------------
-    def _get(self, path_or_url: str, *, params=None, auth: bool = True, stream: bool = False,
-             passthrough: frozenset[int] = frozenset()) -> requests.Response:
+    def _get(
+        self,
+        path_or_url: str,
+        *,
+        params=None,
+        auth: bool = True,
+        stream: bool = False,
+        passthrough: frozenset[int] = frozenset(),
+    ) -> requests.Response:
         """GET with the retry policy. Statuses in `passthrough` are returned to the caller as they are."""
         url = path_or_url if path_or_url.startswith("http") else self.base_url + path_or_url
         retries, waits = 0, 0
@@ -124,13 +135,19 @@ class AmplitudeClient:
         while True:
             try:
                 response = self.session.get(
-                    url, params=params, auth=(self.api_key, self.secret_key) if auth else None,
-                    allow_redirects=False, stream=stream, timeout=(10, settings.SOURCES_HTTP_TIMEOUT),
+                    url,
+                    params=params,
+                    auth=(self.api_key, self.secret_key) if auth else None,
+                    allow_redirects=False,
+                    stream=stream,
+                    timeout=(10, settings.SOURCES_HTTP_TIMEOUT),
                 )
             except requests.RequestException as exc:
                 retries += 1
                 if retries > settings.SOURCES_HTTP_RETRIES:
-                    raise AmplitudeError(f"Amplitude did not answer: {exc.__class__.__name__}", transient=True) from None
+                    raise AmplitudeError(
+                        f"Amplitude did not answer: {exc.__class__.__name__}", transient=True
+                    ) from None
                 self.sleep(backoff * 2 ** (retries - 1))
                 continue
             status = response.status_code
@@ -139,21 +156,26 @@ class AmplitudeClient:
             if status == 429:
                 waits += 1
                 if waits > 4 * settings.SOURCES_HTTP_RETRIES:
-                    raise AmplitudeError(f"Amplitude kept throttling (HTTP 429): {error_message(response)}",
-                                         status=429, transient=True)
+                    raise AmplitudeError(
+                        f"Amplitude kept throttling (HTTP 429): {error_message(response)}", status=429, transient=True
+                    )
                 retry_after = response.headers.get("Retry-After", "")
                 wait = float(retry_after) if retry_after.isdigit() else backoff * 2 ** min(waits - 1, 5)
                 response.close()
                 self.sleep(wait)
                 continue
             if status in (401, 403):
-                raise AmplitudeError(f"{AUTH_HINT.format(status=status)} Amplitude said: {error_message(response)}",
-                                     status=status)
+                raise AmplitudeError(
+                    f"{AUTH_HINT.format(status=status)} Amplitude said: {error_message(response)}", status=status
+                )
             if status in (500, 502, 503, 504):
                 retries += 1
                 if retries > settings.SOURCES_HTTP_RETRIES:
-                    raise AmplitudeError(f"Amplitude failed with HTTP {status} after {retries} tries: "
-                                         f"{error_message(response)}", status=status, transient=True)
+                    raise AmplitudeError(
+                        f"Amplitude failed with HTTP {status} after {retries} tries: {error_message(response)}",
+                        status=status,
+                        transient=True,
+                    )
                 response.close()
                 self.sleep(backoff * 2 ** (retries - 1))
                 continue
@@ -161,8 +183,9 @@ class AmplitudeClient:
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
-        with concurrency_slot(self.slot_key, settings.SOURCES_CONCURRENT_REQUESTS,
-                              lease_seconds=settings.SOURCES_HTTP_TIMEOUT * 30):
+        with concurrency_slot(
+            self.slot_key, settings.SOURCES_CONCURRENT_REQUESTS, lease_seconds=settings.SOURCES_HTTP_TIMEOUT * 30
+        ):
             yield
 
     # --- Behavioral Cohorts API ---------------------------------------------------------------
@@ -172,7 +195,7 @@ class AmplitudeClient:
         try:
             cohorts = response.json()["cohorts"]
         except (ValueError, KeyError, TypeError):
-            raise AmplitudeError("Amplitude's cohort list was not the expected JSON ({\"cohorts\": [...]}).") from None
+            raise AmplitudeError('Amplitude\'s cohort list was not the expected JSON ({"cohorts": [...]}).') from None
         return cohorts
 
     def request_cohort(self, cohort_id: str, *, props: bool, prop_keys: list[str] = ()) -> str:
@@ -201,13 +224,18 @@ class AmplitudeClient:
             if response.status_code == 200 and state == "JOB COMPLETED":
                 return
             if response.status_code != 202 or state != "JOB INPROGRESS":
-                raise AmplitudeError(f"Amplitude's cohort job {request_id} ended as {state or 'unknown'} "
-                                     f"(HTTP {response.status_code}).", status=response.status_code)
+                raise AmplitudeError(
+                    f"Amplitude's cohort job {request_id} ended as {state or 'unknown'} (HTTP {response.status_code}).",
+                    status=response.status_code,
+                )
             if on_poll:
                 on_poll(polls)
             if time.monotonic() > deadline:
-                raise AmplitudeError(f"Amplitude's cohort job {request_id} was still in progress after "
-                                     f"{settings.SOURCES_POLL_TIMEOUT} s.", transient=True)
+                raise AmplitudeError(
+                    f"Amplitude's cohort job {request_id} was still in progress after "
+                    f"{settings.SOURCES_POLL_TIMEOUT} s.",
+                    transient=True,
+                )
             self.sleep(delay)
             delay = min(delay * 1.5, settings.SOURCES_POLL_MAX_INTERVAL)
 
@@ -229,11 +257,14 @@ class AmplitudeClient:
                     if response.status_code == 403 and b"expired" in response.content.lower() and attempt < 2:
                         continue  # the one-minute link expired before we got to it: mint a new one
                     if response.status_code in (400, 403):
-                        raise AmplitudeError(f"The cohort file link failed (HTTP {response.status_code}): "
-                                             f"{_s3_message(response)}", status=response.status_code)
+                        raise AmplitudeError(
+                            f"The cohort file link failed (HTTP {response.status_code}): {_s3_message(response)}",
+                            status=response.status_code,
+                        )
                 if response.status_code != 200:
-                    raise AmplitudeError(f"Cohort file: unexpected HTTP {response.status_code}.",
-                                         status=response.status_code)
+                    raise AmplitudeError(
+                        f"Cohort file: unexpected HTTP {response.status_code}.", status=response.status_code
+                    )
                 return _stream_to(response, dest)
         raise AmplitudeError("The cohort file link kept expiring before the download started.", transient=True)
 
@@ -251,8 +282,10 @@ class AmplitudeClient:
                 response.close()
                 return None
             if response.status_code in (400, 504):
-                raise AmplitudeError(f"Export {params['start']}..{params['end']}: HTTP {response.status_code} "
-                                     f"{error_message(response)}", status=response.status_code)
+                raise AmplitudeError(
+                    f"Export {params['start']}..{params['end']}: HTTP {response.status_code} {error_message(response)}",
+                    status=response.status_code,
+                )
             return _stream_to(response, dest)
 
 
@@ -270,8 +303,9 @@ def _stream_to(response: requests.Response, dest: BinaryIO) -> int:
             dest.write(chunk)
             size += len(chunk)
     except Exception as exc:  # noqa: BLE001 - urllib3's ProtocolError/ReadTimeoutError, OSError
-        raise AmplitudeError(f"The download broke off after {size} bytes: {exc.__class__.__name__}",
-                             transient=True) from None
+        raise AmplitudeError(
+            f"The download broke off after {size} bytes: {exc.__class__.__name__}", transient=True
+        ) from None
     finally:
         response.close()
     dest.flush()

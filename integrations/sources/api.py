@@ -17,8 +17,13 @@ from integrations.sources.models import AmplitudeProject, CohortImportJob, Event
 from integrations.sources.runs import RunStateError, create_run, retry_run
 from integrations.sources.scheduling import first_run_at
 
-_CRUD = (mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
-         mixins.DestroyModelMixin)
+_CRUD = (
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+)
 
 
 class AmplitudeProjectSerializer(serializers.ModelSerializer):
@@ -76,14 +81,34 @@ class _JobSerializer(serializers.ModelSerializer):
 class CohortImportJobSerializer(_JobSerializer):
     class Meta:
         model = CohortImportJob
-        fields = ["id", "project", "label", "cohort_ids", "include_properties", "prop_keys", "amplitude_id_field",
-                  "cohort_names_field", "cadence", "time_of_day", "timezone", "enabled", "next_run_at"]
+        fields = [
+            "id",
+            "project",
+            "label",
+            "cohort_ids",
+            "include_properties",
+            "prop_keys",
+            "amplitude_id_field",
+            "cohort_names_field",
+            "cadence",
+            "time_of_day",
+            "timezone",
+            "enabled",
+            "next_run_at",
+        ]
         read_only_fields = ["id", "next_run_at"]
 
     def validate(self, attrs):
-        instance = CohortImportJob(**{**({} if self.instance is None else
-                                         {f: getattr(self.instance, f) for f in self.Meta.fields if f != "project"}),
-                                      **attrs})
+        instance = CohortImportJob(
+            **{
+                **(
+                    {}
+                    if self.instance is None
+                    else {f: getattr(self.instance, f) for f in self.Meta.fields if f != "project"}
+                ),
+                **attrs,
+            }
+        )
         instance.clean()
         return attrs
 
@@ -100,8 +125,23 @@ class ImportRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ImportRun
-        fields = ["id", "kind", "cohort_job", "event_job", "status", "phase", "trigger", "rows_expected", "rows_done",
-                  "counts", "error", "retry_of", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "kind",
+            "cohort_job",
+            "event_job",
+            "status",
+            "phase",
+            "trigger",
+            "rows_expected",
+            "rows_done",
+            "counts",
+            "error",
+            "retry_of",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
 

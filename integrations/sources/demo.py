@@ -23,20 +23,29 @@ def populate_demo(workspace, state: dict, out) -> None:
     auth = Authorization.objects.filter(workspace=workspace, label="Amplitude sandbox").first()
     if auth is None:
         auth = Authorization(workspace=workspace, provider="amplitude", label="Amplitude sandbox")
-        auth.set_secrets({"api_key": os.environ.get("SANDBOX_AMPLITUDE_API_KEY", "demo"),
-                          "secret_key": os.environ.get("SANDBOX_AMPLITUDE_SECRET_KEY", "demo-secret")})
+        auth.set_secrets(
+            {
+                "api_key": os.environ.get("SANDBOX_AMPLITUDE_API_KEY", "demo"),
+                "secret_key": os.environ.get("SANDBOX_AMPLITUDE_SECRET_KEY", "demo-secret"),
+            }
+        )
         auth.save()
     project, _ = AmplitudeProject.objects.update_or_create(
-        workspace=workspace, label="Music app (sandbox)", defaults={"base_url": base_url, "authorization": auth})
+        workspace=workspace, label="Music app (sandbox)", defaults={"base_url": base_url, "authorization": auth}
+    )
     now = timezone.now()
     cohort_job, created = CohortImportJob.objects.get_or_create(
-        workspace=workspace, project=project, label="All cohorts, daily",
-        defaults={"cadence": Cadence.DAILY, "time_of_day": time(6), "timezone": workspace.timezone})
+        workspace=workspace,
+        project=project,
+        label="All cohorts, daily",
+        defaults={"cadence": Cadence.DAILY, "time_of_day": time(6), "timezone": workspace.timezone},
+    )
     if created:
         cohort_job.next_run_at = first_run_at(cohort_job, now)
         cohort_job.save(update_fields=["next_run_at"])
     event_job, created = EventImportJob.objects.get_or_create(
-        workspace=workspace, project=project, label="Events, hourly", defaults={"backfill_days": 2})
+        workspace=workspace, project=project, label="Events, hourly", defaults={"backfill_days": 2}
+    )
     if created:
         event_job.next_run_at = now
         event_job.save(update_fields=["next_run_at"])

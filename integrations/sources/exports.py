@@ -76,8 +76,7 @@ def store_export(workspace_id: int, binary: BinaryIO, progress=None) -> EventCou
     reading = [""]
     with archive:
         try:
-            return store_event_files(workspace_id, export_files(archive, reading), source="import",
-                                     progress=progress)
+            return store_event_files(workspace_id, export_files(archive, reading), source="import", progress=progress)
         except (zipfile.BadZipFile, zlib.error, gzip.BadGzipFile, EOFError, OSError) as exc:
             raise ExportFileError(f"Member {reading[0]} of the export is corrupt: {exc}") from None
 
@@ -102,8 +101,9 @@ class _StoppableFile:
         self.file.flush()
 
 
-def download(client: AmplitudeClient, first: datetime, last: datetime,
-             stop: threading.Event | None = None) -> tuple[BinaryIO, int | None]:
+def download(
+    client: AmplitudeClient, first: datetime, last: datetime, stop: threading.Event | None = None
+) -> tuple[BinaryIO, int | None]:
     """[first, last] into a new temporary file: (file, size); size None = no data (404). Raises AmplitudeError."""
     dest = _StoppableFile(stop or threading.Event())
     try:
@@ -154,8 +154,16 @@ class Prefetch:
                 self._outcome = None
 
 
-def load_window(run: ImportRun, job: EventImportJob, client: AmplitudeClient, first: datetime, last: datetime,
-                totals: EventCounts, attempt: int = 0, prefetched: Prefetch | None = None) -> None:
+def load_window(
+    run: ImportRun,
+    job: EventImportJob,
+    client: AmplitudeClient,
+    first: datetime,
+    last: datetime,
+    totals: EventCounts,
+    attempt: int = 0,
+    prefetched: Prefetch | None = None,
+) -> None:
     """Fetch and apply [first, last] (inclusive hours); split on 400/504. Moves the cursor to last + 1 h.
 
     `prefetched` is this window's download already under way (its first attempt).
@@ -176,8 +184,11 @@ def load_window(run: ImportRun, job: EventImportJob, client: AmplitudeClient, fi
             client.sleep(settings.SOURCES_RETRY_BACKOFF * 2**attempt)
             return load_window(run, job, client, first, last, totals, attempt + 1)
         if exc.status == 504:
-            raise AmplitudeError(f"Amplitude timed out (504) exporting the single hour {first:%Y-%m-%d %H}:00 "
-                                 "even after retries.", status=504, transient=True) from None
+            raise AmplitudeError(
+                f"Amplitude timed out (504) exporting the single hour {first:%Y-%m-%d %H}:00 even after retries.",
+                status=504,
+                transient=True,
+            ) from None
         raise
     with binary:
         label = f"loading {first:%Y-%m-%d %H}:00 – {last:%Y-%m-%d %H}:59 UTC"
@@ -185,14 +196,19 @@ def load_window(run: ImportRun, job: EventImportJob, client: AmplitudeClient, fi
         binary.seek(0)
         # The window's transaction holds everything until it commits: LiveProgress shows it move.
         with LiveProgress(run) as live, transaction.atomic():
+
             def progress(what: str, lines: int, step: bool) -> None:  # files: at most one report a second
                 live.report(f"{label}: {what}", rows_done=totals.read + lines, unless_within=0.0 if step else 1.0)
 
             window = store_export(job.workspace_id, binary, progress) if size else EventCounts()
             EventImportJob.objects.filter(pk=job.pk).update(cursor=last + HOUR)
             totals.add(window)
-            counts = {**run.counts, **totals.as_dict(), "windows": run.counts.get("windows", 0) + 1,
-                      "empty_windows": run.counts.get("empty_windows", 0) + (0 if size else 1)}
+            counts = {
+                **run.counts,
+                **totals.as_dict(),
+                "windows": run.counts.get("windows", 0) + 1,
+                "empty_windows": run.counts.get("empty_windows", 0) + (0 if size else 1),
+            }
             transition(run, counts=counts, rows_done=totals.read)
     job.cursor = last + HOUR
 

@@ -28,7 +28,9 @@ class AmplitudeProject(models.Model):
     region = models.CharField(max_length=2, choices=Region.choices, default=Region.US)
     base_url = models.URLField(blank=True, help_text="Overrides the region's host (the sandbox, a proxy).")
     authorization = models.ForeignKey(
-        Authorization, on_delete=models.PROTECT, related_name="amplitude_projects",
+        Authorization,
+        on_delete=models.PROTECT,
+        related_name="amplitude_projects",
         limit_choices_to={"provider": "amplitude"},
     )
     project_id = models.BigIntegerField(null=True, blank=True, help_text="Amplitude's project (app) id, optional.")
@@ -68,11 +70,15 @@ class CohortImportJob(models.Model):
     include_properties = models.BooleanField(default=True, help_text="Ask for user properties (props=1).")
     prop_keys = models.JSONField(default=list, blank=True, help_text="Only these user properties (propKeys).")
     amplitude_id_field = models.CharField(
-        max_length=64, default="amplitude_id", blank=True,
+        max_length=64,
+        default="amplitude_id",
+        blank=True,
         help_text="Profile property that holds the Amplitude ID; blank = do not store it.",
     )
     cohort_names_field = models.CharField(
-        max_length=64, default="amplitude_cohort_names", blank=True,
+        max_length=64,
+        default="amplitude_cohort_names",
+        blank=True,
         help_text="Profile property holding {cohort name: member?}; blank = do not store it.",
     )
     cadence = models.CharField(max_length=16, choices=Cadence.choices, default=Cadence.DAILY)
@@ -144,7 +150,9 @@ class ImportRun(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    cohort_job = models.ForeignKey(CohortImportJob, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
+    cohort_job = models.ForeignKey(
+        CohortImportJob, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
     event_job = models.ForeignKey(EventImportJob, null=True, blank=True, on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     phase = models.CharField(max_length=255, blank=True, help_text="What the run is doing now.")

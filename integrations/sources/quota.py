@@ -29,8 +29,12 @@ class Budget:
         return max(self.limit - self.used, 0)
 
     def as_dict(self) -> dict:
-        return {"month": self.month.strftime("%Y-%m"), "limit": self.limit, "used": self.used,
-                "remaining": self.remaining}
+        return {
+            "month": self.month.strftime("%Y-%m"),
+            "limit": self.limit,
+            "used": self.used,
+            "remaining": self.remaining,
+        }
 
 
 def month_of(now: datetime | None = None) -> date:
@@ -49,8 +53,9 @@ def _ensure_row(cursor, project_id: int, month: date) -> None:
 def budget(project, now: datetime | None = None) -> Budget:
     month = month_of(now)
     with connection.cursor() as cursor:
-        cursor.execute('SELECT used, "limit" FROM sources_downloadquota WHERE project_id = %s AND month = %s',
-                       [project.pk, month])
+        cursor.execute(
+            'SELECT used, "limit" FROM sources_downloadquota WHERE project_id = %s AND month = %s', [project.pk, month]
+        )
         row = cursor.fetchone()
     used, limit = row if row else (0, settings.SOURCES_COHORT_DOWNLOADS_PER_MONTH)
     return Budget(month, limit, used)
@@ -82,6 +87,8 @@ def check(project, needed: int, now: datetime | None = None) -> Budget:
 
 
 def refusal(current: Budget, needed: int) -> str:
-    return (f"Amplitude allows {current.limit} cohort downloads a month per project; {current.used} are used in "
-            f"{current.month:%B %Y}, {current.remaining} remain, and this run needs {needed}. "
-            f"The budget resets on the 1st (UTC).")
+    return (
+        f"Amplitude allows {current.limit} cohort downloads a month per project; {current.used} are used in "
+        f"{current.month:%B %Y}, {current.remaining} remain, and this run needs {needed}. "
+        f"The budget resets on the 1st (UTC)."
+    )

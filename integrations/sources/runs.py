@@ -45,9 +45,17 @@ def fit_phase(phase: str) -> str:
     return phase if len(phase) <= limit else phase[: limit - 1] + "…"
 
 
-def transition(run: ImportRun, status: str | None = None, *, phase: str | None = None, error: str | None = None,
-               counts: dict | None = None, rows_expected: int | None = None, rows_done: int | None = None,
-               now: datetime | None = None) -> ImportRun:
+def transition(
+    run: ImportRun,
+    status: str | None = None,
+    *,
+    phase: str | None = None,
+    error: str | None = None,
+    counts: dict | None = None,
+    rows_expected: int | None = None,
+    rows_done: int | None = None,
+    now: datetime | None = None,
+) -> ImportRun:
     """The one writer of run state. Refuses to move a finished run; stamps start and finish times."""
     now = now or timezone.now()
     changes: dict = {}
@@ -61,8 +69,13 @@ def transition(run: ImportRun, status: str | None = None, *, phase: str | None =
             changes["finished_at"] = now
     if phase is not None:
         phase = fit_phase(phase)
-    for name, value in (("phase", phase), ("error", error), ("counts", counts), ("rows_expected", rows_expected),
-                        ("rows_done", rows_done)):
+    for name, value in (
+        ("phase", phase),
+        ("error", error),
+        ("counts", counts),
+        ("rows_expected", rows_expected),
+        ("rows_done", rows_done),
+    ):
         if value is not None:
             changes[name] = value
     if changes:
@@ -149,13 +162,23 @@ def active_run(job, now: datetime) -> ImportRun | None:
     """The job's queued or running run that is really still alive; dead ones are failed on the way."""
     for run in ImportRun.objects.filter(**_job_filter(job), status__in=[RunStatus.QUEUED, RunStatus.RUNNING]):
         if run.status == RunStatus.RUNNING and not is_alive(run):
-            transition(run, RunStatus.FAILED, phase="abandoned", now=now,
-                       error="The worker running this import stopped (killed or restarted); nothing of the "
-                             "unfinished part was applied. Retry the run.")
+            transition(
+                run,
+                RunStatus.FAILED,
+                phase="abandoned",
+                now=now,
+                error="The worker running this import stopped (killed or restarted); nothing of the "
+                "unfinished part was applied. Retry the run.",
+            )
             continue
         if run.status == RunStatus.QUEUED and run.created_at < now - STALE_QUEUED:
-            transition(run, RunStatus.FAILED, phase="abandoned", now=now,
-                       error="The run was queued but never started (no worker on the imports queue?).")
+            transition(
+                run,
+                RunStatus.FAILED,
+                phase="abandoned",
+                now=now,
+                error="The run was queued but never started (no worker on the imports queue?).",
+            )
             continue
         return run
     return None
@@ -163,14 +186,27 @@ def active_run(job, now: datetime) -> ImportRun | None:
 
 def record_skipped(job, reason: str, *, now: datetime | None = None, trigger: str = "schedule") -> ImportRun:
     now = now or timezone.now()
-    run = ImportRun.objects.create(workspace_id=job.workspace_id, **_job_filter(job), trigger=trigger,
-                                   status=RunStatus.SKIPPED, phase="skipped", error=reason, finished_at=now)
+    run = ImportRun.objects.create(
+        workspace_id=job.workspace_id,
+        **_job_filter(job),
+        trigger=trigger,
+        status=RunStatus.SKIPPED,
+        phase="skipped",
+        error=reason,
+        finished_at=now,
+    )
     logger.info("import run %s of %s skipped: %s", run.pk, job, reason)
     return run
 
 
-def create_run(job, *, trigger: str = "manual", now: datetime | None = None, retry_of: ImportRun | None = None,
-               enqueue: bool = True) -> ImportRun:
+def create_run(
+    job,
+    *,
+    trigger: str = "manual",
+    now: datetime | None = None,
+    retry_of: ImportRun | None = None,
+    enqueue: bool = True,
+) -> ImportRun:
     """Queue a run of `job`, or record it as skipped when one is still running (the overlap guard).
 
     Raises quota.QuotaExceeded (nothing recorded) when a cohort run would not fit this month's budget.
@@ -181,12 +217,14 @@ def create_run(job, *, trigger: str = "manual", now: datetime | None = None, ret
         job = type(job).objects.select_for_update().select_related("project").get(pk=job.pk)
         running = active_run(job, now)
         if running is not None:
-            return record_skipped(job, f"Skipped: run {running.pk} of this job is still {running.status}.",
-                                  now=now, trigger=trigger)
+            return record_skipped(
+                job, f"Skipped: run {running.pk} of this job is still {running.status}.", now=now, trigger=trigger
+            )
         if isinstance(job, CohortImportJob):
             quota.check(job.project, job.downloads_per_run, now)
-        run = ImportRun.objects.create(workspace_id=job.workspace_id, **_job_filter(job), trigger=trigger,
-                                       retry_of=retry_of, phase="queued")
+        run = ImportRun.objects.create(
+            workspace_id=job.workspace_id, **_job_filter(job), trigger=trigger, retry_of=retry_of, phase="queued"
+        )
         if enqueue:
             from integrations.sources.tasks import execute_run_task
 
@@ -217,8 +255,11 @@ def execute_run(run_id: int, **runner_options) -> ImportRun | None:
                 return None
             time.sleep(0.1)
     try:
-        run = ImportRun.objects.select_related("cohort_job__project__authorization",
-                                               "event_job__project__authorization").filter(pk=run_id).first()
+        run = (
+            ImportRun.objects.select_related("cohort_job__project__authorization", "event_job__project__authorization")
+            .filter(pk=run_id)
+            .first()
+        )
         if run is None or run.status in FINISHED:
             return run
         if run.status == RunStatus.RUNNING:
@@ -247,8 +288,12 @@ def _execute(run: ImportRun, **runner_options) -> None:
         return
     except Exception as exc:
         logger.exception("import run %s crashed", run.pk)
-        transition(run, RunStatus.FAILED, phase=f"failed while {run.phase}",
-                   error=f"Internal error: {exc.__class__.__name__}: {exc}")
+        transition(
+            run,
+            RunStatus.FAILED,
+            phase=f"failed while {run.phase}",
+            error=f"Internal error: {exc.__class__.__name__}: {exc}",
+        )
         return
     if error:
         transition(run, RunStatus.FAILED, phase="finished with errors", error=error)

@@ -53,8 +53,11 @@ def dispatch_due(now: datetime) -> int:
     queued = 0
     for model in (CohortImportJob, EventImportJob):
         with transaction.atomic():
-            due = list(model.objects.select_for_update(skip_locked=True)
-                       .filter(enabled=True, next_run_at__lte=now).order_by("next_run_at")[:BATCH])
+            due = list(
+                model.objects.select_for_update(skip_locked=True)
+                .filter(enabled=True, next_run_at__lte=now)
+                .order_by("next_run_at")[:BATCH]
+            )
             for job in due:
                 job.next_run_at = next_run_after(job, now)
                 job.save(update_fields=["next_run_at"])

@@ -13,7 +13,9 @@ PUSH = Cause("push", "inbound_batch", 1)
 
 @pytest.fixture
 def power_users(acme):
-    segment = Segment.objects.create(workspace=acme, name="Power users", type="partner_amplitude", external_id="26umsb5")
+    segment = Segment.objects.create(
+        workspace=acme, name="Power users", type="partner_amplitude", external_id="26umsb5"
+    )
     ids = resolve(acme.pk, "user_id", ["ada", "bob", "cyd"]).profile_ids
     apply_changes(segment, add=list(ids.values()), cause=PUSH)
     apply_changes(segment, remove=[ids["cyd"]], cause=PUSH)
@@ -50,7 +52,9 @@ def test_profile_lookup_by_any_identity_shows_history_and_merges(acme, power_use
     assert len(profile["merges"]) == 1
 
 
-def test_lookup_needs_a_value_and_other_workspaces_see_nothing(acme, power_users, acme_management_key, globex_management_key):
+def test_lookup_needs_a_value_and_other_workspaces_see_nothing(
+    acme, power_users, acme_management_key, globex_management_key
+):
     assert key_client(acme_management_key).get("/api/v1/profiles/lookup/").status_code == 400
     outsider = key_client(globex_management_key)
     assert outsider.get("/api/v1/profiles/lookup/?identity=ada").json()["results"] == []

@@ -49,8 +49,11 @@ def test_partner_sync_properties(acme, segment):
     apply_changes(segment, add=[a], cause=PUSH)
     change = MembershipChange.objects.get()
     assert change.partner_sync_properties() == {
-        "Partner Segment Name": "Power users", "Action": "Added", "Partner Segment ID": "c1",
-        "Source": "Push", "Partner Name": "Amplitude",
+        "Partner Segment Name": "Power users",
+        "Action": "Added",
+        "Partner Segment ID": "c1",
+        "Source": "Push",
+        "Partner Name": "Amplitude",
     }
 
 
@@ -82,8 +85,11 @@ def test_replace_members_never_nests_loops_when_member_statistics_are_stale(acme
         return execute(sql, params, many, context)
 
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO audiences_profile (workspace_id, properties, event_counts, created_at, updated_at)"
-                       " SELECT %s, '{}', '{}', now(), now() FROM generate_series(1, 3000)", [acme.pk])
+        cursor.execute(
+            "INSERT INTO audiences_profile (workspace_id, properties, event_counts, created_at, updated_at)"
+            " SELECT %s, '{}', '{}', now(), now() FROM generate_series(1, 3000)",
+            [acme.pk],
+        )
         cursor.execute("SELECT id FROM audiences_profile WHERE workspace_id = %s ORDER BY id", [acme.pk])
         ids = [row[0] for row in cursor.fetchall()]
         # Statistics of a table that has pages but (as far as ANALYZE knows) no rows: an earlier
@@ -91,10 +97,14 @@ def test_replace_members_never_nests_loops_when_member_statistics_are_stale(acme
         apply_changes(segment, add=ids, cause=PUSH)
         cursor.execute("DELETE FROM audiences_segmentmember WHERE segment_id = %s", [segment.pk])
         cursor.execute("ANALYZE audiences_segmentmember")
-        cursor.execute("INSERT INTO audiences_segmentmember (segment_id, profile_id, added_at)"
-                       " SELECT %s, unnest(%s::bigint[]), now()", [segment.pk, ids])  # a first import's worth
-        cursor.execute("CREATE TEMP TABLE snap ON COMMIT DROP AS SELECT unnest(%s::bigint[]) AS profile_id",
-                       [ids[100:]])
+        cursor.execute(
+            "INSERT INTO audiences_segmentmember (segment_id, profile_id, added_at)"
+            " SELECT %s, unnest(%s::bigint[]), now()",
+            [segment.pk, ids],
+        )  # a first import's worth
+        cursor.execute(
+            "CREATE TEMP TABLE snap ON COMMIT DROP AS SELECT unnest(%s::bigint[]) AS profile_id", [ids[100:]]
+        )
         cursor.execute("ANALYZE snap")
         with connection.execute_wrapper(explain_snapshot_diffs):
             applied = replace_members(segment, "snap", cause=Cause("import", "import_run", 8))
@@ -111,7 +121,9 @@ def test_replace_members_refuses_an_unsafe_table_name(acme, segment):
 
 
 def test_identity_resolution_creates_once_and_reports_blocked_values(acme):
-    result = resolve(acme.pk, "user_id", ["u1", "u1", "null", "", "0", "-1", "00000000-0000-0000-0000-000000000000", 42, True])
+    result = resolve(
+        acme.pk, "user_id", ["u1", "u1", "null", "", "0", "-1", "00000000-0000-0000-0000-000000000000", 42, True]
+    )
     assert set(result.profile_ids) == {"u1", "42"} and result.created == 2
     reasons = {position: reason for position, _, reason in result.invalid}
     assert set(reasons) == {2, 3, 4, 5, 6, 8}

@@ -59,7 +59,9 @@ def test_the_anonymous_profile_merges_into_the_known_one(acme, power_users, chur
     apply_changes(power_users, add=[ada.pk, anon.pk], cause=PUSH)  # both in: the merge removes one
     apply_changes(churners, add=[anon.pk], cause=PUSH)  # only the anonymous one: ada enters
 
-    profile_id, merge = link_identity(acme.pk, ("user_id", "ada"), ("device_id", "d1"), cause=Cause("push", "inbound_batch", 9))
+    profile_id, merge = link_identity(
+        acme.pk, ("user_id", "ada"), ("device_id", "d1"), cause=Cause("push", "inbound_batch", 9)
+    )
 
     assert profile_id == ada.pk and isinstance(merge, ProfileMerge)
     assert not Profile.objects.filter(pk=anon.pk).exists()
@@ -74,9 +76,13 @@ def test_the_anonymous_profile_merges_into_the_known_one(acme, power_users, chur
     assert set(power_users.members.values_list("profile_id", flat=True)) == {ada.pk}
     assert set(churners.members.values_list("profile_id", flat=True)) == {ada.pk}
     merge_rows = MembershipChange.objects.filter(source="merge", cause_id=merge.pk)
-    assert sorted(merge_rows.values_list("segment__external_id", "profile_id", "action")) == sorted([
-        ("26umsb5", anon.pk, "removed"), ("7khm89cz", anon.pk, "removed"), ("7khm89cz", ada.pk, "added"),
-    ])
+    assert sorted(merge_rows.values_list("segment__external_id", "profile_id", "action")) == sorted(
+        [
+            ("26umsb5", anon.pk, "removed"),
+            ("7khm89cz", anon.pk, "removed"),
+            ("7khm89cz", ada.pk, "added"),
+        ]
+    )
     # The anonymous profile's own history survives the merge and the record says where it went.
     assert MembershipChange.objects.filter(profile_id=anon.pk, source="push").count() == 2
     assert (merge.kept_profile_id, merge.removed_profile_id, merge.cause_id) == (ada.pk, anon.pk, 9)
@@ -116,13 +122,17 @@ def test_link_pairs_handles_every_case_in_one_call(acme):
     registering = person(acme, "device_id", "reg-device")
     other = person(acme, "user_id", "other")
     Identity.objects.create(workspace=acme, profile=other, kind="device_id", value="others-device")
-    result = link_pairs(acme.pk, "user_id", [
-        ("known", "new-device"),        # new device for a known person
-        ("newbie", "newbie-device"),    # both unknown
-        ("reg", "reg-device"),          # anonymous person registers
-        ("known", "anon-device"),       # merge (known appears twice: sequential path)
-        ("fresh", "others-device"),     # conflict with a known person
-    ])
+    result = link_pairs(
+        acme.pk,
+        "user_id",
+        [
+            ("known", "new-device"),  # new device for a known person
+            ("newbie", "newbie-device"),  # both unknown
+            ("reg", "reg-device"),  # anonymous person registers
+            ("known", "anon-device"),  # merge (known appears twice: sequential path)
+            ("fresh", "others-device"),  # conflict with a known person
+        ],
+    )
     assert result.profile_ids["known"] == known.pk and result.profile_ids["reg"] == registering.pk
     assert len(result.merges) == 1 and result.merges[0].removed_profile_id == anonymous.pk
     assert len(result.conflicts) == 1 and result.conflicts[0].device == ("device_id", "others-device")

@@ -47,8 +47,9 @@ def test_connect_import_segment_chart_and_person_trace(page, alice, acme, amp):
     expect(page.locator("#segment-size")).to_have_text("30")
     # The charts are drawn by the scripts at the end of the page, which may run after the size is
     # already on screen: wait for them (a chart never drawn fails here after the timeout).
-    page.wait_for_function("() => !!(window.Chart && Chart.getChart(document.getElementById('size-chart')))",
-                           timeout=10_000)
+    page.wait_for_function(
+        "() => !!(window.Chart && Chart.getChart(document.getElementById('size-chart')))", timeout=10_000
+    )
     screenshot(page, "segment-page")
 
     user_id = Identity.objects.filter(workspace=acme, kind="user_id").order_by("value").first().value

@@ -16,12 +16,20 @@ KAHUNA = {"secret_key": "kahuna-browser-secret", "api_key": "kahuna-browser-api"
 
 
 def test_marketer_refreshes_kahuna_campaigns_and_exports_a_segment(page, bob, acme, partners):  # noqa: F811
-    partner = partners("kahuna", **KAHUNA, campaigns={
-        "p": [{"id": "adaptive-welcome", "name": "Welcome back", "enabled": True},
-              {"id": "adaptive-old", "name": "Old promo", "enabled": False}],
-        "s": [{"id": "adaptive-test", "name": "Sandbox test campaign", "enabled": True}]})
-    dest = destination(acme, "kahuna", {"base_url": partner.base_url, "environment": "p"}, secrets=KAHUNA,
-                       name="Kahuna")
+    partner = partners(
+        "kahuna",
+        **KAHUNA,
+        campaigns={
+            "p": [
+                {"id": "adaptive-welcome", "name": "Welcome back", "enabled": True},
+                {"id": "adaptive-old", "name": "Old promo", "enabled": False},
+            ],
+            "s": [{"id": "adaptive-test", "name": "Sandbox test campaign", "enabled": True}],
+        },
+    )
+    dest = destination(
+        acme, "kahuna", {"base_url": partner.base_url, "environment": "p"}, secrets=KAHUNA, name="Kahuna"
+    )
     segment = make_segment(acme, name="Cart abandoners")
     add_members(segment, make_profiles(acme, range(1, 31)))
     sign_in(page, "bob", PASSWORD)
@@ -50,17 +58,36 @@ def test_marketer_refreshes_kahuna_campaigns_and_exports_a_segment(page, bob, ac
 
 def test_viewer_reads_the_kochava_event_stream_and_send_users(page, vera, acme, partners):  # noqa: F811
     partner = partners("kochava", installed=[f"kdev-{i}" for i in range(0, 12, 3)], reject_ids=["kdev-bad"])
-    dest = destination(acme, "kochava", {
-        "base_url": partner.base_url, "app_guid": "koapp-1", "event_types": ["Purchase", "Sign Up"],
-        "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"},
-    }, secrets={}, name="Kochava Post Install")
+    dest = destination(
+        acme,
+        "kochava",
+        {
+            "base_url": partner.base_url,
+            "app_guid": "koapp-1",
+            "event_types": ["Purchase", "Sign Up"],
+            "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"},
+        },
+        secrets={},
+        name="Kochava Post Install",
+    )
     now = timezone.now()
     devices = [f"kdev-{i}" for i in range(12)] + [None, "kdev-bad"]
-    Event.objects.bulk_create([
-        Event(workspace=acme, profile=Profile.objects.create(workspace=acme), uuid=f"b{i}",
-              event_type="Purchase" if i % 2 else "Sign Up", user_id=f"user-{i}", device_id=device,
-              ip_address="104.219.46.66", event_time=now, event_properties={"revenue": 9.99})
-        for i, device in enumerate(devices)])
+    Event.objects.bulk_create(
+        [
+            Event(
+                workspace=acme,
+                profile=Profile.objects.create(workspace=acme),
+                uuid=f"b{i}",
+                event_type="Purchase" if i % 2 else "Sign Up",
+                user_id=f"user-{i}",
+                device_id=device,
+                ip_address="104.219.46.66",
+                event_time=now,
+                event_properties={"revenue": 9.99},
+            )
+            for i, device in enumerate(devices)
+        ]
+    )
     # What the scheduler's pass does: stream the events, then send the due IdentityLinks.
     result = stream_events(dest)
     assert (result.sent, result.skipped, result.rejected) == (12, 1, 1)

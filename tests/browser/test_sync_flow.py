@@ -40,7 +40,8 @@ def test_owner_adds_destination_creates_sync_and_watches_it_finish(page, alice, 
     expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded")
     expect(page.locator("#rows-done")).to_have_text("25")
     assert partner.fake.members(SyncJob.objects.get(pk=job.pk).partner_state["list_id"]) == {
-        f"u{i}" for i in range(1, 26)}
+        f"u{i}" for i in range(1, 26)
+    }
     screenshot(page, "sync-page")
 
 

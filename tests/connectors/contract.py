@@ -54,8 +54,13 @@ class ConnectorContract:
             partner = partners(self.partner_kind, **{**self.partner_options, **partner_overrides})
             segment = make_segment(acme)
             add_members(segment, make_profiles(acme, range(MEMBERS)))
-            dest = destination(acme, self.kind, self.destination_config(partner.base_url),
-                               secrets=self.secrets if secrets is None else secrets, fields=self.auth_fields)
+            dest = destination(
+                acme,
+                self.kind,
+                self.destination_config(partner.base_url),
+                secrets=self.secrets if secrets is None else secrets,
+                fields=self.auth_fields,
+            )
             return partner, job_for(segment, dest)
 
         return build

@@ -62,14 +62,22 @@ def test_owner_sees_masked_secrets_in_console_html(client, alice, acme_clevertap
         html = client.get(url).content.decode()
         assert "acme-passcode-s3cret" not in html
         assert "CleverTap EU" in html
-    assert "saved — leave blank to keep" in client.get(f"/settings/authorizations/{acme_clevertap.pk}/").content.decode()
+    assert (
+        "saved — leave blank to keep" in client.get(f"/settings/authorizations/{acme_clevertap.pk}/").content.decode()
+    )
 
 
 def test_owner_adds_authorization_in_console_and_edit_keeps_secret(client, alice, acme):
     client.force_login(alice)
     response = client.post(
         "/settings/authorizations/",
-        {"provider": "amplitude", "label": "Amp", "description": "", "secret_api_key": "AK1", "secret_secret_key": "SK1"},
+        {
+            "provider": "amplitude",
+            "label": "Amp",
+            "description": "",
+            "secret_api_key": "AK1",
+            "secret_secret_key": "SK1",
+        },
     )
     assert response.status_code == 302
     auth = Authorization.objects.get(workspace=acme, label="Amp")

@@ -11,9 +11,17 @@ SECRET = "test-api-key"
 
 
 def add_list_api(client, base_url, name="Partner list", api_key=SECRET, **extra):
-    return client.post("/destinations/new/list_api/", {
-        "name": name, "secret_api_key": api_key, "cfg_base_url": base_url, "cfg_auth_mode": "basic",
-        "cfg_batch_size": "100", **extra})
+    return client.post(
+        "/destinations/new/list_api/",
+        {
+            "name": name,
+            "secret_api_key": api_key,
+            "cfg_base_url": base_url,
+            "cfg_auth_mode": "basic",
+            "cfg_batch_size": "100",
+            **extra,
+        },
+    )
 
 
 def test_owner_adds_a_list_api_destination_secret_never_shown(client, alice, acme, partners):  # noqa: F811
@@ -49,8 +57,15 @@ def test_choosing_a_saved_authorization(client, oscar, acme):
     auth.set_secrets({"api_key": SECRET})
     auth.save()
     client.force_login(oscar)
-    client.post("/destinations/new/list_api/", {"name": "Via saved", "authorization": auth.pk,
-                                                "cfg_base_url": "http://partner.example", "cfg_auth_mode": "basic"})
+    client.post(
+        "/destinations/new/list_api/",
+        {
+            "name": "Via saved",
+            "authorization": auth.pk,
+            "cfg_base_url": "http://partner.example",
+            "cfg_auth_mode": "basic",
+        },
+    )
     assert Destination.objects.get(workspace=acme).authorization == auth
 
 

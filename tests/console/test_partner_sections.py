@@ -25,14 +25,19 @@ MAPPING = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "ad
 
 
 def kahuna(acme, base_url="http://kahuna.invalid"):
-    return destination(acme, "kahuna", {"base_url": base_url, "environment": "p"}, secrets=KAHUNA_SECRETS,
-                       name="Kahuna")
+    return destination(
+        acme, "kahuna", {"base_url": base_url, "environment": "p"}, secrets=KAHUNA_SECRETS, name="Kahuna"
+    )
 
 
 def kochava(acme, base_url="http://kochava.invalid", name="Kochava", **config):
-    return destination(acme, "kochava", {"base_url": base_url, "app_guid": "koapp-1", "mapping": MAPPING,
-                                         "event_types": ["Purchase"], **config},
-                       secrets={"api_key": KOCHAVA_SECRET}, name=name)
+    return destination(
+        acme,
+        "kochava",
+        {"base_url": base_url, "app_guid": "koapp-1", "mapping": MAPPING, "event_types": ["Purchase"], **config},
+        secrets={"api_key": KOCHAVA_SECRET},
+        name=name,
+    )
 
 
 def page(client, dest) -> str:
@@ -43,20 +48,44 @@ def page(client, dest) -> str:
 
 # ---- Kahuna --------------------------------------------------------------------------------------
 
+
 def test_kahuna_page_lists_campaigns_and_exports_linking_to_the_segment(client, vera, acme):
     dest = kahuna(acme)
-    welcome = KahunaCampaign.objects.create(workspace=acme, destination=dest, name="Welcome back", campaign_id="c-1",
-                                            environment="p", refreshed_at=timezone.now())
-    KahunaCampaign.objects.create(workspace=acme, destination=dest, name="Old promo", campaign_id="c-2",
-                                  environment="s", enabled=False)
-    KahunaCampaign.objects.create(workspace=acme, destination=dest, name="Push blast", campaign_id="c-3",
-                                  campaign_type="push")
+    welcome = KahunaCampaign.objects.create(
+        workspace=acme,
+        destination=dest,
+        name="Welcome back",
+        campaign_id="c-1",
+        environment="p",
+        refreshed_at=timezone.now(),
+    )
+    KahunaCampaign.objects.create(
+        workspace=acme, destination=dest, name="Old promo", campaign_id="c-2", environment="s", enabled=False
+    )
+    KahunaCampaign.objects.create(
+        workspace=acme, destination=dest, name="Push blast", campaign_id="c-3", campaign_type="push"
+    )
     segment = make_segment(acme, name="Cart abandoners")
-    KahunaExport.objects.create(workspace=acme, segment=segment, campaign=welcome, environment="p",
-                                status=ExportStatus.SUCCEEDED, job_id="job-42", job_ids=["job-42"], users_total=120,
-                                users_sent=118, invalid=2)
-    KahunaExport.objects.create(workspace=acme, segment=segment, campaign=welcome, environment="p",
-                                status=ExportStatus.FAILED, error="Kahuna: campaign is not running")
+    KahunaExport.objects.create(
+        workspace=acme,
+        segment=segment,
+        campaign=welcome,
+        environment="p",
+        status=ExportStatus.SUCCEEDED,
+        job_id="job-42",
+        job_ids=["job-42"],
+        users_total=120,
+        users_sent=118,
+        invalid=2,
+    )
+    KahunaExport.objects.create(
+        workspace=acme,
+        segment=segment,
+        campaign=welcome,
+        environment="p",
+        status=ExportStatus.FAILED,
+        error="Kahuna: campaign is not running",
+    )
     client.force_login(vera)
     html = page(client, dest)
     assert 'id="campaigns"' in html and "Welcome back" in html and "Old promo" in html
@@ -82,9 +111,15 @@ def test_kahuna_empty_states_say_what_to_do(client, bob, vera, acme):
 
 
 def test_marketer_refreshes_campaigns_from_kahuna(client, bob, acme, partners):  # noqa: F811
-    partner = partners("kahuna", secret_key=KAHUNA_SECRETS["secret_key"], api_key=KAHUNA_SECRETS["api_key"],
-                       campaigns={"p": [{"id": "adaptive-1", "name": "Win back", "enabled": True}],
-                                  "s": [{"id": "adaptive-2", "name": "Staging try", "enabled": False}]})
+    partner = partners(
+        "kahuna",
+        secret_key=KAHUNA_SECRETS["secret_key"],
+        api_key=KAHUNA_SECRETS["api_key"],
+        campaigns={
+            "p": [{"id": "adaptive-1", "name": "Win back", "enabled": True}],
+            "s": [{"id": "adaptive-2", "name": "Staging try", "enabled": False}],
+        },
+    )
     dest = kahuna(acme, partner.base_url)
     client.force_login(bob)
     html = page(client, dest)
@@ -94,7 +129,9 @@ def test_marketer_refreshes_campaigns_from_kahuna(client, bob, acme, partners): 
     html = client.get(response["Location"]).content.decode()
     assert "Kahuna listed 2 campaigns." in html and "Win back" in html and "Staging try" in html
     assert set(KahunaCampaign.objects.filter(destination=dest).values_list("campaign_id", flat=True)) == {
-        "adaptive-1", "adaptive-2"}
+        "adaptive-1",
+        "adaptive-2",
+    }
 
 
 def test_refresh_failure_is_explained_and_viewers_cannot_refresh(client, bob, vera, acme, partners):  # noqa: F811
@@ -119,6 +156,7 @@ def test_refresh_is_for_kahuna_destinations_of_this_workspace(client, bob, charl
 
 # ---- Kochava -------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def streamed(acme, partners):  # noqa: F811
     """A real pass against the sandbox: 3 sent (one device installed), 1 skipped, 1 rejected; links tried."""
@@ -126,18 +164,34 @@ def streamed(acme, partners):  # noqa: F811
     dest = kochava(acme, partner.base_url)
     profiles = [Profile.objects.create(workspace=acme) for _ in range(5)]
     devices = ["kdev-1", "kdev-2", None, "kdev-bad", "kdev-3"]
-    Event.objects.bulk_create([
-        Event(workspace=acme, profile=profile, uuid=f"k{i}", event_type="Purchase", user_id=f"user-{i}",
-              device_id=device, ip_address="104.219.46.66", event_time=timezone.now())
-        for i, (profile, device) in enumerate(zip(profiles, devices, strict=True))])
+    Event.objects.bulk_create(
+        [
+            Event(
+                workspace=acme,
+                profile=profile,
+                uuid=f"k{i}",
+                event_type="Purchase",
+                user_id=f"user-{i}",
+                device_id=device,
+                ip_address="104.219.46.66",
+                event_time=timezone.now(),
+            )
+            for i, (profile, device) in enumerate(zip(profiles, devices, strict=True))
+        ]
+    )
     result = stream_events(dest)
     assert (result.sent, result.skipped, result.rejected) == (3, 1, 1)
     counts = link_due_users(dest)
     assert (counts["linked"], counts["held_back"]) == (1, 2)
     # A link Kochava refuses for good (not "device not found"): the fake refuses kdev-bad.
-    KochavaUserLink.objects.create(workspace=acme, destination=dest, profile_id=profiles[3].pk,
-                                   kochava_device_id="kdev-bad", identities={"User ID": "user-3"},
-                                   next_attempt_at=timezone.now())
+    KochavaUserLink.objects.create(
+        workspace=acme,
+        destination=dest,
+        profile_id=profiles[3].pk,
+        kochava_device_id="kdev-bad",
+        identities={"User ID": "user-3"},
+        next_attempt_at=timezone.now(),
+    )
     assert link_due_users(dest)["failed"] == 1
     return dest
 
@@ -158,9 +212,14 @@ def test_kochava_page_shows_the_stream_and_send_users(client, vera, streamed):
 
 def test_kochava_long_429_shows_paused_until(client, bob, acme):
     dest = kochava(acme)
-    KochavaStream.objects.create(workspace=acme, destination=dest, last_event_id=41, events_sent=41,
-                                 next_run_at=timezone.now() + dt.timedelta(minutes=10),
-                                 last_error="Kochava answered 429: slow down")
+    KochavaStream.objects.create(
+        workspace=acme,
+        destination=dest,
+        last_event_id=41,
+        events_sent=41,
+        next_run_at=timezone.now() + dt.timedelta(minutes=10),
+        last_error="Kochava answered 429: slow down",
+    )
     client.force_login(bob)
     html = page(client, dest)
     assert 'id="stream-paused"' in html and "Kochava answered 429: slow down" in html
@@ -180,13 +239,13 @@ def test_kochava_empty_states_say_what_to_do(client, alice, vera, acme):
     client.force_login(vera)
     html = page(client, dest)
     assert 'id="stream-empty"' in html and "Nothing streamed yet." in html and "Purchase" in html
-    assert 'id="links-empty"' in html and f'/syncs/new/?destination={dest.pk}' in html
+    assert 'id="links-empty"' in html and f"/syncs/new/?destination={dest.pk}" in html
     off = kochava(acme, name="Kochava, links only", send_events=False, send_users=False)
     html = page(client, off)
     assert 'id="stream-off"' in html and "owners and ops can turn it on" in html and 'id="users-off"' in html
     assert f"/destinations/{off.pk}/edit/" not in html
     client.force_login(alice)
-    assert f"/destinations/{off.pk}/edit/\">Edit</a> it and turn on" in page(client, off)
+    assert f'/destinations/{off.pk}/edit/">Edit</a> it and turn on' in page(client, off)
 
 
 def test_other_kinds_have_no_partner_sections(client, vera, acme):
@@ -199,9 +258,19 @@ def test_other_kinds_have_no_partner_sections(client, vera, acme):
 def test_link_counts_are_capped(acme):
     dest = kochava(acme)
     now = timezone.now()
-    KochavaUserLink.objects.bulk_create([
-        KochavaUserLink(workspace=acme, destination=dest, profile_id=i, kochava_device_id=f"d{i}",
-                        status=LinkStatus.LINKED, next_attempt_at=now) for i in range(12)])
+    KochavaUserLink.objects.bulk_create(
+        [
+            KochavaUserLink(
+                workspace=acme,
+                destination=dest,
+                profile_id=i,
+                kochava_device_id=f"d{i}",
+                status=LinkStatus.LINKED,
+                next_attempt_at=now,
+            )
+            for i in range(12)
+        ]
+    )
     linked = KochavaUserLink.objects.filter(destination=dest, status=LinkStatus.LINKED)
     assert str(capped_count(linked, cap=10)) == "10+"
     assert str(capped_count(linked, cap=12)) == "12"
@@ -220,12 +289,23 @@ def test_partner_sections_cost_the_same_queries_whatever_the_volume(client, vera
     def queries_with(n: int) -> int:
         now = timezone.now()
         start = KochavaUserLink.objects.count()
-        KochavaUserLink.objects.bulk_create([
-            KochavaUserLink(workspace=acme, destination=dest, profile_id=start + i, kochava_device_id=f"d{start + i}",
-                            status=(LinkStatus.PENDING, LinkStatus.LINKED, LinkStatus.FAILED)[i % 3],
-                            next_attempt_at=now, last_error="x") for i in range(n)])
-        KochavaEventOutcome.objects.bulk_create([KochavaEventOutcome(stream=stream, event_id=start + i, status="skipped",
-                                                                     reason="r") for i in range(n)])
+        KochavaUserLink.objects.bulk_create(
+            [
+                KochavaUserLink(
+                    workspace=acme,
+                    destination=dest,
+                    profile_id=start + i,
+                    kochava_device_id=f"d{start + i}",
+                    status=(LinkStatus.PENDING, LinkStatus.LINKED, LinkStatus.FAILED)[i % 3],
+                    next_attempt_at=now,
+                    last_error="x",
+                )
+                for i in range(n)
+            ]
+        )
+        KochavaEventOutcome.objects.bulk_create(
+            [KochavaEventOutcome(stream=stream, event_id=start + i, status="skipped", reason="r") for i in range(n)]
+        )
         with CaptureQueriesContext(connection) as captured:
             page(client, dest)
         return len(captured)

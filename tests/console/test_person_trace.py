@@ -34,8 +34,9 @@ def test_trace_explains_membership_and_each_destination(
 
     push(acme_inbound_key, django_capture_on_commit_callbacks)
     segment = Segment.objects.get(workspace=acme, external_id="c-9")
-    dest = destination(acme, "list_api", {"base_url": list_partner.base_url}, secrets={"api_key": "partner-key"},
-                       name="Partner lists")
+    dest = destination(
+        acme, "list_api", {"base_url": list_partner.base_url}, secrets={"api_key": "partner-key"}, name="Partner lists"
+    )
     job = job_for(segment, dest)
     good = Identity.objects.get(workspace=acme, value="u-good").profile_id
     bad = Identity.objects.get(workspace=acme, value="u-bad").profile_id

@@ -18,10 +18,17 @@ def amp(settings):
 
 
 def connect(client, amp, label="Music app"):
-    return client.post("/sources/", {
-        "label": label, "description": "", "api_key": amp.auth[0], "secret_key": amp.auth[1],
-        "region": "us", "base_url": amp.base_url,
-    })
+    return client.post(
+        "/sources/",
+        {
+            "label": label,
+            "description": "",
+            "api_key": amp.auth[0],
+            "secret_key": amp.auth[1],
+            "region": "us",
+            "base_url": amp.base_url,
+        },
+    )
 
 
 def test_owner_connects_tests_and_imports_a_cohort(client, alice, acme, amp, django_capture_on_commit_callbacks):
@@ -37,11 +44,20 @@ def test_owner_connects_tests_and_imports_a_cohort(client, alice, acme, amp, dja
     picker = client.get(f"/sources/{project.pk}/?cohorts=1").content.decode()
     assert "Small fans — 40 users" in picker
 
-    client.post(f"/sources/{project.pk}/", {
-        "form": "cohort", "label": "Fans", "cohort_ids": ["c-small"], "include_properties": "on", "prop_keys": "",
-        "amplitude_id_field": "amplitude_id", "cohort_names_field": "amplitude_cohort_names",
-        "cadence": "one_time", "timezone": "UTC",
-    })
+    client.post(
+        f"/sources/{project.pk}/",
+        {
+            "form": "cohort",
+            "label": "Fans",
+            "cohort_ids": ["c-small"],
+            "include_properties": "on",
+            "prop_keys": "",
+            "amplitude_id_field": "amplitude_id",
+            "cohort_names_field": "amplitude_cohort_names",
+            "cadence": "one_time",
+            "timezone": "UTC",
+        },
+    )
     job = CohortImportJob.objects.get(project=project)
     with django_capture_on_commit_callbacks(execute=True):  # the run is queued on commit (eager in tests)
         client.post(f"/sources/jobs/cohort/{job.pk}/run/")
@@ -66,10 +82,17 @@ def test_daily_job_without_time_is_refused_next_to_the_field(client, alice, acme
     client.force_login(alice)
     connect(client, amp)
     project = AmplitudeProject.objects.get(workspace=acme)
-    html = client.post(f"/sources/{project.pk}/", {
-        "form": "cohort", "label": "Daily", "amplitude_id_field": "amplitude_id",
-        "cohort_names_field": "amplitude_cohort_names", "cadence": "daily", "timezone": "Europe/Berlin",
-    }).content.decode()
+    html = client.post(
+        f"/sources/{project.pk}/",
+        {
+            "form": "cohort",
+            "label": "Daily",
+            "amplitude_id_field": "amplitude_id",
+            "cohort_names_field": "amplitude_cohort_names",
+            "cadence": "daily",
+            "timezone": "Europe/Berlin",
+        },
+    ).content.decode()
     assert "A daily import needs a time of day." in html
     assert not CohortImportJob.objects.exists()
 

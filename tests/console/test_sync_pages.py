@@ -12,8 +12,13 @@ def setup(acme, partners):  # noqa: F811
     partner = partners("list_api", reject_ids={"u3"}, reject_mode="row")
     segment = make_segment(acme)
     add_members(segment, make_profiles(acme, range(1, 11), nobody={10}))
-    dest = destination(acme, "list_api", {"base_url": partner.base_url, "batch_size": 4},
-                       secrets={"api_key": "test-api-key"}, name="Partner list")
+    dest = destination(
+        acme,
+        "list_api",
+        {"base_url": partner.base_url, "batch_size": 4},
+        secrets={"api_key": "test-api-key"},
+        name="Partner list",
+    )
     return partner, segment, dest
 
 
@@ -23,19 +28,38 @@ def test_wizard_creates_a_sync(client, bob, setup):
     step3 = client.get(f"/syncs/new/?segment={segment.pk}&destination={dest.pk}").content.decode()
     assert f"[Amplitude] {segment.name}: {segment.external_id}" in step3
     assert "skipped and listed as <em>invalid</em>" in step3
-    bad = client.post("/syncs/new/", {"segment": segment.pk, "destination": dest.pk, "cadence": "daily",
-                                      "timezone": "Europe/Paris", "user_id_kind": "user_id", "device_id_kind": ""})
+    bad = client.post(
+        "/syncs/new/",
+        {
+            "segment": segment.pk,
+            "destination": dest.pk,
+            "cadence": "daily",
+            "timezone": "Europe/Paris",
+            "user_id_kind": "user_id",
+            "device_id_kind": "",
+        },
+    )
     assert bad.status_code == 400 and 'id="time_of_day-error"' in bad.content.decode()
-    response = client.post("/syncs/new/", {"segment": segment.pk, "destination": dest.pk, "cadence": "daily",
-                                           "time_of_day": "06:30", "timezone": "Europe/Paris",
-                                           "user_id_kind": "user_id", "device_id_kind": "device_id"})
+    response = client.post(
+        "/syncs/new/",
+        {
+            "segment": segment.pk,
+            "destination": dest.pk,
+            "cadence": "daily",
+            "time_of_day": "06:30",
+            "timezone": "Europe/Paris",
+            "user_id_kind": "user_id",
+            "device_id_kind": "device_id",
+        },
+    )
     job = SyncJob.objects.get(segment=segment)
     assert response["Location"] == f"/syncs/{job.pk}/"
     assert job.destination == dest and job.timezone == "Europe/Paris" and job.next_run_at is not None
 
 
 def test_sync_now_delivers_dry_run_sends_nothing_and_failures_are_searchable(
-        client, bob, setup, django_capture_on_commit_callbacks):
+    client, bob, setup, django_capture_on_commit_callbacks
+):
     partner, segment, dest = setup
     job = job_for(segment, dest)
     client.force_login(bob)
@@ -56,7 +80,7 @@ def test_sync_now_delivers_dry_run_sends_nothing_and_failures_are_searchable(
     assert "invalid user id" in page
     rejected = DeliveryRow.objects.get(job_id=job.pk, status="rejected")
     found = client.get(f"/syncs/{job.pk}/?q=u3").content.decode()
-    assert f'/people/{rejected.profile_id}/' in found and "invalid user id" in found
+    assert f"/people/{rejected.profile_id}/" in found and "invalid user id" in found
     assert "invalid user id" not in client.get(f"/syncs/{job.pk}/?q=u4").content.decode()
     progress = client.get(f"/syncs/{job.pk}/progress/").content.decode()
     assert f"of {run.rows_total} rows" in progress and "hx-trigger" not in progress
@@ -81,8 +105,10 @@ def test_viewer_reads_but_cannot_act_and_outsider_gets_404(client, vera, charlie
     assert client.get(f"/syncs/{job.pk}/").status_code == 200
     assert "/sync-now/" not in client.get(f"/syncs/{job.pk}/").content.decode()
     assert client.post(f"/syncs/{job.pk}/sync-now/").status_code == 403
-    assert client.post("/syncs/new/", {"segment": segment.pk, "destination": dest.pk,
-                                       "cadence": "one_time"}).status_code == 403
+    assert (
+        client.post("/syncs/new/", {"segment": segment.pk, "destination": dest.pk, "cadence": "one_time"}).status_code
+        == 403
+    )
     assert not SyncRun.objects.exists()
     client.force_login(charlie)
     assert client.get(f"/syncs/{job.pk}/").status_code == 404
@@ -108,9 +134,18 @@ def test_wizard_maps_the_partner_user_id_from_a_profile_property(client, bob, se
     member = segment.members.order_by("profile_id").first().profile_id
     Profile.objects.filter(pk=member).update(properties={"email": "ada@example.com"})
     client.force_login(bob)
-    response = client.post("/syncs/new/", {"segment": segment.pk, "destination": dest.pk, "cadence": "one_time",
-                                           "timezone": "UTC", "user_id_kind": "user_id",
-                                           "user_id_property": " email ", "device_id_kind": ""})
+    response = client.post(
+        "/syncs/new/",
+        {
+            "segment": segment.pk,
+            "destination": dest.pk,
+            "cadence": "one_time",
+            "timezone": "UTC",
+            "user_id_kind": "user_id",
+            "user_id_property": " email ",
+            "device_id_kind": "",
+        },
+    )
     job = SyncJob.objects.get(segment=segment)
     assert response.status_code == 302 and job.user_id_kind == "property:email"
     run = sync(job)

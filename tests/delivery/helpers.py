@@ -20,7 +20,9 @@ def make_segment(workspace, name: str = "Cart Drop off", external_id: str = "163
     return Segment.objects.create(workspace=workspace, name=name, type="partner_amplitude", external_id=external_id)
 
 
-def make_profiles(workspace, ids: range, *, anonymous: set[int] = frozenset(), nobody: set[int] = frozenset()) -> list[int]:
+def make_profiles(
+    workspace, ids: range, *, anonymous: set[int] = frozenset(), nobody: set[int] = frozenset()
+) -> list[int]:
     """Profiles with user_id u<i> and device_id d<i> (anonymous: device only; nobody: no identity)."""
     with connection.cursor() as cursor:
         cursor.execute(
@@ -49,22 +51,39 @@ def remove_members(segment: Segment, profile_ids: list[int]) -> None:
     apply_changes(segment, remove=profile_ids, cause=MANUAL)
 
 
-def destination(workspace, kind: str, config: dict, *, secrets: dict | None = None, fields: dict | None = None,
-                name: str | None = None) -> Destination:
+def destination(
+    workspace,
+    kind: str,
+    config: dict,
+    *,
+    secrets: dict | None = None,
+    fields: dict | None = None,
+    name: str | None = None,
+) -> Destination:
     auth = None
     if secrets is not None:
-        auth = Authorization(workspace=workspace, provider=Destination(kind=kind).connector_class.provider,
-                             label=f"{name or kind} credentials", fields=fields or {})
+        auth = Authorization(
+            workspace=workspace,
+            provider=Destination(kind=kind).connector_class.provider,
+            label=f"{name or kind} credentials",
+            fields=fields or {},
+        )
         auth.set_secrets(secrets)
         auth.save()
     config = Destination(kind=kind).connector_class.validate_config(config)
-    return Destination.objects.create(workspace=workspace, kind=kind, name=name or kind, config=config,
-                                      authorization=auth)
+    return Destination.objects.create(
+        workspace=workspace, kind=kind, name=name or kind, config=config, authorization=auth
+    )
 
 
 def job_for(segment: Segment, dest: Destination, **fields) -> SyncJob:
-    return SyncJob.objects.create(workspace=segment.workspace, segment=segment, destination=dest,
-                                  cadence=fields.pop("cadence", "one_time"), **fields)
+    return SyncJob.objects.create(
+        workspace=segment.workspace,
+        segment=segment,
+        destination=dest,
+        cadence=fields.pop("cadence", "one_time"),
+        **fields,
+    )
 
 
 def sync(job: SyncJob, mode: str = RunMode.AUTO) -> SyncRun:

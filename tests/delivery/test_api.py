@@ -8,8 +8,9 @@ from tests.conftest import key_client
 from tests.delivery.helpers import add_members, make_profiles, make_segment
 
 
-def test_an_owner_sets_up_a_list_destination_and_a_sync_and_runs_it(acme, alice, api, partners,
-                                                                    django_capture_on_commit_callbacks):
+def test_an_owner_sets_up_a_list_destination_and_a_sync_and_runs_it(
+    acme, alice, api, partners, django_capture_on_commit_callbacks
+):
     partner = partners("list_api")
     segment = make_segment(acme)
     add_members(segment, make_profiles(acme, range(5)))
@@ -17,15 +18,23 @@ def test_an_owner_sets_up_a_list_destination_and_a_sync_and_runs_it(acme, alice,
     auth.set_secrets({"api_key": "test-api-key"})
     auth.save()
     api.force_login(alice)
-    created = api.post("/api/v1/destinations/", {"kind": "list_api", "name": "Partner list",
-                                                  "config": {"base_url": partner.base_url}, "authorization": auth.pk},
-                       format="json")
+    created = api.post(
+        "/api/v1/destinations/",
+        {
+            "kind": "list_api",
+            "name": "Partner list",
+            "config": {"base_url": partner.base_url},
+            "authorization": auth.pk,
+        },
+        format="json",
+    )
     assert created.status_code == 201, created.json()
     assert created.json()["config"]["batch_size"] == 10_000 and created.json()["health"] == "healthy"
     dest_id = created.json()["id"]
     assert api.post(f"/api/v1/destinations/{dest_id}/test-connection/").json()["ok"] is True
-    job = api.post("/api/v1/sync-jobs/", {"segment": segment.pk, "destination": dest_id, "cadence": "one_time"},
-                   format="json")
+    job = api.post(
+        "/api/v1/sync-jobs/", {"segment": segment.pk, "destination": dest_id, "cadence": "one_time"}, format="json"
+    )
     assert job.status_code == 201, job.json()
     job_id = job.json()["id"]
     preview = api.post(f"/api/v1/sync-jobs/{job_id}/dry-run/").json()
@@ -44,8 +53,9 @@ def test_an_owner_sets_up_a_list_destination_and_a_sync_and_runs_it(acme, alice,
 
 def test_bad_config_is_a_400_naming_the_field(acme, alice, api):
     api.force_login(alice)
-    response = api.post("/api/v1/destinations/", {"kind": "list_api", "name": "x", "config": {"base_url": "nope"}},
-                        format="json")
+    response = api.post(
+        "/api/v1/destinations/", {"kind": "list_api", "name": "x", "config": {"base_url": "nope"}}, format="json"
+    )
     assert response.status_code == 400
     assert "base_url" in str(response.json()["error"])
 
@@ -57,8 +67,10 @@ def test_a_marketer_cannot_create_destinations_but_can_run_syncs_and_outsiders_s
     dest = Destination.objects.create(workspace=acme, kind="list_api", name="d", config={"base_url": "http://x"})
     job = SyncJob.objects.create(workspace=acme, segment=segment, destination=dest, cadence="one_time")
     api.force_login(bob)
-    assert api.post("/api/v1/destinations/", {"kind": "list_api", "name": "y", "config": {}},
-                    format="json").status_code == 403
+    assert (
+        api.post("/api/v1/destinations/", {"kind": "list_api", "name": "y", "config": {}}, format="json").status_code
+        == 403
+    )
     assert api.post(f"/api/v1/sync-jobs/{job.pk}/pause/").json()["paused"] is True
     outsider = key_client(globex_management_key)
     assert outsider.get(f"/api/v1/sync-jobs/{job.pk}/").status_code == 404

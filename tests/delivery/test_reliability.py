@@ -40,14 +40,29 @@ def test_a_worker_killed_mid_run_resumes_and_the_list_sees_every_id_exactly_once
     partner = partners("list_api", latency=0.4)
     segment = make_segment(acme)
     add_members(segment, make_profiles(acme, range(1000)))
-    dest = destination(acme, "list_api", {"base_url": partner.base_url, "batch_size": 50}, secrets={"api_key": "test-api-key"})
+    dest = destination(
+        acme, "list_api", {"base_url": partner.base_url, "batch_size": 50}, secrets={"api_key": "test-api-key"}
+    )
     job = job_for(segment, dest)
     run = start_run(job)
-    env = {**os.environ, "DATABASE_URL": _database_url(), "DJANGO_SETTINGS_MODULE": "config.settings_test",
-           "DELIVERY_SEMAPHORE_LEASE_SECONDS": "2"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "DELIVERY_SEMAPHORE_LEASE_SECONDS": "2",
+    }
     worker = subprocess.Popen(
-        [sys.executable, "-c", ("import django; django.setup(); from integrations.delivery.engine import execute_run; "
-                               f"execute_run({run.pk})")], cwd=ROOT, env=env)
+        [
+            sys.executable,
+            "-c",
+            (
+                "import django; django.setup(); from integrations.delivery.engine import execute_run; "
+                f"execute_run({run.pk})"
+            ),
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 60
         # Kill while requests are in flight at the partner (delayed, unanswered) and every answered
@@ -69,7 +84,9 @@ def test_a_worker_killed_mid_run_resumes_and_the_list_sees_every_id_exactly_once
     assert dispatch_due(timezone.now() + dt.timedelta(seconds=1)) == [run.pk]
     done = SyncRun.objects.get(pk=run.pk)
     assert (done.status, done.delivered, done.failed) == (RunStatus.SUCCEEDED, 1000, 0)
-    applied = Counter(uid for r in partner.fake.find("/lists/1/add") if r["status"] == 200 for uid in r["body"]["userIds"])
+    applied = Counter(
+        uid for r in partner.fake.find("/lists/1/add") if r["status"] == 200 for uid in r["body"]["userIds"]
+    )
     assert set(applied) == {f"u{i}" for i in range(1000)}
     assert max(applied.values()) == 1, [uid for uid, n in applied.items() if n > 1]
     assert partner.fake.members("1") == set(applied)
@@ -79,7 +96,9 @@ def test_a_worker_killed_mid_run_resumes_and_the_list_sees_every_id_exactly_once
 def test_two_runs_on_one_destination_stay_under_its_concurrency_cap(acme, partners):
     # Both runs create their list (a setup call) while the other may be sending: those count too.
     partner = partners("list_api", latency=0.05, concurrency_cap=4)  # the fake 429s above 4 in flight
-    dest = destination(acme, "list_api", {"base_url": partner.base_url, "batch_size": 20}, secrets={"api_key": "test-api-key"})
+    dest = destination(
+        acme, "list_api", {"base_url": partner.base_url, "batch_size": 20}, secrets={"api_key": "test-api-key"}
+    )
     jobs = []
     for n in range(2):
         segment = make_segment(acme, name=f"Segment {n}", external_id=str(n))
@@ -112,7 +131,8 @@ def test_the_snapshot_waits_for_ledger_writers_still_in_flight(acme):
         other.execute(  # a writer that took a ledger id but has not committed yet
             "INSERT INTO audiences_membershipchange (workspace_id, segment_id, profile_id, action, source, cause_type,"
             " occurred_at) VALUES (%s, %s, %s, 'added', 'manual', 'test', now()) RETURNING id",
-            [acme.pk, segment.pk, profile])
+            [acme.pk, segment.pk, profile],
+        )
         with pytest.raises(RunNotReady):
             ledger_high_water(max_wait=0.2)
         other.commit()
@@ -121,8 +141,9 @@ def test_the_snapshot_waits_for_ledger_writers_still_in_flight(acme):
     assert MANUAL.source == "manual"
 
 
-def test_health_changes_email_owners_and_ops_including_recovery(acme, alice, bob, oscar, partners,
-                                                                django_capture_on_commit_callbacks):
+def test_health_changes_email_owners_and_ops_including_recovery(
+    acme, alice, bob, oscar, partners, django_capture_on_commit_callbacks
+):
     partner = partners("list_api")
     segment = make_segment(acme)
     add_members(segment, make_profiles(acme, range(3)))

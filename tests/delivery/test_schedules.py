@@ -22,8 +22,12 @@ def walk(job: SyncJob, start: dt.datetime, count: int) -> list[dt.datetime]:
 def test_daily_runs_keep_the_local_time_of_day_across_both_dst_changes():
     job = SyncJob(cadence="daily", time_of_day=dt.time(9, 0), timezone="America/New_York")
     runs = walk(job, dt.datetime(2026, 3, 6, 15, tzinfo=UTC), 4)
-    assert [r.astimezone(NY).strftime("%m-%d %H:%M") for r in runs] == ["03-07 09:00", "03-08 09:00", "03-09 09:00",
-                                                                        "03-10 09:00"]
+    assert [r.astimezone(NY).strftime("%m-%d %H:%M") for r in runs] == [
+        "03-07 09:00",
+        "03-08 09:00",
+        "03-09 09:00",
+        "03-10 09:00",
+    ]
     assert [(b - a).total_seconds() / 3600 for a, b in itertools.pairwise(runs)] == [23, 24, 24]
     autumn = walk(job, dt.datetime(2026, 10, 31, 12, tzinfo=UTC), 2)
     assert (autumn[1] - autumn[0]).total_seconds() / 3600 == 25
@@ -46,8 +50,12 @@ def test_hourly_runs_every_real_hour_through_the_repeated_hour():
     job = SyncJob(cadence="hourly", timezone="America/New_York")
     runs = walk(job, dt.datetime(2026, 11, 1, 4, 10, tzinfo=UTC), 4)
     assert [(b - a).total_seconds() for a, b in itertools.pairwise(runs)] == [3600] * 3
-    assert [r.astimezone(NY).strftime("%H:%M%z") for r in runs] == ["01:00-0400", "01:00-0500", "02:00-0500",
-                                                                    "03:00-0500"]
+    assert [r.astimezone(NY).strftime("%H:%M%z") for r in runs] == [
+        "01:00-0400",
+        "01:00-0500",
+        "02:00-0500",
+        "03:00-0500",
+    ]
 
 
 def test_hourly_in_a_half_hour_zone_follows_the_local_hour():

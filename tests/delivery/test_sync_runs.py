@@ -30,7 +30,9 @@ def list_sync(acme, partners):
     segment = make_segment(acme)
     profiles = make_profiles(acme, range(20))
     add_members(segment, profiles[:10])
-    dest = destination(acme, "list_api", {"base_url": partner.base_url, "batch_size": 4}, secrets={"api_key": "test-api-key"})
+    dest = destination(
+        acme, "list_api", {"base_url": partner.base_url, "batch_size": 4}, secrets={"api_key": "test-api-key"}
+    )
     return partner, job_for(segment, dest), profiles
 
 
@@ -67,8 +69,13 @@ def test_later_runs_send_only_the_net_changes_since_the_cursor(list_sync):
     before = len(partner.fake.requests)
     run = sync(job)
     assert (run.full, run.to_add, run.to_remove) == (False, 2, 3)
-    assert row_statuses(run) == {"u0": "delivered", "u1": "delivered", "u2": "delivered",
-                                 "u10": "delivered", "u11": "delivered"}
+    assert row_statuses(run) == {
+        "u0": "delivered",
+        "u1": "delivered",
+        "u2": "delivered",
+        "u10": "delivered",
+        "u11": "delivered",
+    }
     assert members(partner, job) == {f"u{i}" for i in (*range(3, 10), 10, 11)}
     assert len(partner.fake.requests) - before == 2  # one add call, one remove call
 
@@ -182,11 +189,14 @@ def test_webhook_users_carry_the_selected_user_properties(acme, partners):
     profiles = make_profiles(acme, range(2))
     Profile.objects.filter(pk=profiles[0]).update(properties={"plan": "pro", "email_opt_in": True, "ssn": "x"})
     add_members(segment, profiles)
-    dest = destination(acme, "cohort_webhook", {"url": partner.base_url + "/webhook",
-                                                "user_properties": ["plan", "email_opt_in"]})
+    dest = destination(
+        acme, "cohort_webhook", {"url": partner.base_url + "/webhook", "user_properties": ["plan", "email_opt_in"]}
+    )
     job = job_for(segment, dest)
     assert dry_run(job)["sample_requests"]["add"]["body"]["users"][0]["user_properties"] == {
-        "plan": "pro", "email_opt_in": True}
+        "plan": "pro",
+        "email_opt_in": True,
+    }
     run = sync(job)
     assert run.status == RunStatus.SUCCEEDED, run.error
     users = {u["user_id"]: u["user_properties"] for p in partner.fake.payloads for u in p["users"]}
@@ -249,8 +259,9 @@ def test_the_demo_sync_delivers_to_the_run_commands_list_sandbox(acme, partners,
     monkeypatch.setenv("SANDBOX_LIST_API_URL", partner.base_url)
     segment = make_segment(acme)
     add_members(segment, make_profiles(acme, range(5)))
-    dest = destination(acme, "list_api", {"base_url": partner.base_url}, secrets={"api_key": "stale"},
-                       name="Sandbox list partner")
+    dest = destination(
+        acme, "list_api", {"base_url": partner.base_url}, secrets={"api_key": "stale"}, name="Sandbox list partner"
+    )
     Destination.objects.filter(pk=dest.pk).update(health=Health.DISABLED)  # left so by an older demo
     populate_demo(acme, {}, io.StringIO())
     job = SyncJob.objects.get(segment=segment)

@@ -19,8 +19,17 @@ def fixture(name: str) -> dict:
     return json.loads(fixture_bytes(name))
 
 
-def push(path: str, body, key: str | None, *, auth: str = "basic", gzipped: bool = False,
-         content_type: str = "application/json", client: Client | None = None, **headers):
+def push(
+    path: str,
+    body,
+    key: str | None,
+    *,
+    auth: str = "basic",
+    gzipped: bool = False,
+    content_type: str = "application/json",
+    client: Client | None = None,
+    **headers,
+):
     """POST like Amplitude does: the key as Basic username with an empty password (or a header / Bearer)."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     if gzipped:
@@ -43,4 +52,6 @@ def drain() -> int:
 
 @pytest.fixture
 def list_id(acme_inbound_key):
-    return push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key).json()["listId"]
+    return push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key).json()[
+        "listId"
+    ]

@@ -12,7 +12,9 @@ from tests.inbound.conftest import drain, fixture, push
 
 def members(segment_id) -> set[str]:
     return set(
-        Identity.objects.filter(profile__memberships__segment_id=segment_id, kind="user_id").values_list("value", flat=True)
+        Identity.objects.filter(profile__memberships__segment_id=segment_id, kind="user_id").values_list(
+            "value", flat=True
+        )
     )
 
 
@@ -22,19 +24,30 @@ def test_lists_creates_the_partner_segment_once(acme, acme_inbound_key):
     again = push("/api/amplitude/lists", body, acme_inbound_key)
     assert first.status_code == 200 and first.json() == again.json()
     segment = Segment.objects.get(pk=first.json()["listId"])
-    assert (segment.workspace, segment.type, segment.external_id, segment.name) == (acme, "partner_amplitude", "26umsb5", "Power users")
+    assert (segment.workspace, segment.type, segment.external_id, segment.name) == (
+        acme,
+        "partner_amplitude",
+        "26umsb5",
+        "Power users",
+    )
     assert segment.get_type_display() == "Partner - Amplitude"
 
 
 def test_lists_accepts_the_bare_name_form(acme, acme_inbound_key):
-    response = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create_bare_name.json"), acme_inbound_key)
+    response = push(
+        "/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create_bare_name.json"), acme_inbound_key
+    )
     segment = Segment.objects.get(pk=response.json()["listId"])
     assert (segment.external_id, segment.name) == ("123", "cohort name")
 
 
 def test_add_then_remove_apply_in_order_with_blocked_values_reported(acme, acme_inbound_key, list_id):
-    added = push(f"/api/amplitude/lists/{list_id}/add", fixture("amplitude_cohort_sync/list_add.json"), acme_inbound_key)
-    removed = push(f"/api/amplitude/lists/{list_id}/remove", fixture("amplitude_cohort_sync/list_remove.json"), acme_inbound_key)
+    added = push(
+        f"/api/amplitude/lists/{list_id}/add", fixture("amplitude_cohort_sync/list_add.json"), acme_inbound_key
+    )
+    removed = push(
+        f"/api/amplitude/lists/{list_id}/remove", fixture("amplitude_cohort_sync/list_remove.json"), acme_inbound_key
+    )
     assert added.status_code == removed.status_code == 200
     invalid = added.json()["invalid"]
     assert [row["position"] for row in invalid] == [4, 5, 6, 7, 8]
@@ -100,7 +113,9 @@ def test_concurrent_list_creations_make_one_segment(acme, acme_inbound_key):
     def create():
         barrier.wait()
         try:
-            answers.append(push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key))
+            answers.append(
+                push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key)
+            )
         finally:
             connections.close_all()
 
@@ -114,7 +129,9 @@ def test_concurrent_list_creations_make_one_segment(acme, acme_inbound_key):
 
 
 def test_a_big_request_of_ten_thousand_ids_is_accepted(acme, acme_inbound_key, list_id):
-    response = push(f"/api/amplitude/lists/{list_id}/add", {"userIds": list(range(1, 10_001))}, acme_inbound_key, gzipped=True)
+    response = push(
+        f"/api/amplitude/lists/{list_id}/add", {"userIds": list(range(1, 10_001))}, acme_inbound_key, gzipped=True
+    )
     assert response.status_code == 200 and response.json()["received"] == 10_000
     drain()
     assert Segment.objects.get(pk=list_id).size == 10_000
@@ -159,7 +176,8 @@ def test_identities_prepared_ahead_of_the_ordered_apply_change_nothing_of_the_ou
 
 
 def test_an_applier_that_finds_the_segment_busy_prepares_later_batches_then_applies_in_order(
-        acme, acme_inbound_key, list_id):
+    acme, acme_inbound_key, list_id
+):
     import psycopg
 
     from integrations.inbound.apply import _lock_key, apply_pending
@@ -170,8 +188,10 @@ def test_an_applier_that_finds_the_segment_busy_prepares_later_batches_then_appl
     other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [_lock_key(acme.pk, list_id)])
 
     def release_when_waited_for():
-        while not other.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                               "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())").fetchone():
+        while not other.execute(
+            "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone():
             threading.Event().wait(0.02)
         other.execute("SELECT pg_advisory_unlock_all()")
 

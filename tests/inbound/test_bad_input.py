@@ -17,7 +17,9 @@ def error_of(response) -> dict:
 
 @pytest.mark.parametrize("auth", ["basic", "header", "bearer"])
 def test_the_key_is_accepted_in_each_documented_place(acme, acme_inbound_key, auth):
-    response = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key, auth=auth)
+    response = push(
+        "/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key, auth=auth
+    )
     assert response.status_code == 200
 
 
@@ -96,7 +98,9 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(acme, acme_inbound_key, lis
 
 
 def test_a_broken_gzip_body_is_400(acme, acme_inbound_key, list_id):
-    response = push(f"/api/amplitude/lists/{list_id}/add", b"\x1f\x8bnot gzip", acme_inbound_key, HTTP_CONTENT_ENCODING="gzip")
+    response = push(
+        f"/api/amplitude/lists/{list_id}/add", b"\x1f\x8bnot gzip", acme_inbound_key, HTTP_CONTENT_ENCODING="gzip"
+    )
     assert response.status_code == 400 and error_of(response)["code"] == "invalid_gzip"
 
 

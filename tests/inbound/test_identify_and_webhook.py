@@ -11,7 +11,9 @@ from tests.inbound.conftest import drain, fixture, fixture_bytes, push
 def in_segment(external_id: str) -> set[str]:
     segment = Segment.objects.get(external_id=external_id)
     return set(
-        Identity.objects.filter(profile__memberships__segment=segment).exclude(kind="device_id").values_list("value", flat=True)
+        Identity.objects.filter(profile__memberships__segment=segment)
+        .exclude(kind="device_id")
+        .values_list("value", flat=True)
     )
 
 
@@ -110,8 +112,9 @@ def test_segment_batch_counts_other_calls_and_keeps_track_calls_raw(acme, acme_i
 
 @pytest.mark.parametrize("call", ["track", "page", "screen", "group", "alias"])
 def test_other_v1_calls_are_acknowledged(acme, acme_inbound_key, call):
-    response = push(f"/v1/{call}", fixture("segment/alias.json" if call == "alias" else "segment/track.json"),
-                    acme_inbound_key)
+    response = push(
+        f"/v1/{call}", fixture("segment/alias.json" if call == "alias" else "segment/track.json"), acme_inbound_key
+    )
     assert response.status_code == 200
     drain()
     batch = InboundBatch.objects.get()
@@ -121,8 +124,11 @@ def test_other_v1_calls_are_acknowledged(acme, acme_inbound_key, call):
 
 def test_v1_identify_of_a_known_user_from_a_new_device_merges_the_anonymous_profile(acme, acme_inbound_key):
     push("/v1/identify", {"userId": "ada", "traits": {"plan": "pro"}}, acme_inbound_key)
-    push("/v1/identify", {"anonymousId": "phone-1", "traits": {"[Amplitude] Power users: 26umsb5": True, "color": "red"}},
-         acme_inbound_key)
+    push(
+        "/v1/identify",
+        {"anonymousId": "phone-1", "traits": {"[Amplitude] Power users: 26umsb5": True, "color": "red"}},
+        acme_inbound_key,
+    )
     push("/v1/identify", {"userId": "ada", "anonymousId": "phone-1"}, acme_inbound_key)
     drain()
     ada = profile_of("ada")
@@ -134,8 +140,11 @@ def test_v1_identify_of_a_known_user_from_a_new_device_merges_the_anonymous_prof
 
 
 def test_v1_alias_merges_the_anonymous_profile_into_the_known_user(acme, acme_inbound_key):
-    push("/v1/identify", {"anonymousId": "anon-7f3c2a", "traits": {"[Amplitude] Power users: 26umsb5": True,
-                                                                   "color": "red"}}, acme_inbound_key)
+    push(
+        "/v1/identify",
+        {"anonymousId": "anon-7f3c2a", "traits": {"[Amplitude] Power users: 26umsb5": True, "color": "red"}},
+        acme_inbound_key,
+    )
     push("/v1/identify", {"userId": "s-user-2", "traits": {"plan": "pro"}}, acme_inbound_key)
     push("/v1/alias", fixture("segment/alias.json"), acme_inbound_key)
     drain()
@@ -150,12 +159,21 @@ def test_v1_alias_merges_the_anonymous_profile_into_the_known_user(acme, acme_in
 
 
 def test_v1_alias_of_an_old_user_id_gives_the_person_the_new_one_and_never_merges_two_known_people(
-        acme, acme_inbound_key):
+    acme, acme_inbound_key
+):
     push("/v1/identify", {"userId": "old-id", "traits": {"plan": "pro"}}, acme_inbound_key)
     push("/v1/identify", {"userId": "taken", "traits": {}}, acme_inbound_key)
-    push("/v1/batch", {"batch": [{"type": "alias", "previousId": "old-id", "userId": "new-id"},
-                                 {"type": "alias", "previousId": "old-id", "userId": "taken"},
-                                 {"type": "alias", "userId": "no-previous"}]}, acme_inbound_key)
+    push(
+        "/v1/batch",
+        {
+            "batch": [
+                {"type": "alias", "previousId": "old-id", "userId": "new-id"},
+                {"type": "alias", "previousId": "old-id", "userId": "taken"},
+                {"type": "alias", "userId": "no-previous"},
+            ]
+        },
+        acme_inbound_key,
+    )
     drain()
     assert profile_of("new-id") == profile_of("old-id") != profile_of("taken")
     batch = InboundBatch.objects.order_by("id").last()

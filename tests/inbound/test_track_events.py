@@ -23,9 +23,15 @@ def test_track_in_a_batch_becomes_one_linked_event_even_when_replayed(acme, acme
 
 
 def test_single_track_call_with_context(acme, acme_inbound_key):
-    call = {"type": "track", "anonymousId": "dev-42", "event": "Add To Cart", "messageId": "t-1",
-            "timestamp": "2026-11-21T08:30:00Z", "properties": {"sku": "A1"},
-            "context": {"ip": "203.0.113.9", "os": {"name": "iOS"}, "device": {"type": "ios"}}}
+    call = {
+        "type": "track",
+        "anonymousId": "dev-42",
+        "event": "Add To Cart",
+        "messageId": "t-1",
+        "timestamp": "2026-11-21T08:30:00Z",
+        "properties": {"sku": "A1"},
+        "context": {"ip": "203.0.113.9", "os": {"name": "iOS"}, "device": {"type": "ios"}},
+    }
     assert push("/v1/track", call, acme_inbound_key).status_code == 200
     drain()
     event = Event.objects.get(workspace=acme, uuid="t-1")

@@ -40,7 +40,9 @@ def push_sequence(raw_key: str) -> tuple[int, list[int]]:
 def end_state(list_id: int) -> tuple:
     segment = Segment.objects.get(pk=list_id)
     members = sorted(segment.members.values_list("profile__identities__value", flat=True))
-    ledger = sorted(MembershipChange.objects.filter(segment=segment).values_list("profile__identities__value", "action"))
+    ledger = sorted(
+        MembershipChange.objects.filter(segment=segment).values_list("profile__identities__value", "action")
+    )
     return segment.size, members, ledger
 
 
@@ -59,8 +61,15 @@ def test_a_worker_killed_mid_apply_ends_like_an_uninterrupted_run(acme, globex, 
 
     ready = tmp_path / "ready"
     child = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("killable_apply.py")), str(acme.pk), str(acme_batches[1]), str(ready)],
-        cwd=ROOT, env=child_env(),
+        [
+            sys.executable,
+            str(Path(__file__).with_name("killable_apply.py")),
+            str(acme.pk),
+            str(acme_batches[1]),
+            str(ready),
+        ],
+        cwd=ROOT,
+        env=child_env(),
     )
     try:
         deadline = time.monotonic() + 60
@@ -95,7 +104,9 @@ def test_pushes_accepted_with_no_worker_are_applied_when_a_worker_starts(acme, a
     try:
         with queue_client:
             queue_client.default_channel.queue_purge("inbound")
-        list_id = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key).json()["listId"]
+        list_id = push(
+            "/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key
+        ).json()["listId"]
         response = push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["a", "b", "c"]}, acme_inbound_key)
         assert response.status_code == 200
     finally:
@@ -103,9 +114,25 @@ def test_pushes_accepted_with_no_worker_are_applied_when_a_worker_starts(acme, a
     assert InboundBatch.objects.get().status == BatchStatus.ACCEPTED  # accepted while no worker runs
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-Q", "inbound",
-         "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "WARNING"],
-        cwd=ROOT, env={**child_env(), "CELERY_TASK_ALWAYS_EAGER": "0"},
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            "inbound",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env={**child_env(), "CELERY_TASK_ALWAYS_EAGER": "0"},
     )
     try:
         deadline = time.monotonic() + 60

@@ -16,8 +16,13 @@ def test_admin_change_with_blank_secret_keeps_it(client, acme_clevertap, django_
     client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
     response = client.post(
         f"/admin/integrations/authorization/{acme_clevertap.pk}/change/",
-        {"workspace": acme_clevertap.workspace_id, "provider": "clevertap", "label": "Renamed", "description": "",
-         "fields": '{"account_id": "ACME-1"}'},
+        {
+            "workspace": acme_clevertap.workspace_id,
+            "provider": "clevertap",
+            "label": "Renamed",
+            "description": "",
+            "fields": '{"account_id": "ACME-1"}',
+        },
     )
     assert response.status_code == 302, response.content[:2000]
     acme_clevertap.refresh_from_db()
@@ -28,8 +33,14 @@ def test_admin_rejects_a_secret_the_provider_does_not_have(client, acme, django_
     client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
     html = client.post(
         "/admin/integrations/authorization/add/",
-        {"workspace": acme.pk, "provider": "clevertap", "label": "CT", "fields": '{"account_id": "A"}',
-         "secret_passcode": "p", "secret_secret_key": "nope"},
+        {
+            "workspace": acme.pk,
+            "provider": "clevertap",
+            "label": "CT",
+            "fields": '{"account_id": "A"}',
+            "secret_passcode": "p",
+            "secret_secret_key": "nope",
+        },
     ).content.decode()
     assert "CleverTap has no secret named secret_key" in html
     assert not Authorization.objects.exists()

@@ -47,11 +47,19 @@ def test_api_masks_secrets_and_never_returns_them(acme, acme_management_key):
     client = key_client(acme_management_key)
     created = client.post(
         "/api/v1/authorizations/",
-        {"provider": "amplitude", "label": "Prod project", "secrets": {"api_key": "AMP-KEY-123", "secret_key": "AMP-SECRET-456"}},
+        {
+            "provider": "amplitude",
+            "label": "Prod project",
+            "secrets": {"api_key": "AMP-KEY-123", "secret_key": "AMP-SECRET-456"},
+        },
         format="json",
     )
     assert created.status_code == 201, created.content
-    for response in (created, client.get("/api/v1/authorizations/"), client.get(f"/api/v1/authorizations/{created.json()['id']}/")):
+    for response in (
+        created,
+        client.get("/api/v1/authorizations/"),
+        client.get(f"/api/v1/authorizations/{created.json()['id']}/"),
+    ):
         assert b"AMP-KEY-123" not in response.content and b"AMP-SECRET-456" not in response.content
     assert created.json()["masked_secrets"] == {"api_key": "••••••••", "secret_key": "••••••••"}
     assert Authorization.objects.get(label="Prod project").secrets["secret_key"] == "AMP-SECRET-456"

@@ -38,7 +38,9 @@ class TestKahuna(ConnectorContract):
     def delivered_ids(self, fake, job):
         attribute = f"amplitude_cohort_{job.segment.external_id}"
         # The fake keys a user by its first credential (user_id before install_token).
-        return {who.split(":", 1)[1] for who, attrs in fake.user_attributes["s"].items() if attrs.get(attribute) == "true"}
+        return {
+            who.split(":", 1)[1] for who, attrs in fake.user_attributes["s"].items() if attrs.get(attribute) == "true"
+        }
 
     def reject_options(self, user_id):
         return {"reject_ids": [user_id]}  # Kahuna refuses the whole call: the engine bisects to the row
@@ -56,8 +58,11 @@ class TestKochava(ConnectorContract):
         return {"base_url": base_url, "mapping": self.mapping, "event_types": ["Purchase"]}
 
     def delivered_ids(self, fake, job):
-        return {links.get("User ID") for links in fake.identities.values()
-                if links.get(f"Amplitude cohort {job.segment.name} ({job.segment.external_id})") == "true"}
+        return {
+            links.get("User ID")
+            for links in fake.identities.values()
+            if links.get(f"Amplitude cohort {job.segment.name} ({job.segment.external_id})") == "true"
+        }
 
     def reject_options(self, user_id):
         return {"reject_ids": ["d" + user_id[1:]]}

@@ -19,14 +19,29 @@ KOCHAVA_MAPPING = {"kochava_device_id": "device_id", "origination_ip": "ip_addre
 
 def kochava_destination(acme, base_url: str, **config):
     """A Kochava destination streaming Purchase events to `base_url`, device ids as adid."""
-    return destination(acme, "kochava", {"base_url": base_url, "app_guid": "koapp-1", "mapping": KOCHAVA_MAPPING,
-                                         "event_types": ["Purchase"], **config}, secrets={})
+    return destination(
+        acme,
+        "kochava",
+        {
+            "base_url": base_url,
+            "app_guid": "koapp-1",
+            "mapping": KOCHAVA_MAPPING,
+            "event_types": ["Purchase"],
+            **config,
+        },
+        secrets={},
+    )
 
 
 def purchases(acme, prefix: str, count: int) -> list[Event]:
     """`count` Purchase events of devices k0, k1, … (uuids prefix0, prefix1, …)."""
-    return Event.objects.bulk_create([Event(workspace=acme, uuid=f"{prefix}{i}", event_type="Purchase",
-                                            device_id=f"k{i}", ip_address="10.0.0.1") for i in range(count)])
+    return Event.objects.bulk_create(
+        [
+            Event(workspace=acme, uuid=f"{prefix}{i}", event_type="Purchase", device_id=f"k{i}", ip_address="10.0.0.1")
+            for i in range(count)
+        ]
+    )
+
 
 SCENARIO_DEVICE = "543C-3455-4555-3SRD"  # the seed's scenario 3: a device never identified
 
@@ -35,9 +50,13 @@ SCENARIO_DEVICE = "543C-3455-4555-3SRD"  # the seed's scenario 3: a device never
 def pushed(acme, acme_inbound_key):
     """Amplitude creates the list and pushes two known users; a device-id key pushes an anonymous one."""
     device_key = ApiKey.issue(acme, scope="inbound", name="amplitude devices", identity_kind="device_id")[1]
-    list_id = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"),
-                   acme_inbound_key).json()["listId"]
-    assert push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["Clevertap1", "ada"]}, acme_inbound_key).status_code == 200
+    list_id = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key).json()[
+        "listId"
+    ]
+    assert (
+        push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["Clevertap1", "ada"]}, acme_inbound_key).status_code
+        == 200
+    )
     assert push(f"/api/amplitude/lists/{list_id}/add", {"userIds": [SCENARIO_DEVICE]}, device_key).status_code == 200
     drain()
     segment = Segment.objects.get(workspace=acme, external_id="26umsb5")
@@ -48,22 +67,35 @@ def pushed(acme, acme_inbound_key):
 def test_clevertap_gets_profiles_and_partner_sync_events(pushed, partners, acme):
     segment, list_id, key = pushed
     partner = partners("clevertap", account_id="ACC-9", passcode="pass-9")
-    dest = destination(acme, "clevertap", {"base_url": partner.base_url, "user_properties": []},
-                       secrets={"passcode": "pass-9"}, fields={"account_id": "ACC-9"})
+    dest = destination(
+        acme,
+        "clevertap",
+        {"base_url": partner.base_url, "user_properties": []},
+        secrets={"passcode": "pass-9"},
+        fields={"account_id": "ACC-9"},
+    )
     job = job_for(segment, dest)
     run = sync(job)
     assert (run.status, run.delivered) == ("succeeded", 3), run.error
     flag = "[Amplitude] Power users: 26umsb5"
     # Scenarios 1-2: the user id is CleverTap's identity; scenario 3: the device id is the CleverTap ID.
     assert {who: data[flag] for who, data in partner.fake.profiles.items()} == {
-        "Clevertap1": True, "ada": True, SCENARIO_DEVICE: True}
+        "Clevertap1": True,
+        "ada": True,
+        SCENARIO_DEVICE: True,
+    }
     upload = partner.fake.find("/1/upload")[0]
     assert upload["headers"]["x-clevertap-account-id"] == "ACC-9"
     anonymous = [r for r in upload["body"]["d"] if r.get("objectId") == SCENARIO_DEVICE]
     assert {r["type"] for r in anonymous} == {"profile", "event"} and all("identity" not in r for r in anonymous)
     added = {e["key"]: e["evtData"] for e in partner.fake.events}
-    assert added["ada"] == {"Partner Segment Name": "Power users", "Action": "Added", "Partner Segment ID": "26umsb5",
-                            "Source": "Amplitude", "Partner Name": "Amplitude"}
+    assert added["ada"] == {
+        "Partner Segment Name": "Power users",
+        "Action": "Added",
+        "Partner Segment ID": "26umsb5",
+        "Source": "Amplitude",
+        "Partner Name": "Amplitude",
+    }
 
     # Amplitude removes ada: the next (incremental) run sends only her, as "Removed".
     push(f"/api/amplitude/lists/{list_id}/remove", {"userIds": ["ada"]}, key)
@@ -80,8 +112,13 @@ def test_clevertap_profiles_carry_only_the_selected_user_properties(pushed, part
     push("/v1/identify", {"userId": "ada", "traits": {"plan": "pro", "city": "Paris", "internal_score": 7}}, key)
     drain()
     partner = partners("clevertap", account_id="ACC-9", passcode="pass-9")
-    dest = destination(acme, "clevertap", {"base_url": partner.base_url, "user_properties": ["plan", "city"]},
-                       secrets={"passcode": "pass-9"}, fields={"account_id": "ACC-9"})
+    dest = destination(
+        acme,
+        "clevertap",
+        {"base_url": partner.base_url, "user_properties": ["plan", "city"]},
+        secrets={"passcode": "pass-9"},
+        fields={"account_id": "ACC-9"},
+    )
     run = sync(job_for(segment, dest))
     assert run.status == "succeeded", run.error
     flag = "[Amplitude] Power users: 26umsb5"
@@ -94,10 +131,17 @@ def test_two_clevertap_destinations_on_one_account_share_its_15_request_cap(acme
     from integrations.delivery.models import Destination
 
     def connector(account):
-        dest = destination(acme, "clevertap", {"base_url": "http://127.0.0.1:9"}, secrets={"passcode": "p"},
-                           fields={"account_id": account}, name=f"CleverTap {Destination.objects.count()}")
-        return dest, dest.connector_class(dest.config, {"passcode": "p"}, auth_fields={"account_id": account},
-                                          segment=SegmentInfo(1, "s", "1"))
+        dest = destination(
+            acme,
+            "clevertap",
+            {"base_url": "http://127.0.0.1:9"},
+            secrets={"passcode": "p"},
+            fields={"account_id": account},
+            name=f"CleverTap {Destination.objects.count()}",
+        )
+        return dest, dest.connector_class(
+            dest.config, {"passcode": "p"}, auth_fields={"account_id": account}, segment=SegmentInfo(1, "s", "1")
+        )
 
     (first, a), (second, b), (third, c) = connector("ACC-1"), connector("ACC-1"), connector("ACC-2")
     assert a.concurrency_key(first.pk) == b.concurrency_key(second.pk) == "clevertap:ACC-1"
@@ -107,8 +151,9 @@ def test_two_clevertap_destinations_on_one_account_share_its_15_request_cap(acme
 def test_clevertap_401_disables_the_destination_with_clevertaps_message(pushed, partners, acme):
     segment, _, _ = pushed
     partner = partners("clevertap", account_id="ACC-9", passcode="pass-9")
-    dest = destination(acme, "clevertap", {"base_url": partner.base_url}, secrets={"passcode": "old"},
-                       fields={"account_id": "ACC-9"})
+    dest = destination(
+        acme, "clevertap", {"base_url": partner.base_url}, secrets={"passcode": "old"}, fields={"account_id": "ACC-9"}
+    )
     sync(job_for(segment, dest))
     dest.refresh_from_db()
     assert dest.health == "disabled" and "Account ID is not valid" in dest.last_error
@@ -117,12 +162,19 @@ def test_clevertap_401_disables_the_destination_with_clevertaps_message(pushed, 
 def test_kahuna_credential_sync_and_export_to_an_enabled_adaptive_campaign(pushed, partners, acme, acme_management_key):
     segment, _, _ = pushed
     partner = partners("kahuna", secret_key="ks", api_key="ka")
-    dest = destination(acme, "kahuna", {"base_url": partner.base_url, "environment": "p"},
-                       secrets={"secret_key": "ks", "api_key": "ka"})
+    dest = destination(
+        acme,
+        "kahuna",
+        {"base_url": partner.base_url, "environment": "p"},
+        secrets={"secret_key": "ks", "api_key": "ka"},
+    )
     run = sync(job_for(segment, dest))
     assert (run.status, run.delivered) == ("succeeded", 3), run.error
-    targets = [item["target"] for call in partner.fake.find("/api/userattributes")
-               for item in call["body"]["user_attributes_array"]]
+    targets = [
+        item["target"]
+        for call in partner.fake.find("/api/userattributes")
+        for item in call["body"]["user_attributes_array"]
+    ]
     assert {"user_id": "Clevertap1"} in targets and {"install_token": SCENARIO_DEVICE} in targets
     assert partner.fake.find("/api/userattributes")[0]["query"] == {"env": "p"}
 
@@ -130,13 +182,15 @@ def test_kahuna_credential_sync_and_export_to_an_enabled_adaptive_campaign(pushe
     disabled = KahunaCampaign.objects.get(destination=dest, campaign_id="camp-p-2")
     with pytest.raises(ExportRefused, match="disabled in Production"):
         request_export(segment, disabled)
-    refused = key_client(acme_management_key).post("/api/v1/kahuna-exports/",
-                                                   {"segment": segment.pk, "campaign": disabled.pk}, format="json")
+    refused = key_client(acme_management_key).post(
+        "/api/v1/kahuna-exports/", {"segment": segment.pk, "campaign": disabled.pk}, format="json"
+    )
     assert refused.status_code == 400 and "campaign" in refused.json()["error"]["fields"]
 
     enabled = KahunaCampaign.objects.get(destination=dest, campaign_id="camp-p-1")
-    created = key_client(acme_management_key).post("/api/v1/kahuna-exports/",
-                                                    {"segment": segment.pk, "campaign": enabled.pk}, format="json")
+    created = key_client(acme_management_key).post(
+        "/api/v1/kahuna-exports/", {"segment": segment.pk, "campaign": enabled.pk}, format="json"
+    )
     assert created.status_code == 201, created.json()
     export = run_export(created.json()["id"])
     assert (export.status, export.users_sent, export.job_id) == ("succeeded", 3, "job-1")
@@ -147,8 +201,9 @@ def test_kahuna_credential_sync_and_export_to_an_enabled_adaptive_campaign(pushe
 
 def test_kochava_send_users_holds_back_devices_without_an_install(acme, acme_inbound_key, partners, settings):
     device_key = ApiKey.issue(acme, scope="inbound", name="devices", identity_kind="device_id")[1]
-    list_id = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"),
-                   acme_inbound_key).json()["listId"]
+    list_id = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key).json()[
+        "listId"
+    ]
     push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["dev-installed", "dev-later"]}, device_key)
     drain()
     segment = Segment.objects.get(workspace=acme, external_id="26umsb5")
@@ -173,26 +228,59 @@ def test_kochava_send_users_holds_back_devices_without_an_install(acme, acme_inb
 
 def test_kochava_streams_selected_events_one_per_request(acme, partners):
     partner = partners("kochava")
-    mapping = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "idfa": "data.idfa",
-               "device_ua": "user_properties.ua"}
-    dest = destination(acme, "kochava", {"base_url": partner.base_url, "app_guid": "koapp-1", "mapping": mapping,
-                                         "event_types": ["Purchase"], "user_properties": ["plan"]}, secrets={})
+    mapping = {
+        "kochava_device_id": "device_id",
+        "origination_ip": "ip_address",
+        "idfa": "data.idfa",
+        "device_ua": "user_properties.ua",
+    }
+    dest = destination(
+        acme,
+        "kochava",
+        {
+            "base_url": partner.base_url,
+            "app_guid": "koapp-1",
+            "mapping": mapping,
+            "event_types": ["Purchase"],
+            "user_properties": ["plan"],
+        },
+        secrets={},
+    )
     when = timezone.now().replace(microsecond=0)
     identity = Identity.objects.create(workspace=acme, profile=_profile(acme), kind="user_id", value="ada")
-    events = Event.objects.bulk_create([
-        Event(workspace=acme, profile=identity.profile, source="push", uuid=f"e{i}", event_type=kind,
-              event_time=when, user_id="ada", device_id="kdev-1", ip_address="104.219.46.66",
-              event_properties={"price": 9.99}, user_properties={"plan": "pro", "ua": "Mozilla/5.0"},
-              data={"idfa": "IDFA-1"} if i != 2 else {})
-        for i, kind in enumerate(["Purchase", "Login", "Purchase", "Purchase"])])
+    events = Event.objects.bulk_create(
+        [
+            Event(
+                workspace=acme,
+                profile=identity.profile,
+                source="push",
+                uuid=f"e{i}",
+                event_type=kind,
+                event_time=when,
+                user_id="ada",
+                device_id="kdev-1",
+                ip_address="104.219.46.66",
+                event_properties={"price": 9.99},
+                user_properties={"plan": "pro", "ua": "Mozilla/5.0"},
+                data={"idfa": "IDFA-1"} if i != 2 else {},
+            )
+            for i, kind in enumerate(["Purchase", "Login", "Purchase", "Purchase"])
+        ]
+    )
     result = stream_events(dest)
     assert (result.sent, result.skipped) == (2, 1)  # Login not selected; the third has no device ids
     assert result.last_event_id == events[-1].id
     sent = partner.fake.events[0]
     assert sent["action"] == "event" and sent["kochava_app_id"] == "koapp-1" and sent["kochava_device_id"] == "kdev-1"
-    assert sent["data"] == {"usertime": int(when.timestamp()), "device_ids": {"idfa": "IDFA-1"},
-                            "origination_ip": "104.219.46.66", "device_ua": "Mozilla/5.0", "device_ver": "",
-                            "event_name": "Purchase", "event_data": {"price": 9.99, "plan": "pro"}}
+    assert sent["data"] == {
+        "usertime": int(when.timestamp()),
+        "device_ids": {"idfa": "IDFA-1"},
+        "origination_ip": "104.219.46.66",
+        "device_ua": "Mozilla/5.0",
+        "device_ver": "",
+        "event_name": "Purchase",
+        "event_data": {"price": 9.99, "plan": "pro"},
+    }
     assert all(isinstance(call["body"], dict) for call in partner.fake.find("/track/json"))  # never a batch
     outcome = KochavaEventOutcome.objects.get()
     assert outcome.event_id == events[2].id and outcome.status == "skipped"
@@ -205,8 +293,9 @@ def test_kochava_long_429_parks_the_stream_without_losing_events(acme, partners,
     partner = partners("kochava")
     dest = kochava_destination(acme, partner.base_url, concurrency=1)
     purchases(acme, "x", 3)
-    partner.fake.set_faults(script=[{"status": 200, "body": {"success": "1"}},
-                                    {"status": 429, "headers": {"Retry-After": "600"}}])
+    partner.fake.set_faults(
+        script=[{"status": 200, "body": {"success": "1"}}, {"status": 429, "headers": {"Retry-After": "600"}}]
+    )
     first = stream_events(dest)
     assert first.sent == 1 and "429" in first.stopped
     stream = KochavaStream.objects.get(destination=dest)
@@ -314,8 +403,12 @@ def test_kahuna_campaigns_api_marketers_read_and_refresh_only_ops_edit(acme, bob
     from integrations.sandbox.demo_servers import _PARTNER_OPTIONS
 
     partner = partners("kahuna", **_PARTNER_OPTIONS["kahuna"])
-    dest = destination(acme, "kahuna", {"base_url": partner.base_url, "environment": "p"},
-                       secrets={"secret_key": "demo-kahuna-secret", "api_key": "demo-kahuna-api"})
+    dest = destination(
+        acme,
+        "kahuna",
+        {"base_url": partner.base_url, "environment": "p"},
+        secrets={"secret_key": "demo-kahuna-secret", "api_key": "demo-kahuna-api"},
+    )
 
     def client(user):
         api = APIClient()

@@ -58,8 +58,12 @@ def test_clevertap_payload_identity_object_id_and_partner_sync_event():
     assert body[2]["objectId"] == "d1" and "identity" not in body[2]  # anonymous: device id as CleverTap ID
     assert body[0]["profileData"] == {"[Amplitude] Cart Drop off: 1638361188": False}
     assert body[1]["evtName"] == "Partner Sync" and body[1]["evtData"] == {
-        "Partner Segment Name": "Cart Drop off", "Action": "Removed", "Partner Segment ID": "1638361188",
-        "Source": "Amplitude", "Partner Name": "Amplitude"}
+        "Partner Segment Name": "Cart Drop off",
+        "Action": "Removed",
+        "Partner Segment ID": "1638361188",
+        "Source": "Amplitude",
+        "Partner Name": "Amplitude",
+    }
     assert isinstance(body[1]["ts"], int) and body[1]["ts"] < 10**11  # epoch seconds
 
 
@@ -78,8 +82,10 @@ def test_clevertap_regions_and_record_cap():
 
 
 @responses.activate
-@pytest.mark.parametrize(("fixture", "status", "policy"), [("kahuna/auth_failed.json", 401, Policy.AUTH),
-                                                           ("kahuna/user_not_found.json", 404, Policy.PERMANENT)])
+@pytest.mark.parametrize(
+    ("fixture", "status", "policy"),
+    [("kahuna/auth_failed.json", 401, Policy.AUTH), ("kahuna/user_not_found.json", 404, Policy.PERMANENT)],
+)
 def test_kahuna_error_bodies_become_readable_messages(fixture, status, policy):
     responses.post("https://kahuna.test/api/userattributes", json=answer(fixture), status=status)
     config = KahunaConnector.validate_config({"base_url": "https://kahuna.test"})
@@ -101,9 +107,14 @@ def test_kahuna_credential_sync_targets():
 
 @responses.activate
 def test_kochava_success_one_and_device_not_found_hold():
-    config = KochavaConnector.validate_config({
-        "base_url": "https://ko.test", "app_guid": "koapp", "event_types": ["Purchase"],
-        "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address", "idfa": "data.idfa"}})
+    config = KochavaConnector.validate_config(
+        {
+            "base_url": "https://ko.test",
+            "app_guid": "koapp",
+            "event_types": ["Purchase"],
+            "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address", "idfa": "data.idfa"},
+        }
+    )
     connector = KochavaConnector(config, {}, segment=SEGMENT)
     responses.post("https://ko.test/track/json", json=answer("kochava/success.json"))
     responses.post("https://ko.test/track/json", json=answer("kochava/device_not_found.json"))
@@ -120,10 +131,19 @@ def test_kochava_mapping_is_refused_with_a_message_per_field():
     errors = caught.value.detail["mapping"]
     assert set(errors) == {"kochava_device_id", "origination_ip"}
     with pytest.raises(ValidationError) as caught:
-        KochavaConnector.validate_config({"app_guid": "x", "event_types": ["Purchase"], "mapping": {
-            "kochava_device_id": "device_id", "origination_ip": "ip_address"}})
+        KochavaConnector.validate_config(
+            {
+                "app_guid": "x",
+                "event_types": ["Purchase"],
+                "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address"},
+            }
+        )
     assert set(caught.value.detail["mapping"]) == {"idfa", "idfv", "adid", "android_id"}
     with pytest.raises(ValidationError) as caught:
-        KochavaConnector.validate_config({"app_guid": "x", "mapping": {
-            "kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}})
+        KochavaConnector.validate_config(
+            {
+                "app_guid": "x",
+                "mapping": {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"},
+            }
+        )
     assert "event_types" in caught.value.detail

@@ -24,8 +24,24 @@ import requests
 from integrations.sandbox.amplitude import AmplitudeSandbox, build_demo_sandbox, running_amplitude_sandbox
 from integrations.sandbox.datagen import CohortSpec, EventSource, Population, csv_columns, generated_csv
 
-PROPS_HEADER = ["amplitude_id", "user_id", "amplitude_id", "city", "country", "region", "language", "platform",
-                "os", "device", "device_type", "carrier", "library", "version", "start_version", "dma"]
+PROPS_HEADER = [
+    "amplitude_id",
+    "user_id",
+    "amplitude_id",
+    "city",
+    "country",
+    "region",
+    "language",
+    "platform",
+    "os",
+    "device",
+    "device_type",
+    "carrier",
+    "library",
+    "version",
+    "start_version",
+    "dma",
+]
 TS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")
 
 
@@ -104,8 +120,10 @@ def test_unknown_ids_and_failed_job(amp):
 
 
 def test_csv_quoting_duplicated_column_and_prop_keys(amp):
-    members = [{"amplitude_id": 1, "user_id": "a@example.com", "city": "Washington, D.C.", "nickname": 'The "Boss"'},
-               {"amplitude_id": 2, "user_id": "", "country": "France"}]
+    members = [
+        {"amplitude_id": 1, "user_id": "a@example.com", "city": "Washington, D.C.", "nickname": 'The "Boss"'},
+        {"amplitude_id": 2, "user_id": "", "country": "France"},
+    ]
     amp.sandbox.add_cohort("explicit", "Explicit", members=members)
     text = request_file(amp, "explicit", {"props": 1}).text
     lines = text.split("\r\n")
@@ -185,8 +203,9 @@ def test_bad_credentials_403(amp):
     r = requests.get(amp.base_url + "/api/3/cohorts", auth=("demo", "wrong"))
     assert r.status_code == 403
     message = "Invalid API/Secret Key combination"
-    assert r.json() == {"error": {"http_code": 403, "type": "forbidden", "message": message,
-                                  "metadata": {"details": message}}}
+    assert r.json() == {
+        "error": {"http_code": 403, "type": "forbidden", "message": message, "metadata": {"details": message}}
+    }
     assert requests.get(amp.base_url + "/api/2/export").status_code == 403
 
 
@@ -219,18 +238,63 @@ def test_export_zip_layout_and_events(amp):
     archive = zipfile.ZipFile(io.BytesIO(r.content))
     pid = amp.sandbox.project.project_id
     assert archive.namelist() == [f"{pid}/{pid}_2024-01-01_{h}#{n}.json.gz" for h in (8, 9) for n in (0, 1)]
-    events = [json.loads(line) for name in archive.namelist()
-              for line in gzip.decompress(archive.read(name)).decode().splitlines()]
+    events = [
+        json.loads(line)
+        for name in archive.namelist()
+        for line in gzip.decompress(archive.read(name)).decode().splitlines()
+    ]
     assert len(events) == 600 and len({e["uuid"] for e in events}) == 600
     first = events[0]
-    for key in ("server_received_time", "app", "device_carrier", "city", "user_id", "uuid", "event_time", "platform",
-                "os_version", "amplitude_id", "processed_time", "version_name", "ip_address", "paying", "dma",
-                "group_properties", "user_properties", "client_upload_time", "$insert_id", "event_type", "library",
-                "device_type", "start_version", "location_lng", "server_upload_time", "event_id", "location_lat",
-                "os_name", "groups", "event_properties", "data", "device_id", "language", "country", "region",
-                "session_id", "device_family", "sample_rate", "client_event_time", "user_creation_time",
-                "device_manufacturer", "device_brand", "device_model", "amplitude_event_type",
-                "is_attribution_event", "adid", "idfa", "$schema"):
+    for key in (
+        "server_received_time",
+        "app",
+        "device_carrier",
+        "city",
+        "user_id",
+        "uuid",
+        "event_time",
+        "platform",
+        "os_version",
+        "amplitude_id",
+        "processed_time",
+        "version_name",
+        "ip_address",
+        "paying",
+        "dma",
+        "group_properties",
+        "user_properties",
+        "client_upload_time",
+        "$insert_id",
+        "event_type",
+        "library",
+        "device_type",
+        "start_version",
+        "location_lng",
+        "server_upload_time",
+        "event_id",
+        "location_lat",
+        "os_name",
+        "groups",
+        "event_properties",
+        "data",
+        "device_id",
+        "language",
+        "country",
+        "region",
+        "session_id",
+        "device_family",
+        "sample_rate",
+        "client_event_time",
+        "user_creation_time",
+        "device_manufacturer",
+        "device_brand",
+        "device_model",
+        "amplitude_event_type",
+        "is_attribution_event",
+        "adid",
+        "idfa",
+        "$schema",
+    ):
         assert key in first, key
     assert first["app"] == pid and TS.match(first["server_upload_time"]) and TS.match(first["event_time"])
     assert all(e["server_upload_time"].startswith(("2024-01-01 08:", "2024-01-01 09:")) for e in events)

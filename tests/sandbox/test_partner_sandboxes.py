@@ -48,9 +48,17 @@ def post(url: str, **kwargs) -> requests.Response:
 
 
 def install(device: str = "kdev-1") -> dict:
-    return {"action": "install", "kochava_app_id": "koapp", "kochava_device_id": device,
-            "data": {"origination_ip": "104.219.46.66", "device_ua": "Mozilla%2F5.0", "device_ver": "",
-                     "device_ids": {"idfa": f"idfa-{device}"}}}
+    return {
+        "action": "install",
+        "kochava_app_id": "koapp",
+        "kochava_device_id": device,
+        "data": {
+            "origination_ip": "104.219.46.66",
+            "device_ua": "Mozilla%2F5.0",
+            "device_ver": "",
+            "device_ids": {"idfa": f"idfa-{device}"},
+        },
+    }
 
 
 def kochava_event(device: str = "kdev-1", **data) -> dict:
@@ -63,12 +71,21 @@ def kochava_event(device: str = "kdev-1", **data) -> dict:
 # One representative successful call per kind (options, path, request kwargs), for the fault tests.
 HAPPY = {
     "list_api": ({}, "/lists", {"json": {"name": "c", "context": CONTEXT}, "auth": AMP_AUTH}),
-    "traits_api": ({}, "/identify", {"json": {"type": "identify", "userId": "u1", "traits": {"c": True}},
-                                     "auth": AMP_AUTH}),
-    "cohort_webhook": ({}, "/hook", {"json": {"cohort_id": "c1", "message_id": "m::enter::0", "in_cohort": True,
-                                              "users": [{"user_id": "u1"}]}}),
-    "clevertap": (CT_OPTIONS, "/1/upload", {"headers": CT_HEADERS, "json": {
-        "d": [{"type": "profile", "identity": "u1", "profileData": {"Name": "A"}}]}}),
+    "traits_api": (
+        {},
+        "/identify",
+        {"json": {"type": "identify", "userId": "u1", "traits": {"c": True}}, "auth": AMP_AUTH},
+    ),
+    "cohort_webhook": (
+        {},
+        "/hook",
+        {"json": {"cohort_id": "c1", "message_id": "m::enter::0", "in_cohort": True, "users": [{"user_id": "u1"}]}},
+    ),
+    "clevertap": (
+        CT_OPTIONS,
+        "/1/upload",
+        {"headers": CT_HEADERS, "json": {"d": [{"type": "profile", "identity": "u1", "profileData": {"Name": "A"}}]}},
+    ),
     "kochava": ({}, "/track/json", {"json": install()}),
     "kahuna": ({}, "/api/push?env=p", {"auth": KAHUNA_AUTH, "json": {"push_array": [{"target": {"email": "a@b"}}]}}),
 }
@@ -84,6 +101,7 @@ def test_every_kind_has_a_happy_call():
 
 
 # ---- shared fault injection (every kind) ------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", sorted(HAPPY))
 def test_scripted_429_then_503_then_ok(partner, kind):
@@ -162,6 +180,7 @@ def _parallel(fn, n: int) -> list:
 
 # ---- control endpoints ------------------------------------------------------------------------
 
+
 def test_control_endpoints(partner):
     srv = partner("list_api")
     url = srv.base_url
@@ -193,8 +212,12 @@ def test_control_endpoints(partner):
 
 
 def test_cli_serves_until_interrupted():
-    proc = subprocess.Popen([sys.executable, "-m", "integrations.sandbox.partners", "kochava", "--port", "0",
-                             "-o", "app_ids=[\"koapp\"]"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "integrations.sandbox.partners", "kochava", "--port", "0", "-o", 'app_ids=["koapp"]'],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         base_url = line.split(" on ")[1].split()[0]
@@ -206,6 +229,7 @@ def test_cli_serves_until_interrupted():
 
 
 # ---- list_api ---------------------------------------------------------------------------------
+
 
 def test_list_api_happy_path_keeps_membership(partner):
     srv = partner("list_api")
@@ -257,14 +281,19 @@ def test_list_api_per_row_rejection(partner):
 
 # ---- traits_api -------------------------------------------------------------------------------
 
+
 def test_traits_api_single_and_batch(partner):
     srv = partner("traits_api", auth="header")
     headers = {"api_key": "test-api-key"}
     trait = "[Amplitude] Buyers: 26umsb5"
     single = {"type": "identify", "userId": "u1", "traits": {trait: True}, "context": CONTEXT}
     assert post(f"{srv.base_url}/cohorts", json=single, headers=headers).json() == {"success": True}
-    batch = {"batch": [{"type": "identify", "userId": "u2", "traits": {trait: True}},
-                       {"type": "identify", "userId": "u1", "traits": {trait: False}}]}
+    batch = {
+        "batch": [
+            {"type": "identify", "userId": "u2", "traits": {trait: True}},
+            {"type": "identify", "userId": "u1", "traits": {trait: False}},
+        ]
+    }
     assert post(f"{srv.base_url}/cohorts", json=batch, headers=headers).status_code == 200
     assert srv.fake.members(trait) == {"u2"}
     assert srv.fake.traits["u1"] == {trait: False}
@@ -277,11 +306,17 @@ def test_traits_api_single_and_batch(partner):
 
 # ---- cohort_webhook ---------------------------------------------------------------------------
 
+
 def test_cohort_webhook_dedupes_and_checks_header(partner):
     srv = partner("cohort_webhook", required_headers={"X-Token": "s3cret"})
-    payload = {"cohort_name": "My Test Cohort", "cohort_id": "7khm89cz", "in_cohort": True,
-               "computed_time": "1692206763", "message_id": "9baa::enter::0",
-               "users": [{"user_id": "u1", "user_properties": {}}, {"user_id": "u2"}]}
+    payload = {
+        "cohort_name": "My Test Cohort",
+        "cohort_id": "7khm89cz",
+        "in_cohort": True,
+        "computed_time": "1692206763",
+        "message_id": "9baa::enter::0",
+        "users": [{"user_id": "u1", "user_properties": {}}, {"user_id": "u2"}],
+    }
     headers = {"X-Token": "s3cret", "User-Agent": "Amplitude/Webhook/1.0"}
     assert post(f"{srv.base_url}/amp", json=payload, headers=headers).json() == {"ok": True, "duplicate": False}
     assert post(f"{srv.base_url}/amp", json=payload, headers=headers).json()["duplicate"] is True
@@ -295,14 +330,21 @@ def test_cohort_webhook_dedupes_and_checks_header(partner):
 
 # ---- clevertap --------------------------------------------------------------------------------
 
+
 def test_clevertap_happy_path_stores_profiles_and_events(partner):
     srv = partner("clevertap", **CT_OPTIONS)
-    body = {"d": [
-        {"type": "profile", "identity": "u1", "ts": 1692206763,
-         "profileData": {"Name": "Ann", "Email": "ann@example.com", "Phone": "+14155552671"}},
-        {"type": "profile", "objectId": "543C-3455-4555-3SRD", "profileData": {"Amplitude Cohort": True}},
-        {"type": "event", "identity": "u1", "evtName": "Partner Sync", "evtData": {"Action": "Added"}},
-    ]}
+    body = {
+        "d": [
+            {
+                "type": "profile",
+                "identity": "u1",
+                "ts": 1692206763,
+                "profileData": {"Name": "Ann", "Email": "ann@example.com", "Phone": "+14155552671"},
+            },
+            {"type": "profile", "objectId": "543C-3455-4555-3SRD", "profileData": {"Amplitude Cohort": True}},
+            {"type": "event", "identity": "u1", "evtName": "Partner Sync", "evtData": {"Action": "Added"}},
+        ]
+    }
     response = post(f"{srv.base_url}/1/upload", headers=CT_HEADERS, json=body)
     assert response.json() == {"status": "success", "processed": 3, "unprocessed": []}
     assert srv.fake.profiles["u1"]["Email"] == "ann@example.com"
@@ -359,13 +401,18 @@ def test_clevertap_15_concurrent_requests_per_account(partner):
 
 # ---- kochava ----------------------------------------------------------------------------------
 
+
 def test_kochava_install_event_and_identity_link(partner):
     srv = partner("kochava")
     url = f"{srv.base_url}/track/json"
     assert post(url, json=install("kdev-1")).json() == {"success": "1"}
     assert post(url, json=kochava_event("kdev-1")).json() == {"success": "1"}
-    link = {"action": "identityLink", "kochava_app_id": "koapp", "kochava_device_id": "kdev-1",
-            "data": {"identity_link": {"User ID": "u1"}}}
+    link = {
+        "action": "identityLink",
+        "kochava_app_id": "koapp",
+        "kochava_device_id": "kdev-1",
+        "data": {"identity_link": {"User ID": "u1"}},
+    }
     assert post(url, json=link).json() == {"success": "1"}
     assert srv.fake.identities["kdev-1"] == {"User ID": "u1"}
     assert len(srv.fake.events) == 1 and "kdev-1" in srv.fake.installs
@@ -379,7 +426,10 @@ def test_kochava_rejects_batches_and_missing_fields(partner):
     no_ids = kochava_event()
     no_ids["data"]["device_ids"] = {}
     missing = post(url, json=no_ids)
-    assert (missing.status_code, missing.json()) == (400, {"success": "0", "error": "data.device_ids needs at least one id"})
+    assert (missing.status_code, missing.json()) == (
+        400,
+        {"success": "0", "error": "data.device_ids needs at least one id"},
+    )
     no_ip = install()
     del no_ip["data"]["origination_ip"]
     assert post(url, json=no_ip).status_code == 400
@@ -398,6 +448,7 @@ def test_kochava_legacy_identity_link_needs_install(partner):
 
 # ---- kahuna -----------------------------------------------------------------------------------
 
+
 def test_kahuna_log_form_auth(partner):
     srv = partner("kahuna")
     form = {"key": "test-secret", "env": "p", "dev_id": "dev-1", "event": "start", "user_email": "a@b.co"}
@@ -412,19 +463,26 @@ def test_kahuna_json_apis(partner):
     srv = partner("kahuna")
     url = srv.base_url
     item = {"target": {"email": "a@b.co"}, "attributes": {"first_name": "Ann"}}
-    assert post(f"{url}/api/userattributes?env=p", auth=KAHUNA_AUTH,
-                json={"user_attributes_array": [item]}).json() == {"success": True}
+    assert post(f"{url}/api/userattributes?env=p", auth=KAHUNA_AUTH, json={"user_attributes_array": [item]}).json() == {
+        "success": True
+    }
     assert srv.fake.user_attributes["p"]["email:a@b.co"] == {"first_name": "Ann"}
     too_many = post(f"{url}/api/userattributes?env=p", auth=KAHUNA_AUTH, json={"user_attributes_array": [item] * 101})
     assert too_many.status_code == 400 and too_many.json()["success"] is False
 
-    populate = post(f"{url}/api/campaign/populate?env=p", auth=KAHUNA_AUTH,
-                    json={"campaign_config": {"campaign_id": "camp-p-1"}, "users": [{"email": "a@b.co"}]})
+    populate = post(
+        f"{url}/api/campaign/populate?env=p",
+        auth=KAHUNA_AUTH,
+        json={"campaign_config": {"campaign_id": "camp-p-1"}, "users": [{"email": "a@b.co"}]},
+    )
     assert populate.json() == {"success": True, "job_id": "job-1"}
-    unknown = post(f"{url}/api/campaign/populate?env=s", auth=KAHUNA_AUTH,
-                   json={"campaign_config": {"campaign_id": "camp-p-1"}})
+    unknown = post(
+        f"{url}/api/campaign/populate?env=s", auth=KAHUNA_AUTH, json={"campaign_config": {"campaign_id": "camp-p-1"}}
+    )
     assert (unknown.status_code, unknown.json()) == (
-        404, {"error_code": 404, "success": False, "error": "Campaign not found"})
+        404,
+        {"error_code": 404, "success": False, "error": "Campaign not found"},
+    )
 
     campaigns = requests.get(f"{url}/api/campaigns", params={"env": "p"}, auth=KAHUNA_AUTH, timeout=TIMEOUT).json()
     assert {c["id"]: c["enabled"] for c in campaigns["campaigns"]} == {"camp-p-1": True, "camp-p-2": False}
@@ -439,6 +497,7 @@ def test_kahuna_json_apis(partner):
 def test_kahuna_populate_allows_10_simultaneous(partner):
     srv = partner("kahuna", latency=0.5)
     body = {"campaign_config": {"campaign_id": "camp-p-1"}}
-    statuses = _parallel(lambda: post(f"{srv.base_url}/api/campaign/populate?env=p", auth=KAHUNA_AUTH,
-                                      json=body).status_code, 12)
+    statuses = _parallel(
+        lambda: post(f"{srv.base_url}/api/campaign/populate?env=p", auth=KAHUNA_AUTH, json=body).status_code, 12
+    )
     assert Counter(statuses) == {200: 10, 429: 2}

@@ -31,8 +31,9 @@ def amplitude_auth(acme, amp):
 
 @pytest.fixture
 def project(acme, amp, amplitude_auth):
-    return AmplitudeProject.objects.create(workspace=acme, label="Music app", base_url=amp.base_url,
-                                           authorization=amplitude_auth)
+    return AmplitudeProject.objects.create(
+        workspace=acme, label="Music app", base_url=amp.base_url, authorization=amplitude_auth
+    )
 
 
 @pytest.fixture

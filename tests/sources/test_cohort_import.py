@@ -81,12 +81,16 @@ def test_expired_link_is_reminted(amp, cohort_job):
 
 
 def test_explicit_rows_duplicate_columns_and_blocked_ids(amp, cohort_job):
-    amp.sandbox.add_cohort("ex1", "Explicit", members=[
-        {"amplitude_id": 1, "user_id": "alice", "city": "Paris", "plan": "pro"},
-        {"amplitude_id": 2, "user_id": "", "city": "Berlin, \"Mitte\""},
-        {"amplitude_id": 2, "user_id": "", "city": "Berlin, \"Mitte\""},  # a repeated row
-        {"amplitude_id": "null", "user_id": "anonymous"},  # nothing usable
-    ])
+    amp.sandbox.add_cohort(
+        "ex1",
+        "Explicit",
+        members=[
+            {"amplitude_id": 1, "user_id": "alice", "city": "Paris", "plan": "pro"},
+            {"amplitude_id": 2, "user_id": "", "city": 'Berlin, "Mitte"'},
+            {"amplitude_id": 2, "user_id": "", "city": 'Berlin, "Mitte"'},  # a repeated row
+            {"amplitude_id": "null", "user_id": "anonymous"},  # nothing usable
+        ],
+    )
     run = run_now(cohort_job)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.counts["rows_read"] == 4 and run.counts["entered"] == 2
@@ -101,28 +105,39 @@ def test_a_user_id_shared_by_two_amplitude_ids_goes_to_one_person(amp, cohort_jo
     """Two people of the file (two amplitude ids) claim one user_id: the fast plain insert of the
     user_id identities meets the repeat and is redone with ON CONFLICT, so one of them gets it and
     the import still succeeds whole."""
-    amp.sandbox.add_cohort("ex3", "Shared", members=[
-        {"amplitude_id": 31, "user_id": "shared"}, {"amplitude_id": 32, "user_id": "shared"},
-        {"amplitude_id": 33, "user_id": "own"},
-    ])
+    amp.sandbox.add_cohort(
+        "ex3",
+        "Shared",
+        members=[
+            {"amplitude_id": 31, "user_id": "shared"},
+            {"amplitude_id": 32, "user_id": "shared"},
+            {"amplitude_id": 33, "user_id": "own"},
+        ],
+    )
     run = run_now(cohort_job)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.counts["profiles_created"] == 3 and run.counts["entered"] == 3
     holders = {Identity.objects.get(kind="amplitude_id", value=v).profile_id for v in ("31", "32")}
     assert Identity.objects.filter(kind="user_id", value="shared").count() == 1
     assert Identity.objects.get(kind="user_id", value="shared").profile_id in holders
-    assert Identity.objects.get(kind="user_id", value="own").profile_id == \
-        Identity.objects.get(kind="amplitude_id", value="33").profile_id
+    assert (
+        Identity.objects.get(kind="user_id", value="own").profile_id
+        == Identity.objects.get(kind="amplitude_id", value="33").profile_id
+    )
 
 
 def test_a_person_named_twice_is_one_person_with_the_last_rows_properties(amp, cohort_job, acme):
     """A repeated amplitude_id with different properties: the plain identity insert meets the
     repeat, the redo keeps the last row's person, and the first row's profile is not left behind."""
-    amp.sandbox.add_cohort("ex4", "Twice", members=[
-        {"amplitude_id": 41, "user_id": "", "city": "Lyon", "plan": "free"},
-        {"amplitude_id": 42, "user_id": "", "city": "Oslo"},
-        {"amplitude_id": 41, "user_id": "", "city": "Nice"},
-    ])
+    amp.sandbox.add_cohort(
+        "ex4",
+        "Twice",
+        members=[
+            {"amplitude_id": 41, "user_id": "", "city": "Lyon", "plan": "free"},
+            {"amplitude_id": 42, "user_id": "", "city": "Oslo"},
+            {"amplitude_id": 41, "user_id": "", "city": "Nice"},
+        ],
+    )
     run = run_now(cohort_job)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert run.counts["profiles_created"] == 2 and run.counts["entered"] == 2
@@ -283,10 +298,12 @@ def test_ragged_file_goes_row_by_row_and_empty_values_set_nothing(cohort_job):
 
     from integrations.sources.cohorts import load_cohort_file
 
-    body = (b'"amplitude_id","user_id","city","plan"\r\n'
-            b'"501","ragged-1","Oslo",""\r\n'
-            b'"502","ragged-2"\r\n'  # two fields where the header has four
-            b'"503","","","gold"\r\n')
+    body = (
+        b'"amplitude_id","user_id","city","plan"\r\n'
+        b'"501","ragged-1","Oslo",""\r\n'
+        b'"502","ragged-2"\r\n'  # two fields where the header has four
+        b'"503","","","gold"\r\n'
+    )
     run = create_run(cohort_job, enqueue=False)
     result = load_cohort_file(run, cohort_job, {"id": "rag1", "name": "Ragged"}, io.BytesIO(body))
     assert result.rows_read == 3 and result.entered == 2
@@ -299,17 +316,28 @@ def test_ragged_file_goes_row_by_row_and_empty_values_set_nothing(cohort_job):
 
 
 def test_reimport_merges_changed_properties_and_keeps_other_cohorts(amp, cohort_job):
-    amp.sandbox.add_cohort("m1", "First", members=[{"amplitude_id": 1, "user_id": "u1", "city": "Rome"},
-                                                   {"amplitude_id": 2, "user_id": "u2", "city": "Pisa"}])
+    amp.sandbox.add_cohort(
+        "m1",
+        "First",
+        members=[
+            {"amplitude_id": 1, "user_id": "u1", "city": "Rome"},
+            {"amplitude_id": 2, "user_id": "u2", "city": "Pisa"},
+        ],
+    )
     amp.sandbox.add_cohort("m2", "Second", members=[{"amplitude_id": 1, "user_id": "u1"}])
     assert run_now(cohort_job).status == RunStatus.SUCCEEDED
     one = Profile.objects.get(identities__kind="amplitude_id", identities__value="1")
     assert one.properties["amplitude_cohort_ids"] == {"m1": True, "m2": True}
     assert one.properties["amplitude_cohort_names"] == {"First": True, "Second": True}
     # Person 1 moved (a changed property: the full merge); person 2 did not (only the marks change).
-    amp.sandbox.set_cohort_members("m1", [{"amplitude_id": 1, "user_id": "u1", "city": "Milan"},
-                                          {"amplitude_id": 2, "user_id": "u2", "city": "Pisa"},
-                                          {"amplitude_id": 3, "user_id": "u3", "city": "Bari"}])
+    amp.sandbox.set_cohort_members(
+        "m1",
+        [
+            {"amplitude_id": 1, "user_id": "u1", "city": "Milan"},
+            {"amplitude_id": 2, "user_id": "u2", "city": "Pisa"},
+            {"amplitude_id": 3, "user_id": "u3", "city": "Bari"},
+        ],
+    )
     second = run_now(cohort_job)
     assert second.status == RunStatus.SUCCEEDED, second.error
     assert second.counts["cohorts"]["m1"]["entered"] == 1 and second.counts["cohorts"]["m2"]["entered"] == 0
@@ -386,8 +414,9 @@ def test_a_cohort_load_shows_its_progress_before_it_commits(amp, cohort_job, mon
         console = connections.create_connection("default")
         try:
             with console.cursor() as other:
-                other.execute("SELECT phase, rows_done FROM sources_importrun WHERE cohort_job_id = %s",
-                              [cohort_job.pk])
+                other.execute(
+                    "SELECT phase, rows_done FROM sources_importrun WHERE cohort_job_id = %s", [cohort_job.pk]
+                )
                 phase, rows_done = other.fetchone()
         finally:
             console.close()
@@ -464,8 +493,20 @@ def test_the_next_cohorts_compute_at_amplitude_while_one_loads(amp, cohort_job):
     recording = Recording(**{f.name: getattr(client, f.name) for f in dataclasses.fields(client)})
     run = create_run(cohort_job, enqueue=False)
     assert run_cohort_import(run, recording) == ""
-    assert calls == ["request la1", "request la2", "request la3", "download la1", "request la4",
-                     "download la2", "download la3", "download la4"]
+    assert calls == [
+        "request la1",
+        "request la2",
+        "request la3",
+        "download la1",
+        "request la4",
+        "download la2",
+        "download la3",
+        "download la4",
+    ]
     assert run.counts["cohorts_imported"] == 4 and run.rows_done == 100
-    assert [s.size for s in Segment.objects.filter(external_id__startswith="la").order_by("external_id")] == \
-        [10, 20, 30, 40]
+    assert [s.size for s in Segment.objects.filter(external_id__startswith="la").order_by("external_id")] == [
+        10,
+        20,
+        30,
+        40,
+    ]

@@ -38,8 +38,10 @@ def test_backfill_loads_events_links_profiles_and_counts(amp, event_job, small_e
     assert event.event_time and event.uuid and event.insert_id and event.event_properties is not None
     assert "client_event_time" in event.data and "device_brand" in event.data and "event_type" not in event.data
     profile = event.profile
-    assert profile.event_counts[event.event_type] == Event.objects.filter(profile=profile,
-                                                                          event_type=event.event_type).count()
+    assert (
+        profile.event_counts[event.event_type]
+        == Event.objects.filter(profile=profile, event_type=event.event_type).count()
+    )
     # Later: only the new hours; replaying a window loads nothing twice.
     later = run_now(event_job, now=NOW + timedelta(hours=2))
     assert later.counts["events_loaded"] == 40 and Event.objects.count() == (hours + 2) * 20
@@ -74,8 +76,9 @@ def test_malformed_lines_are_skipped_with_line_numbers(amp, event_job, small_eve
     assert run.counts["events_loaded"] == 23 * 20
 
 
-@pytest.mark.parametrize(("fault", "needle"), [("export_truncate", "not a complete zip"),
-                                                ("export_corrupt_member", "corrupt")])
+@pytest.mark.parametrize(
+    ("fault", "needle"), [("export_truncate", "not a complete zip"), ("export_corrupt_member", "corrupt")]
+)
 def test_broken_zip_fails_the_window_with_nothing_applied(amp, event_job, small_events, settings, fault, needle):
     settings.SOURCES_EXPORT_WINDOW_HOURS = 6
     amp.sandbox.set_faults(**{fault: True})
@@ -118,8 +121,7 @@ def test_a_window_shows_its_progress_before_it_commits(amp, event_job, small_eve
         console = connections.create_connection("default")
         try:
             with console.cursor() as other:
-                other.execute("SELECT phase, rows_done FROM sources_importrun WHERE event_job_id = %s",
-                              [event_job.pk])
+                other.execute("SELECT phase, rows_done FROM sources_importrun WHERE event_job_id = %s", [event_job.pk])
                 seen.append(other.fetchone())
         finally:
             console.close()

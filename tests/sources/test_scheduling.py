@@ -40,7 +40,9 @@ def test_hourly():
     assert next_hour(utc(2024, 1, 1, 10, 59, 59)) == utc(2024, 1, 1, 11)
 
 
-def test_dispatch_due_queues_due_jobs_once_and_moves_next_run(amp, cohort_job, event_job, django_capture_on_commit_callbacks):
+def test_dispatch_due_queues_due_jobs_once_and_moves_next_run(
+    amp, cohort_job, event_job, django_capture_on_commit_callbacks
+):
     cohort_job.cadence, cohort_job.time_of_day, cohort_job.timezone = Cadence.DAILY, time(6), "Europe/Berlin"
     now = utc(2024, 3, 30, 5, 0)  # 06:00 CET
     cohort_job.next_run_at = now

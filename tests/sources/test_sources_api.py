@@ -9,15 +9,18 @@ def test_test_connection_lists_cohorts_and_budget(amp, project, acme_management_
     client = key_client(acme_management_key)
     response = client.post(f"/api/v1/amplitude-projects/{project.pk}/test-connection/")
     assert response.status_code == 200
-    assert response.json()["cohorts"][0] | {"id": "c1", "name": "Power users", "size": 12} == response.json()["cohorts"][0]
+    assert (
+        response.json()["cohorts"][0] | {"id": "c1", "name": "Power users", "size": 12} == response.json()["cohorts"][0]
+    )
     assert client.get(f"/api/v1/amplitude-projects/{project.pk}/").json()["download_budget"]["remaining"] == 500
     amp.sandbox.set_faults(fail_next=1, fail_status=403)
     bad = client.post(f"/api/v1/amplitude-projects/{project.pk}/test-connection/")
     assert bad.status_code == 502 and "region" in bad.json()["error"]["message"]
 
 
-def test_job_run_now_quota_refusal_runs_and_retry(amp, cohort_job, acme_management_key, settings,
-                                                  django_capture_on_commit_callbacks):
+def test_job_run_now_quota_refusal_runs_and_retry(
+    amp, cohort_job, acme_management_key, settings, django_capture_on_commit_callbacks
+):
     settings.SOURCES_COHORT_DOWNLOADS_PER_MONTH = 1  # the month's row takes the limit when first counted
     amp.sandbox.add_cohort("c1", "Power users", size=12)
     client = key_client(acme_management_key)
@@ -42,9 +45,13 @@ def test_outsiders_see_nothing(project, cohort_job, globex_management_key):
 
 def test_create_daily_job_needs_time_of_day(project, acme_management_key):
     client = key_client(acme_management_key)
-    response = client.post("/api/v1/cohort-import-jobs/", {"project": project.pk, "label": "d", "cadence": "daily"},
-                           format="json")
+    response = client.post(
+        "/api/v1/cohort-import-jobs/", {"project": project.pk, "label": "d", "cadence": "daily"}, format="json"
+    )
     assert response.status_code == 400 and "time_of_day" in response.json()["error"]["fields"]
-    ok = client.post("/api/v1/cohort-import-jobs/", {"project": project.pk, "label": "d", "cadence": "daily",
-                                                    "time_of_day": "06:00", "timezone": "Europe/Berlin"}, format="json")
+    ok = client.post(
+        "/api/v1/cohort-import-jobs/",
+        {"project": project.pk, "label": "d", "cadence": "daily", "time_of_day": "06:00", "timezone": "Europe/Berlin"},
+        format="json",
+    )
     assert ok.status_code == 201 and ok.json()["next_run_at"]

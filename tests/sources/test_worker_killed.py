@@ -26,8 +26,12 @@ def test_killed_worker_leaves_nothing_and_the_redo_reaches_the_same_end_state(am
     size = 200_000
     amp.sandbox.add_cohort("kill1", "Killed mid-way", size=size, churn=0.0)
     run = create_run(cohort_job, enqueue=False)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test", "SOURCES_POLL_INTERVAL": "0",
-           "DATABASE_URL": test_database_url()}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "SOURCES_POLL_INTERVAL": "0",
+        "DATABASE_URL": test_database_url(),
+    }
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(run.pk)], env=env, cwd=os.getcwd())
     try:
         deadline = time.monotonic() + 60

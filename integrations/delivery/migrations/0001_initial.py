@@ -7,165 +7,347 @@ import integrations.connectors.registry
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('audiences', '0001_initial'),
-        ('integrations', '0001_initial'),
-        ('workspaces', '0001_initial'),
+        ("audiences", "0001_initial"),
+        ("integrations", "0001_initial"),
+        ("workspaces", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Destination',
+            name="Destination",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=integrations.connectors.registry.kind_choices, max_length=32)),
-                ('name', models.CharField(max_length=120)),
-                ('config', models.JSONField(blank=True, default=dict, help_text='Validated by the connector class of the kind.')),
-                ('health', models.CharField(choices=[('healthy', 'Healthy'), ('degraded', 'Degraded'), ('disabled', 'Disabled')], default='healthy', editable=False, max_length=16)),
-                ('last_error', models.TextField(blank=True, editable=False)),
-                ('health_changed_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('authorization', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='destinations', to='integrations.authorization')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='destinations', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(choices=integrations.connectors.registry.kind_choices, max_length=32)),
+                ("name", models.CharField(max_length=120)),
+                (
+                    "config",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Validated by the connector class of the kind."
+                    ),
+                ),
+                (
+                    "health",
+                    models.CharField(
+                        choices=[("healthy", "Healthy"), ("degraded", "Degraded"), ("disabled", "Disabled")],
+                        default="healthy",
+                        editable=False,
+                        max_length=16,
+                    ),
+                ),
+                ("last_error", models.TextField(blank=True, editable=False)),
+                ("health_changed_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "authorization",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="destinations",
+                        to="integrations.authorization",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="destinations",
+                        to="workspaces.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workspace', 'name'],
+                "ordering": ["workspace", "name"],
             },
         ),
         migrations.CreateModel(
-            name='SyncJob',
+            name="SyncJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cadence', models.CharField(choices=[('one_time', 'One time'), ('hourly', 'Hourly'), ('daily', 'Daily at a time of day'), ('realtime', 'Real time (every minute)')], default='daily', max_length=16)),
-                ('time_of_day', models.TimeField(blank=True, help_text='Daily cadence: local time of the run.', null=True)),
-                ('timezone', models.CharField(default='UTC', help_text='IANA zone for the daily time of day.', max_length=64)),
-                ('next_run_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('paused', models.BooleanField(default=False)),
-                ('user_id_kind', models.CharField(default='user_id', help_text='Identity kind (or property:<name>) for the partner user id.', max_length=64)),
-                ('device_id_kind', models.CharField(blank=True, default='device_id', help_text='Identity kind for the anonymous/device id; blank = never send anonymous.', max_length=64)),
-                ('partner_state', models.JSONField(blank=True, default=dict, editable=False)),
-                ('cursor', models.BigIntegerField(blank=True, editable=False, null=True)),
-                ('last_run_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('destination', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sync_jobs', to='delivery.destination')),
-                ('segment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sync_jobs', to='audiences.segment')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sync_jobs', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "cadence",
+                    models.CharField(
+                        choices=[
+                            ("one_time", "One time"),
+                            ("hourly", "Hourly"),
+                            ("daily", "Daily at a time of day"),
+                            ("realtime", "Real time (every minute)"),
+                        ],
+                        default="daily",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "time_of_day",
+                    models.TimeField(blank=True, help_text="Daily cadence: local time of the run.", null=True),
+                ),
+                (
+                    "timezone",
+                    models.CharField(default="UTC", help_text="IANA zone for the daily time of day.", max_length=64),
+                ),
+                ("next_run_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("paused", models.BooleanField(default=False)),
+                (
+                    "user_id_kind",
+                    models.CharField(
+                        default="user_id",
+                        help_text="Identity kind (or property:<name>) for the partner user id.",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "device_id_kind",
+                    models.CharField(
+                        blank=True,
+                        default="device_id",
+                        help_text="Identity kind for the anonymous/device id; blank = never send anonymous.",
+                        max_length=64,
+                    ),
+                ),
+                ("partner_state", models.JSONField(blank=True, default=dict, editable=False)),
+                ("cursor", models.BigIntegerField(blank=True, editable=False, null=True)),
+                ("last_run_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="sync_jobs", to="delivery.destination"
+                    ),
+                ),
+                (
+                    "segment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="sync_jobs", to="audiences.segment"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="sync_jobs", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workspace', '-created_at'],
+                "ordering": ["workspace", "-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='SyncRun',
+            name="SyncRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('mode', models.CharField(choices=[('auto', 'Scheduled (full on first run, then changes)'), ('full', 'Full resync'), ('retry', 'Retry failed rows')], default='auto', max_length=8)),
-                ('trigger', models.CharField(default='schedule', help_text='schedule, manual, api', max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('waiting', 'Waiting (rate limited; resumes at next_attempt_at)'), ('succeeded', 'Succeeded'), ('partially_failed', 'Partially failed'), ('failed', 'Failed'), ('skipped', 'Skipped')], default='queued', max_length=20)),
-                ('error', models.TextField(blank=True)),
-                ('planned', models.BooleanField(default=False, help_text='Work items are staged; a restart resumes them.')),
-                ('full', models.BooleanField(default=False, help_text='Sent the whole membership rather than changes.')),
-                ('from_cursor', models.BigIntegerField(blank=True, null=True)),
-                ('snapshot_cursor', models.BigIntegerField(blank=True, help_text='Ledger id the run covers up to.', null=True)),
-                ('rows_total', models.IntegerField(default=0)),
-                ('rows_done', models.IntegerField(default=0)),
-                ('to_add', models.IntegerField(default=0)),
-                ('to_remove', models.IntegerField(default=0)),
-                ('delivered', models.IntegerField(default=0)),
-                ('invalid', models.IntegerField(default=0)),
-                ('rejected', models.IntegerField(default=0)),
-                ('failed', models.IntegerField(default=0, help_text='Rows that exhausted retries; carried into the next run.')),
-                ('retried', models.IntegerField(default=0, help_text='Row re-sends after transient failures.')),
-                ('carried_in', models.IntegerField(default=0, help_text='Failed rows of earlier runs included in this one.')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='delivery.syncjob')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("auto", "Scheduled (full on first run, then changes)"),
+                            ("full", "Full resync"),
+                            ("retry", "Retry failed rows"),
+                        ],
+                        default="auto",
+                        max_length=8,
+                    ),
+                ),
+                ("trigger", models.CharField(default="schedule", help_text="schedule, manual, api", max_length=16)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("waiting", "Waiting (rate limited; resumes at next_attempt_at)"),
+                            ("succeeded", "Succeeded"),
+                            ("partially_failed", "Partially failed"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped"),
+                        ],
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                (
+                    "planned",
+                    models.BooleanField(default=False, help_text="Work items are staged; a restart resumes them."),
+                ),
+                (
+                    "full",
+                    models.BooleanField(default=False, help_text="Sent the whole membership rather than changes."),
+                ),
+                ("from_cursor", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "snapshot_cursor",
+                    models.BigIntegerField(blank=True, help_text="Ledger id the run covers up to.", null=True),
+                ),
+                ("rows_total", models.IntegerField(default=0)),
+                ("rows_done", models.IntegerField(default=0)),
+                ("to_add", models.IntegerField(default=0)),
+                ("to_remove", models.IntegerField(default=0)),
+                ("delivered", models.IntegerField(default=0)),
+                ("invalid", models.IntegerField(default=0)),
+                ("rejected", models.IntegerField(default=0)),
+                (
+                    "failed",
+                    models.IntegerField(default=0, help_text="Rows that exhausted retries; carried into the next run."),
+                ),
+                ("retried", models.IntegerField(default=0, help_text="Row re-sends after transient failures.")),
+                (
+                    "carried_in",
+                    models.IntegerField(default=0, help_text="Failed rows of earlier runs included in this one."),
+                ),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="runs", to="delivery.syncjob"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='PartnerCall',
+            name="PartnerCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('method', models.CharField(max_length=8)),
-                ('url', models.CharField(max_length=1000)),
-                ('request_summary', models.CharField(max_length=500)),
-                ('status_code', models.IntegerField(blank=True, null=True)),
-                ('response_excerpt', models.TextField(blank=True)),
-                ('duration_ms', models.IntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('destination', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='calls', to='delivery.destination')),
-                ('run', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='calls', to='delivery.syncrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("method", models.CharField(max_length=8)),
+                ("url", models.CharField(max_length=1000)),
+                ("request_summary", models.CharField(max_length=500)),
+                ("status_code", models.IntegerField(blank=True, null=True)),
+                ("response_excerpt", models.TextField(blank=True)),
+                ("duration_ms", models.IntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "destination",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="calls", to="delivery.destination"
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="calls",
+                        to="delivery.syncrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='DeliveryRow',
+            name="DeliveryRow",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('profile_id', models.BigIntegerField()),
-                ('action', models.CharField(max_length=8)),
-                ('user_id', models.CharField(blank=True, max_length=512, null=True)),
-                ('device_id', models.CharField(blank=True, max_length=512, null=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('invalid', 'Invalid (not sent)'), ('rejected', 'Rejected by the partner'), ('failed', 'Failed (carried into the next run)'), ('carried', 'Carried into a later run')], default='pending', max_length=10)),
-                ('reason', models.TextField(blank=True)),
-                ('partner_code', models.CharField(blank=True, max_length=32)),
-                ('attempts', models.SmallIntegerField(default=0)),
-                ('job', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='delivery.syncjob')),
-                ('run', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='rows', to='delivery.syncrun')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("profile_id", models.BigIntegerField()),
+                ("action", models.CharField(max_length=8)),
+                ("user_id", models.CharField(blank=True, max_length=512, null=True)),
+                ("device_id", models.CharField(blank=True, max_length=512, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("delivered", "Delivered"),
+                            ("invalid", "Invalid (not sent)"),
+                            ("rejected", "Rejected by the partner"),
+                            ("failed", "Failed (carried into the next run)"),
+                            ("carried", "Carried into a later run"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("partner_code", models.CharField(blank=True, max_length=32)),
+                ("attempts", models.SmallIntegerField(default=0)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="delivery.syncjob",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rows",
+                        to="delivery.syncrun",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='destination',
-            constraint=models.UniqueConstraint(fields=('workspace', 'name'), name='destination_name_unique'),
+            model_name="destination",
+            constraint=models.UniqueConstraint(fields=("workspace", "name"), name="destination_name_unique"),
         ),
         migrations.AddConstraint(
-            model_name='syncjob',
-            constraint=models.UniqueConstraint(fields=('segment', 'destination'), name='sync_job_unique'),
+            model_name="syncjob",
+            constraint=models.UniqueConstraint(fields=("segment", "destination"), name="sync_job_unique"),
         ),
         migrations.AddConstraint(
-            model_name='syncjob',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('cadence', 'daily'), _negated=True), ('time_of_day__isnull', False), _connector='OR'), name='sync_job_daily_has_time'),
+            model_name="syncjob",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("cadence", "daily"), _negated=True), ("time_of_day__isnull", False), _connector="OR"
+                ),
+                name="sync_job_daily_has_time",
+            ),
         ),
         migrations.AddIndex(
-            model_name='syncrun',
-            index=models.Index(fields=['job', '-id'], name='delivery_sy_job_id_b0a2b8_idx'),
+            model_name="syncrun",
+            index=models.Index(fields=["job", "-id"], name="delivery_sy_job_id_b0a2b8_idx"),
         ),
         migrations.AddIndex(
-            model_name='syncrun',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='delivery_sy_status_da10a0_idx'),
+            model_name="syncrun",
+            index=models.Index(fields=["status", "next_attempt_at"], name="delivery_sy_status_da10a0_idx"),
         ),
         migrations.AddConstraint(
-            model_name='syncrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'running', 'waiting'])), fields=('job',), name='one_active_run_per_job'),
+            model_name="syncrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["queued", "running", "waiting"])),
+                fields=("job",),
+                name="one_active_run_per_job",
+            ),
         ),
         migrations.AddIndex(
-            model_name='partnercall',
-            index=models.Index(fields=['destination', '-id'], name='delivery_pa_destina_484f2a_idx'),
+            model_name="partnercall",
+            index=models.Index(fields=["destination", "-id"], name="delivery_pa_destina_484f2a_idx"),
         ),
         migrations.AddIndex(
-            model_name='deliveryrow',
-            index=models.Index(fields=['run', 'id'], name='deliveryrow_run'),
+            model_name="deliveryrow",
+            index=models.Index(fields=["run", "id"], name="deliveryrow_run"),
         ),
         migrations.AddIndex(
-            model_name='deliveryrow',
-            index=models.Index(fields=['profile_id'], name='deliveryrow_profile'),
+            model_name="deliveryrow",
+            index=models.Index(fields=["profile_id"], name="deliveryrow_profile"),
         ),
         migrations.AddIndex(
-            model_name='deliveryrow',
-            index=models.Index(condition=models.Q(('status', 'failed')), fields=['job', 'profile_id'], name='deliveryrow_failed'),
+            model_name="deliveryrow",
+            index=models.Index(
+                condition=models.Q(("status", "failed")), fields=["job", "profile_id"], name="deliveryrow_failed"
+            ),
         ),
     ]

@@ -11,15 +11,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('delivery', '0001_initial'),
+        ("delivery", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='deliveryrow',
-            name='carry_over',
+            model_name="deliveryrow",
+            name="carry_over",
             field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.RunSQL(
@@ -27,12 +26,14 @@ class Migration(migrations.Migration):
             reverse_sql=migrations.RunSQL.noop,
         ),
         migrations.AddIndex(
-            model_name='deliveryrow',
-            index=models.Index(condition=models.Q(('carry_over', True)), fields=['job', 'profile_id'], name='deliveryrow_carry_over'),
+            model_name="deliveryrow",
+            index=models.Index(
+                condition=models.Q(("carry_over", True)), fields=["job", "profile_id"], name="deliveryrow_carry_over"
+            ),
         ),
         migrations.RemoveIndex(
-            model_name='deliveryrow',
-            name='deliveryrow_failed',
+            model_name="deliveryrow",
+            name="deliveryrow_failed",
         ),
         # Rows are updated once (pending → outcome): half a page free lets every row's new version
         # stay on its page. Applies to pages written from now on.

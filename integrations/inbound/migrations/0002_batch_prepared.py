@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inbound', '0001_initial'),
+        ("inbound", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='inboundbatch',
-            name='prepared',
+            model_name="inboundbatch",
+            name="prepared",
             field=models.BooleanField(db_default=False, default=False),
         ),
     ]

@@ -1,7 +1,7 @@
 """Amplitude list-based cohort sync: POST /lists, /lists/<id>/add, /lists/<id>/remove.
 
-    {"name": "[Amplitude] Power users: 26umsb5", "context": {"integration": {...}}}
-    {"userIds": ["u1", "u2", 42, ...], "context": {...}}
+{"name": "[Amplitude] Power users: 26umsb5", "context": {"integration": {...}}}
+{"userIds": ["u1", "u2", 42, ...], "context": {...}}
 """
 
 from integrations.inbound.http import InboundError
@@ -18,12 +18,16 @@ from integrations.inbound.parsers.base import (
 def parse_create(payload: dict) -> CohortRef:
     name = payload.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise InboundError(400, "invalid", "name is required: \"[Amplitude] <cohort name>: <cohort id>\".", fields={"name": ["required"]})
+        raise InboundError(
+            400, "invalid", 'name is required: "[Amplitude] <cohort name>: <cohort id>".', fields={"name": ["required"]}
+        )
     cohort = parse_list_name(name)
     if cohort is None:
         raise InboundError(
-            400, "invalid", f"name {name[:200]!r} does not end with ': <cohort id>'.",
-            fields={"name": ["expected \"[Amplitude] <cohort name>: <cohort id>\""]},
+            400,
+            "invalid",
+            f"name {name[:200]!r} does not end with ': <cohort id>'.",
+            fields={"name": ['expected "[Amplitude] <cohort name>: <cohort id>"']},
         )
     return cohort
 
@@ -46,6 +50,7 @@ def parse_change(payload: dict, *, add: bool) -> ListChange:
             if len(errors) >= 20:
                 break
     if errors:
-        raise InboundError(400, "invalid", "Every id must be a string or a number. " + "; ".join(errors),
-                           fields={"userIds": errors})
+        raise InboundError(
+            400, "invalid", "Every id must be a string or a number. " + "; ".join(errors), fields={"userIds": errors}
+        )
     return ListChange(values=[normalise_id(value) for value in user_ids], add=add)

@@ -63,7 +63,9 @@ def check_count(count: int, field_name: str) -> None:
     limit = settings.INBOUND_MAX_IDS_PER_REQUEST
     if count > limit:
         raise InboundError(
-            413, "too_many_ids", f"{field_name} holds {count} items; the limit is {limit} per request.",
+            413,
+            "too_many_ids",
+            f"{field_name} holds {count} items; the limit is {limit} per request.",
             fields={field_name: [f"more than {limit} items"]},
         )
 

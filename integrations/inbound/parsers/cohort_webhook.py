@@ -1,8 +1,8 @@
 """Amplitude Cohort Webhooks (default payload), deduplicated on message_id.
 
-    {"cohort_name": "My Test Cohort", "cohort_id": "7khm89cz", "in_cohort": true,
-     "computed_time": "1692206763", "message_id": "9baaa88f-...::enter::0",
-     "users": [{"user_id": "u1", "user_properties": {...}}]}
+{"cohort_name": "My Test Cohort", "cohort_id": "7khm89cz", "in_cohort": true,
+ "computed_time": "1692206763", "message_id": "9baaa88f-...::enter::0",
+ "users": [{"user_id": "u1", "user_properties": {...}}]}
 """
 
 from integrations.inbound.http import InboundError
@@ -32,7 +32,9 @@ def parse_header(payload: dict) -> tuple[CohortRef, bool, str]:
     if not isinstance(payload.get("users"), list):
         errors["users"] = ["required (a list of {user_id, user_properties})"]
     if errors:
-        raise InboundError(400, "invalid", "Invalid cohort webhook payload: " + ", ".join(sorted(errors)) + ".", fields=errors)
+        raise InboundError(
+            400, "invalid", "Invalid cohort webhook payload: " + ", ".join(sorted(errors)) + ".", fields=errors
+        )
     check_count(len(payload["users"]), "users")
     name = payload.get("cohort_name") if isinstance(payload.get("cohort_name"), str) else ""
     return CohortRef(cohort_id=str(cohort_id).strip(), name=name or str(cohort_id)), in_cohort, message_id.strip()
@@ -52,6 +54,11 @@ def parse(payload: dict) -> People:
             continue
         properties = user.get("user_properties") if isinstance(user.get("user_properties"), dict) else {}
         people.messages.append(
-            Message(position=position, user_id=normalise_id(user_id), properties=properties, cohorts={cohort.cohort_id: in_cohort})
+            Message(
+                position=position,
+                user_id=normalise_id(user_id),
+                properties=properties,
+                cohorts={cohort.cohort_id: in_cohort},
+            )
         )
     return people

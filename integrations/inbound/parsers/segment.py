@@ -42,8 +42,14 @@ def parse(payload: dict, default_type: str | None = None) -> People:
 def _parse_alias(message: dict, position: int, people: People) -> None:
     """alias: previousId (an anonymous id, or a user id the person had) and userId are one person."""
     user_id, previous_id = normalise_id(message.get("userId")), normalise_id(message.get("previousId"))
-    problem = next((f"{name} {error}" for name, value in (("userId", user_id), ("previousId", previous_id))
-                    if (error := id_type_error(value))), None)
+    problem = next(
+        (
+            f"{name} {error}"
+            for name, value in (("userId", user_id), ("previousId", previous_id))
+            if (error := id_type_error(value))
+        ),
+        None,
+    )
     if problem or user_id in (None, "") or previous_id in (None, ""):
         people.invalid.append((position, message.get("userId"), problem or "alias needs both userId and previousId"))
         return

@@ -12,7 +12,9 @@ class Command(BaseCommand):
         parser.add_argument("--scope", required=True, choices=[choice.value for choice in ApiKeyScope])
         parser.add_argument("--name", default="", help="A label for the key (default: '<scope> key').")
         parser.add_argument(
-            "--identity-kind", default=IdentityKind.USER_ID, choices=[choice.value for choice in IdentityKind],
+            "--identity-kind",
+            default=IdentityKind.USER_ID,
+            choices=[choice.value for choice in IdentityKind],
             help="Inbound keys: what kind of identifier the pushed ids are (default user_id).",
         )
         parser.add_argument("--identity-property", default="", help="With --identity-kind property: its name.")
@@ -24,7 +26,10 @@ class Command(BaseCommand):
         if identity_kind == IdentityKind.PROPERTY and not identity_property:
             raise CommandError("--identity-kind property needs --identity-property NAME.")
         key, raw = ApiKey.issue(
-            ws, scope=scope, name=name or f"{scope} key", identity_kind=identity_kind,
+            ws,
+            scope=scope,
+            name=name or f"{scope} key",
+            identity_kind=identity_kind,
             identity_property=identity_property,
         )
         self.stderr.write(f"Created {scope} key {key.prefix}… for workspace {ws.slug}.")

@@ -14,7 +14,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         rotated = 0
         with transaction.atomic():
-            rows = Authorization.objects.select_for_update().exclude(secrets_ciphertext="").only("pk", "secrets_ciphertext")
+            rows = (
+                Authorization.objects.select_for_update()
+                .exclude(secrets_ciphertext="")
+                .only("pk", "secrets_ciphertext")
+            )
             for auth in rows.iterator(chunk_size=500):
                 try:
                     token = rotate_token(auth.secrets_ciphertext)

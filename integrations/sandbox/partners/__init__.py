@@ -26,8 +26,9 @@ from .list_api import ListApiFake
 from .server import SandboxServer
 from .traits_api import TraitsApiFake
 
-KINDS: dict[str, type[FakePartner]] = {cls.kind: cls for cls in (
-    ListApiFake, TraitsApiFake, CohortWebhookFake, CleverTapFake, KochavaFake, KahunaFake)}
+KINDS: dict[str, type[FakePartner]] = {
+    cls.kind: cls for cls in (ListApiFake, TraitsApiFake, CohortWebhookFake, CleverTapFake, KochavaFake, KahunaFake)
+}
 
 __all__ = [
     "KINDS",
@@ -53,8 +54,9 @@ def start_partner(kind: str, host: str = "127.0.0.1", port: int = 0, **options: 
         raise ValueError(f"unknown partner kind {kind!r}; choose from {sorted(KINDS)}")
     server = SandboxServer((host, port), KINDS[kind](**options))
     # Short poll interval: shutdown() waits up to one interval, and tests start many servers.
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     name=f"sandbox-{kind}", daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox-{kind}", daemon=True
+    ).start()
     return server, server.base_url
 
 

@@ -24,8 +24,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kind", choices=sorted(KINDS))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("-o", "--option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                        help="partner option, VALUE parsed as JSON when possible (repeatable)")
+    parser.add_argument(
+        "-o",
+        "--option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="partner option, VALUE parsed as JSON when possible (repeatable)",
+    )
     args = parser.parse_args(argv)
     server, base_url = start_partner(args.kind, args.host, args.port, **dict(args.option))
     print(f"{args.kind} sandbox on {base_url}  (stats: {base_url}/_sandbox/stats; Ctrl-C to stop)", flush=True)

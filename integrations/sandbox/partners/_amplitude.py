@@ -18,9 +18,19 @@ class AmplitudeReceiver(FakePartner):
     whole call with 400 (clients must bisect), "row" applies the rest and lists the rejected ones.
     """
 
-    def __init__(self, *, api_key: str = "test-api-key", auth: str = "basic", secret: str = "",
-                 auth_header: str = "api_key", reject_ids: Iterable[str] = (), reject_prefix: str | None = None,
-                 reject_mode: str = "request", max_ids: int = 10_000, **base: object) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "test-api-key",
+        auth: str = "basic",
+        secret: str = "",
+        auth_header: str = "api_key",
+        reject_ids: Iterable[str] = (),
+        reject_prefix: str | None = None,
+        reject_mode: str = "request",
+        max_ids: int = 10_000,
+        **base: object,
+    ) -> None:
         if auth not in AUTH_MODES or reject_mode not in ("request", "row"):
             raise ValueError(f"bad auth={auth!r} or reject_mode={reject_mode!r}")
         self.api_key, self.auth, self.secret, self.auth_header = api_key, auth, secret, auth_header

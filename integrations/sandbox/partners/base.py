@@ -72,8 +72,16 @@ class FakePartner:
     default_concurrency_cap: int | None = None
     concurrency_headers: ClassVar[dict[str, str]] = {"Retry-After": "1"}
 
-    def __init__(self, *, max_body_bytes: int | None = None, concurrency_cap: int | None = None,
-                 latency: float = 0.0, seed: int = 0, history: int = 100_000, record_bodies: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        max_body_bytes: int | None = None,
+        concurrency_cap: int | None = None,
+        latency: float = 0.0,
+        seed: int = 0,
+        history: int = 100_000,
+        record_bodies: bool = True,
+    ) -> None:
         # None means "partner default"; 0 means "no limit".
         body = self.default_max_body if max_body_bytes is None else max_body_bytes
         cap = self.default_concurrency_cap if concurrency_cap is None else concurrency_cap
@@ -109,8 +117,11 @@ class FakePartner:
         return list(self._log)
 
     def find(self, path: str | None = None, method: str | None = None) -> list[dict]:
-        return [r for r in self._log if (not path or r["path"].startswith(path))
-                and (not method or r["method"] == method.upper())]
+        return [
+            r
+            for r in self._log
+            if (not path or r["path"].startswith(path)) and (not method or r["method"] == method.upper())
+        ]
 
     def set_faults(self, **changes: Any) -> dict:
         with self.lock:
@@ -138,9 +149,14 @@ class FakePartner:
 
     def stats(self) -> dict:
         with self.lock:
-            return {"kind": self.kind, "recorded": len(self._log), "in_flight": sum(self.in_flight.values()),
-                    **self.counters, "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
-                    **self.summary()}
+            return {
+                "kind": self.kind,
+                "recorded": len(self._log),
+                "in_flight": sum(self.in_flight.values()),
+                **self.counters,
+                "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+                **self.summary(),
+            }
 
     def close(self) -> None:
         self._stop.set()  # wakes handlers sleeping on injected delays so shutdown is quick
@@ -157,10 +173,18 @@ class FakePartner:
         """Returns None to drop the connection without answering."""
         if req.path.startswith("/_sandbox/"):
             return self._control(req)
-        entry = {"time": time.time(), "method": req.method, "path": req.path, "query": req.query,
-                 "headers": req.headers, "size": len(req.raw), "status": None,
-                 "body": (req.body if req.body_error is None else req.raw.decode("utf-8", "replace"))
-                 if self.record_bodies else None}
+        entry = {
+            "time": time.time(),
+            "method": req.method,
+            "path": req.path,
+            "query": req.query,
+            "headers": req.headers,
+            "size": len(req.raw),
+            "status": None,
+            "body": (req.body if req.body_error is None else req.raw.decode("utf-8", "replace"))
+            if self.record_bodies
+            else None,
+        }
         with self.lock:
             self._log.append(entry)
             self.counters["total"] += 1
@@ -170,8 +194,9 @@ class FakePartner:
             self.by_status[entry["status"] or 0] += 1
         return reply
 
-    def fault_reply(self, status: int, message: str | None = None, headers: dict | None = None,
-                    body: Any = None) -> Reply:
+    def fault_reply(
+        self, status: int, message: str | None = None, headers: dict | None = None, body: Any = None
+    ) -> Reply:
         text = message or HTTPStatus(status).phrase
         return Reply(status, self.error_body(status, text) if body is None else body, dict(headers or {}))
 

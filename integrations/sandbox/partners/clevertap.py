@@ -59,9 +59,18 @@ class CleverTapFake(FakePartner):
     default_concurrency_cap = 15  # per account (older docs: 3)
     concurrency_headers: ClassVar[dict[str, str]] = {}  # CleverTap sends no Retry-After
 
-    def __init__(self, *, account_id: str = "TEST-ACCOUNT", passcode: str = "TEST-PASSCODE",
-                 max_records: int = 1000, status_style: str = "success", region: str = "eu1",
-                 reject_ids: list[str] | None = None, keep_data: bool = True, **base: object) -> None:
+    def __init__(
+        self,
+        *,
+        account_id: str = "TEST-ACCOUNT",
+        passcode: str = "TEST-PASSCODE",
+        max_records: int = 1000,
+        status_style: str = "success",
+        region: str = "eu1",
+        reject_ids: list[str] | None = None,
+        keep_data: bool = True,
+        **base: object,
+    ) -> None:
         # status_style "success": always "success" (as real 2017+ recordings show); "strict":
         # "partial"/"fail" when some/all records fail, as RudderStack expects some accounts to answer.
         self.account_id, self.passcode, self.max_records = account_id, passcode, max_records
@@ -78,8 +87,12 @@ class CleverTapFake(FakePartner):
         self.stored = 0
 
     def summary(self) -> dict:
-        return {"region": self.region, "profiles": len(self.profiles), "events": len(self.events),
-                "records_stored": self.stored}
+        return {
+            "region": self.region,
+            "profiles": len(self.profiles),
+            "events": len(self.events),
+            "records_stored": self.stored,
+        }
 
     def error_body(self, status: int, message: str) -> dict:
         return {"status": "fail", "error": message, "code": status}
@@ -93,7 +106,9 @@ class CleverTapFake(FakePartner):
         if req.method != "POST":
             return self.fault_reply(405, "Method not allowed")
         if (req.header("x-clevertap-account-id"), req.header("x-clevertap-passcode")) != (
-                self.account_id, self.passcode):
+            self.account_id,
+            self.passcode,
+        ):
             return self.fault_reply(401, "Account ID is not valid")
         records = req.body.get("d") if isinstance(req.body, dict) else None
         if req.body_error or not isinstance(records, list):
@@ -103,13 +118,22 @@ class CleverTapFake(FakePartner):
         unprocessed = []
         for number, record in enumerate(records, start=1):  # ASSUMPTION: 1-based, as the recording reads
             problem = record_error(record)
-            if problem is None and isinstance(record, dict) and self.reject_ids & {
-                    str(record.get(k)) for k in IDENTIFIERS if record.get(k) not in (None, "")}:
+            if (
+                problem is None
+                and isinstance(record, dict)
+                and self.reject_ids & {str(record.get(k)) for k in IDENTIFIERS if record.get(k) not in (None, "")}
+            ):
                 problem = (555, "Record could not be processed")
             if problem:
                 code, message = problem
-                unprocessed.append({"status": "fail", "code": code, "record": json.dumps(record),
-                                    "error": f"{message}. Skipped record number : {number}"})
+                unprocessed.append(
+                    {
+                        "status": "fail",
+                        "code": code,
+                        "record": json.dumps(record),
+                        "error": f"{message}. Skipped record number : {number}",
+                    }
+                )
             elif req.query.get("dryRun") != "1":
                 self._store(record)
         processed = len(records) - len(unprocessed)
@@ -126,7 +150,8 @@ class CleverTapFake(FakePartner):
         if record["type"] == "profile":
             self.profiles.setdefault(key, {}).update(record.get("profileData", {}))
         elif record["type"] == "event":
-            self.events.append({"key": key, "evtName": record["evtName"], "evtData": record.get("evtData", {}),
-                                "ts": record.get("ts")})
+            self.events.append(
+                {"key": key, "evtName": record["evtName"], "evtData": record.get("evtData", {}), "ts": record.get("ts")}
+            )
         else:
             self.tokens.append({"key": key, **record.get("tokenData", {})})

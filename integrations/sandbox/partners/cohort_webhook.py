@@ -21,8 +21,15 @@ def _invalid(body: dict) -> str | None:
 class CohortWebhookFake(FakePartner):
     kind = "cohort_webhook"
 
-    def __init__(self, *, path: str | None = None, required_headers: dict[str, str] | None = None,
-                 validate: bool = True, reject_ids: tuple[str, ...] = (), **base: object) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        required_headers: dict[str, str] | None = None,
+        validate: bool = True,
+        reject_ids: tuple[str, ...] = (),
+        **base: object,
+    ) -> None:
         # validate=False accepts FreeMarker-templated payloads of any shape. reject_ids: user ids the
         # receiver refuses - the whole call gets a 400 naming them (clients must bisect).
         self.path, self.required_headers, self.validate = path, dict(required_headers or {}), validate

@@ -18,8 +18,10 @@ from .base import MB, FakePartner, Reply, Request
 
 CREDENTIALS = ("username", "email", "fbid", "user_id", "install_token")
 DEFAULT_CAMPAIGNS = {
-    "p": [{"id": "camp-p-1", "name": "Win-back", "enabled": True},
-          {"id": "camp-p-2", "name": "Paused promo", "enabled": False}],
+    "p": [
+        {"id": "camp-p-1", "name": "Win-back", "enabled": True},
+        {"id": "camp-p-2", "name": "Paused promo", "enabled": False},
+    ],
     "s": [{"id": "camp-s-1", "name": "Sandbox test", "enabled": True}],
 }
 
@@ -30,9 +32,16 @@ class KahunaFake(FakePartner):
     default_concurrency_cap = 10  # applies to /api/campaign/populate only ("<= 10 simultaneous")
     concurrency_headers: ClassVar[dict[str, str]] = {}  # UNCONFIRMED whether Kahuna sent Retry-After; assume not
 
-    def __init__(self, *, secret_key: str = "test-secret", api_key: str = "test-api-key",
-                 campaigns: dict[str, list[dict]] | None = None, max_attributes: int = 100,
-                 reject_ids: list[str] | None = None, **base: object) -> None:
+    def __init__(
+        self,
+        *,
+        secret_key: str = "test-secret",
+        api_key: str = "test-api-key",
+        campaigns: dict[str, list[dict]] | None = None,
+        max_attributes: int = 100,
+        reject_ids: list[str] | None = None,
+        **base: object,
+    ) -> None:
         self.secret_key, self.api_key, self.max_attributes = secret_key, api_key, max_attributes
         # Test knob: a target holding one of these credential values makes Kahuna refuse the whole call.
         self.reject_ids = set(reject_ids or ())
@@ -59,10 +68,12 @@ class KahunaFake(FakePartner):
     def route(self, req: Request) -> Reply:
         if (req.method, req.path) == ("POST", "/log"):
             return self._log_event(req)
-        handler = {("POST", "/api/userattributes"): self._user_attributes,
-                   ("POST", "/api/campaign/populate"): self._populate,
-                   ("POST", "/api/push"): self._push,
-                   ("GET", "/api/campaigns"): self._list_campaigns}.get((req.method, req.path))
+        handler = {
+            ("POST", "/api/userattributes"): self._user_attributes,
+            ("POST", "/api/campaign/populate"): self._populate,
+            ("POST", "/api/push"): self._push,
+            ("GET", "/api/campaigns"): self._list_campaigns,
+        }.get((req.method, req.path))
         if handler is None:
             return self.fault_reply(404, "Not found")
         if req.basic_auth() != (self.secret_key, self.api_key):
@@ -121,4 +132,6 @@ class KahunaFake(FakePartner):
 
     def _list_campaigns(self, env: str, body: object) -> Reply:
         # UNCONFIRMED: Kahuna's campaign-listing API is undocumented; this is our assumed shape.
-        return Reply(200, {"campaigns": [{"enabled": True, **c, "type": "adaptive"} for c in self.campaigns.get(env, [])]})
+        return Reply(
+            200, {"campaigns": [{"enabled": True, **c, "type": "adaptive"} for c in self.campaigns.get(env, [])]}
+        )

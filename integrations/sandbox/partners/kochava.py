@@ -31,8 +31,11 @@ def _missing(record: dict) -> str | None:
     if not isinstance(data, dict):
         return "data is required"
     if action == "identityLink":
-        return None if isinstance(data.get("identity_link"), dict) and data["identity_link"] else \
-            "data.identity_link is required"
+        return (
+            None
+            if isinstance(data.get("identity_link"), dict) and data["identity_link"]
+            else "data.identity_link is required"
+        )
     for key in ("origination_ip", "device_ua"):
         if not data.get(key):
             return f"data.{key} is required"
@@ -50,8 +53,14 @@ class KochavaFake(FakePartner):
     kind = "kochava"
     default_max_body = 2 * MB  # "requests must be smaller than 2MB"
 
-    def __init__(self, *, app_ids: Iterable[str] | None = None, installed: Iterable[str] = (),
-                 reject_ids: Iterable[str] = (), **base: object) -> None:
+    def __init__(
+        self,
+        *,
+        app_ids: Iterable[str] | None = None,
+        installed: Iterable[str] = (),
+        reject_ids: Iterable[str] = (),
+        **base: object,
+    ) -> None:
         self.app_ids = set(app_ids) if app_ids else None  # None accepts any App GUID
         self.preinstalled = list(installed)  # device ids with an install from the start (and after reset)
         self.reject_ids = set(reject_ids)  # test knob: records naming these device ids get a 400
@@ -65,8 +74,9 @@ class KochavaFake(FakePartner):
         for device in self.preinstalled:
             self.register_install(device)
 
-    def register_install(self, device_id: str, *, app_id: str = "koapp-test",
-                         device_ids: dict[str, str] | None = None) -> None:
+    def register_install(
+        self, device_id: str, *, app_id: str = "koapp-test", device_ids: dict[str, str] | None = None
+    ) -> None:
         """Pre-seed an install so events/identityLinks for this device attach."""
         with self.lock:
             self.installs[device_id] = {"kochava_app_id": app_id, "data": {"device_ids": dict(device_ids or {})}}
@@ -98,7 +108,9 @@ class KochavaFake(FakePartner):
         record, device = req.body, req.body["kochava_device_id"]
         if record["action"] == "install":
             ids = record["data"].get("device_ids")
-            self.register_install(device, app_id=record["kochava_app_id"], device_ids=ids if isinstance(ids, dict) else None)
+            self.register_install(
+                device, app_id=record["kochava_app_id"], device_ids=ids if isinstance(ids, dict) else None
+            )
             self.installs[device] = record  # keep the full install as sent
         elif record["action"] == "event":
             self.events.append(record)

@@ -27,7 +27,7 @@ class FakeList:
 
 
 def nest(path: str, value: object) -> dict:
-    """"data.list.id" -> {"data": {"list": {"id": value}}}: Amplitude's id JSON path is configurable."""
+    """ "data.list.id" -> {"data": {"list": {"id": value}}}: Amplitude's id JSON path is configurable."""
     out: object = value
     for key in reversed(path.split(".")):
         out = {key: out}

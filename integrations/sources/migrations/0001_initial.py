@@ -7,136 +7,290 @@ import workspaces.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('integrations', '0001_initial'),
-        ('workspaces', '0001_initial'),
+        ("integrations", "0001_initial"),
+        ("workspaces", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AmplitudeProject',
+            name="AmplitudeProject",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=120)),
-                ('region', models.CharField(choices=[('us', 'US (amplitude.com)'), ('eu', 'EU (analytics.eu.amplitude.com)')], default='us', max_length=2)),
-                ('base_url', models.URLField(blank=True, help_text="Overrides the region's host (the sandbox, a proxy).")),
-                ('project_id', models.BigIntegerField(blank=True, help_text="Amplitude's project (app) id, optional.", null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('authorization', models.ForeignKey(limit_choices_to={'provider': 'amplitude'}, on_delete=django.db.models.deletion.PROTECT, related_name='amplitude_projects', to='integrations.authorization')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='amplitude_projects', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(max_length=120)),
+                (
+                    "region",
+                    models.CharField(
+                        choices=[("us", "US (amplitude.com)"), ("eu", "EU (analytics.eu.amplitude.com)")],
+                        default="us",
+                        max_length=2,
+                    ),
+                ),
+                (
+                    "base_url",
+                    models.URLField(blank=True, help_text="Overrides the region's host (the sandbox, a proxy)."),
+                ),
+                (
+                    "project_id",
+                    models.BigIntegerField(blank=True, help_text="Amplitude's project (app) id, optional.", null=True),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "authorization",
+                    models.ForeignKey(
+                        limit_choices_to={"provider": "amplitude"},
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="amplitude_projects",
+                        to="integrations.authorization",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="amplitude_projects",
+                        to="workspaces.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workspace', 'label'],
+                "ordering": ["workspace", "label"],
             },
         ),
         migrations.CreateModel(
-            name='CohortImportJob',
+            name="CohortImportJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=120)),
-                ('cohort_ids', models.JSONField(blank=True, default=list, help_text='Amplitude cohort ids; empty = every cohort.')),
-                ('include_properties', models.BooleanField(default=True, help_text='Ask for user properties (props=1).')),
-                ('prop_keys', models.JSONField(blank=True, default=list, help_text='Only these user properties (propKeys).')),
-                ('amplitude_id_field', models.CharField(blank=True, default='amplitude_id', help_text='Profile property that holds the Amplitude ID; blank = do not store it.', max_length=64)),
-                ('cohort_names_field', models.CharField(blank=True, default='amplitude_cohort_names', help_text='Profile property holding {cohort name: member?}; blank = do not store it.', max_length=64)),
-                ('cadence', models.CharField(choices=[('one_time', 'One time'), ('hourly', 'Hourly'), ('daily', 'Daily at a time of day')], default='daily', max_length=16)),
-                ('time_of_day', models.TimeField(blank=True, help_text='Daily runs: local time in `timezone`.', null=True)),
-                ('timezone', models.CharField(default='UTC', max_length=64, validators=[workspaces.models.validate_timezone])),
-                ('enabled', models.BooleanField(default=True)),
-                ('next_run_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('last_cohort_count', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cohort_jobs', to='sources.amplitudeproject')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(max_length=120)),
+                (
+                    "cohort_ids",
+                    models.JSONField(blank=True, default=list, help_text="Amplitude cohort ids; empty = every cohort."),
+                ),
+                (
+                    "include_properties",
+                    models.BooleanField(default=True, help_text="Ask for user properties (props=1)."),
+                ),
+                (
+                    "prop_keys",
+                    models.JSONField(blank=True, default=list, help_text="Only these user properties (propKeys)."),
+                ),
+                (
+                    "amplitude_id_field",
+                    models.CharField(
+                        blank=True,
+                        default="amplitude_id",
+                        help_text="Profile property that holds the Amplitude ID; blank = do not store it.",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "cohort_names_field",
+                    models.CharField(
+                        blank=True,
+                        default="amplitude_cohort_names",
+                        help_text="Profile property holding {cohort name: member?}; blank = do not store it.",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "cadence",
+                    models.CharField(
+                        choices=[("one_time", "One time"), ("hourly", "Hourly"), ("daily", "Daily at a time of day")],
+                        default="daily",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "time_of_day",
+                    models.TimeField(blank=True, help_text="Daily runs: local time in `timezone`.", null=True),
+                ),
+                (
+                    "timezone",
+                    models.CharField(default="UTC", max_length=64, validators=[workspaces.models.validate_timezone]),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("next_run_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("last_cohort_count", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="cohort_jobs",
+                        to="sources.amplitudeproject",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workspace', 'label'],
+                "ordering": ["workspace", "label"],
             },
         ),
         migrations.CreateModel(
-            name='DownloadQuota',
+            name="DownloadQuota",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('month', models.DateField(help_text='First day of the month (UTC).')),
-                ('used', models.PositiveIntegerField(default=0)),
-                ('limit', models.PositiveIntegerField()),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='quotas', to='sources.amplitudeproject')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("month", models.DateField(help_text="First day of the month (UTC).")),
+                ("used", models.PositiveIntegerField(default=0)),
+                ("limit", models.PositiveIntegerField()),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="quotas",
+                        to="sources.amplitudeproject",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='EventImportJob',
+            name="EventImportJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=120)),
-                ('backfill_days', models.PositiveIntegerField(default=90, help_text='First run: days of history; 0 = from now.')),
-                ('keep_updated', models.BooleanField(default=True, help_text='Keep importing hourly after the first run.')),
-                ('enabled', models.BooleanField(default=True)),
-                ('cursor', models.DateTimeField(blank=True, null=True)),
-                ('next_run_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='event_jobs', to='sources.amplitudeproject')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(max_length=120)),
+                (
+                    "backfill_days",
+                    models.PositiveIntegerField(default=90, help_text="First run: days of history; 0 = from now."),
+                ),
+                (
+                    "keep_updated",
+                    models.BooleanField(default=True, help_text="Keep importing hourly after the first run."),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("cursor", models.DateTimeField(blank=True, null=True)),
+                ("next_run_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="event_jobs",
+                        to="sources.amplitudeproject",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['workspace', 'label'],
+                "ordering": ["workspace", "label"],
             },
         ),
         migrations.CreateModel(
-            name='ImportRun',
+            name="ImportRun",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('skipped', 'Skipped')], default='queued', max_length=16)),
-                ('phase', models.CharField(blank=True, help_text='What the run is doing now.', max_length=64)),
-                ('trigger', models.CharField(default='schedule', help_text='schedule, manual, retry', max_length=16)),
-                ('rows_expected', models.BigIntegerField(blank=True, null=True)),
-                ('rows_done', models.BigIntegerField(default=0)),
-                ('counts', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('cohort_job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='sources.cohortimportjob')),
-                ('event_job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='sources.eventimportjob')),
-                ('retry_of', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='retries', to='sources.importrun')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("phase", models.CharField(blank=True, help_text="What the run is doing now.", max_length=64)),
+                ("trigger", models.CharField(default="schedule", help_text="schedule, manual, retry", max_length=16)),
+                ("rows_expected", models.BigIntegerField(blank=True, null=True)),
+                ("rows_done", models.BigIntegerField(default=0)),
+                ("counts", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "cohort_job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="sources.cohortimportjob",
+                    ),
+                ),
+                (
+                    "event_job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="sources.eventimportjob",
+                    ),
+                ),
+                (
+                    "retry_of",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="retries",
+                        to="sources.importrun",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="workspaces.workspace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='amplitudeproject',
-            constraint=models.UniqueConstraint(fields=('workspace', 'label'), name='amplitude_project_label_unique'),
+            model_name="amplitudeproject",
+            constraint=models.UniqueConstraint(fields=("workspace", "label"), name="amplitude_project_label_unique"),
         ),
         migrations.AddIndex(
-            model_name='cohortimportjob',
-            index=models.Index(condition=models.Q(('enabled', True)), fields=['next_run_at'], name='cohort_job_due'),
+            model_name="cohortimportjob",
+            index=models.Index(condition=models.Q(("enabled", True)), fields=["next_run_at"], name="cohort_job_due"),
         ),
         migrations.AddConstraint(
-            model_name='downloadquota',
-            constraint=models.UniqueConstraint(fields=('project', 'month'), name='download_quota_month'),
+            model_name="downloadquota",
+            constraint=models.UniqueConstraint(fields=("project", "month"), name="download_quota_month"),
         ),
         migrations.AddIndex(
-            model_name='eventimportjob',
-            index=models.Index(condition=models.Q(('enabled', True)), fields=['next_run_at'], name='event_job_due'),
+            model_name="eventimportjob",
+            index=models.Index(condition=models.Q(("enabled", True)), fields=["next_run_at"], name="event_job_due"),
         ),
         migrations.AddIndex(
-            model_name='importrun',
-            index=models.Index(fields=['cohort_job', 'status'], name='import_run_cohort_status'),
+            model_name="importrun",
+            index=models.Index(fields=["cohort_job", "status"], name="import_run_cohort_status"),
         ),
         migrations.AddIndex(
-            model_name='importrun',
-            index=models.Index(fields=['event_job', 'status'], name='import_run_event_status'),
+            model_name="importrun",
+            index=models.Index(fields=["event_job", "status"], name="import_run_event_status"),
         ),
         migrations.AddIndex(
-            model_name='importrun',
-            index=models.Index(fields=['workspace', '-id'], name='import_run_workspace'),
+            model_name="importrun",
+            index=models.Index(fields=["workspace", "-id"], name="import_run_workspace"),
         ),
         migrations.AddConstraint(
-            model_name='importrun',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('cohort_job__isnull', False), ('event_job__isnull', True)), models.Q(('cohort_job__isnull', True), ('event_job__isnull', False)), _connector='OR'), name='import_run_one_job'),
+            model_name="importrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("cohort_job__isnull", False), ("event_job__isnull", True)),
+                    models.Q(("cohort_job__isnull", True), ("event_job__isnull", False)),
+                    _connector="OR",
+                ),
+                name="import_run_one_job",
+            ),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('sources', '0001_initial'),
+        ("sources", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='importrun',
-            name='phase',
-            field=models.CharField(blank=True, help_text='What the run is doing now.', max_length=255),
+            model_name="importrun",
+            name="phase",
+            field=models.CharField(blank=True, help_text="What the run is doing now.", max_length=255),
         ),
     ]

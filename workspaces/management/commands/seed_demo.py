@@ -15,7 +15,12 @@ from django.core.management.base import BaseCommand
 
 from workspaces.models import Membership, Role, Workspace
 
-DEMO_PEOPLE = [("admin", Role.OWNER, True), ("ops", Role.OPS, False), ("marketer", Role.MARKETER, False), ("viewer", Role.VIEWER, False)]
+DEMO_PEOPLE = [
+    ("admin", Role.OWNER, True),
+    ("ops", Role.OPS, False),
+    ("marketer", Role.MARKETER, False),
+    ("viewer", Role.VIEWER, False),
+]
 
 
 def demo_state_path() -> Path:
