@@ -10,6 +10,7 @@ from django.db.models import Q
 from audiences.models import Segment
 from integrations.connectors.registry import connector_class, kind_choices
 from integrations.models import Authorization
+from integrations.schedules import Cadence
 from workspaces.models import Workspace, WorkspaceScopedQuerySet
 
 
@@ -45,13 +46,6 @@ class Destination(models.Model):
     @property
     def connector_class(self):
         return connector_class(self.kind)
-
-
-class Cadence(models.TextChoices):
-    ONE_TIME = "one_time", "One time"
-    HOURLY = "hourly", "Hourly"
-    DAILY = "daily", "Daily at a time of day"
-    REALTIME = "realtime", "Real time (every minute)"
 
 
 class SyncJob(models.Model):

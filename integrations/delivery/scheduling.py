@@ -1,23 +1,21 @@
-"""When sync jobs run next (DST-correct, zoneinfo) and the beat dispatcher that starts due ones.
+"""When sync jobs run next and the beat dispatcher that starts due ones.
 
-All arithmetic that must be "real time" (hourly, every minute) is done in UTC; only the daily
-time of day is local, resolved per date so 09:00 stays 09:00 across DST changes. A daily time that
-does not exist on a spring-forward day (02:30) runs at the equivalent instant after the jump
-(03:30); an ambiguous one (01:30 on fall-back) runs once, at its first occurrence.
+Next runs are integrations.schedules.next_run_after, the one rule syncs and imports share: daily at
+HH:MM and hourly at the top of the hour, both in the job's IANA zone (DST-correct, zoneinfo), real
+time every minute.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import zoneinfo
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
 from integrations.delivery.models import ACTIVE_STATUSES, Cadence, Health, RunStatus, SyncJob, SyncRun
-from integrations.schedules import next_daily
+from integrations.schedules import next_run_after
 
 logger = logging.getLogger(__name__)
 UTC = dt.UTC
@@ -28,22 +26,6 @@ def schedule_if_unscheduled(job: SyncJob, now: dt.datetime | None = None) -> Non
     if job.next_run_at is None and job.cadence != Cadence.ONE_TIME:
         job.next_run_at = next_run_after(job, now or dt.datetime.now(UTC))
         SyncJob.objects.filter(pk=job.pk).update(next_run_at=job.next_run_at)
-
-
-def next_run_after(job: SyncJob, now: dt.datetime) -> dt.datetime | None:
-    """The first scheduled instant strictly after `now` (None for one-time jobs)."""
-    now = now.astimezone(UTC)
-    if job.cadence == Cadence.ONE_TIME:
-        return None
-    if job.cadence == Cadence.REALTIME:
-        return now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-    tz = zoneinfo.ZoneInfo(job.timezone or "UTC")
-    if job.cadence == Cadence.HOURLY:
-        # Top of the next local hour (zones with :30 offsets stay on their own hour), stepped in UTC.
-        local = now.astimezone(tz)
-        top = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        return top + dt.timedelta(hours=1)
-    return next_daily(now, job.time_of_day, job.timezone)
 
 
 def dispatch_due(now: dt.datetime) -> list[int]:

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from integrations.models import Authorization
+from integrations.schedules import IMPORT_CADENCES, Cadence
 from workspaces.models import Workspace, WorkspaceScopedQuerySet, validate_timezone
 
 REGION_HOSTS = {"us": "https://amplitude.com", "eu": "https://analytics.eu.amplitude.com"}
@@ -56,12 +57,6 @@ class AmplitudeProject(models.Model):
             raise ValidationError({"authorization": "The authorization belongs to another workspace."})
 
 
-class Cadence(models.TextChoices):
-    ONE_TIME = "one_time", "One time"
-    HOURLY = "hourly", "Hourly"
-    DAILY = "daily", "Daily at a time of day"
-
-
 class CohortImportJob(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     project = models.ForeignKey(AmplitudeProject, on_delete=models.CASCADE, related_name="cohort_jobs")
@@ -81,7 +76,7 @@ class CohortImportJob(models.Model):
         blank=True,
         help_text="Profile property holding {cohort name: member?}; blank = do not store it.",
     )
-    cadence = models.CharField(max_length=16, choices=Cadence.choices, default=Cadence.DAILY)
+    cadence = models.CharField(max_length=16, choices=IMPORT_CADENCES, default=Cadence.DAILY)
     time_of_day = models.TimeField(null=True, blank=True, help_text="Daily runs: local time in `timezone`.")
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     enabled = models.BooleanField(default=True)
@@ -132,6 +127,15 @@ class EventImportJob(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+    # Scheduled like the other jobs (integrations.schedules.next_run_after), but with no zone or cadence
+    # of its own: Amplitude's Export API cuts events by UTC hour, so keeping up means every UTC hour.
+    time_of_day = None
+    timezone = "UTC"
+
+    @property
+    def cadence(self) -> str:
+        return Cadence.HOURLY if self.keep_updated else Cadence.ONE_TIME
 
 
 class RunStatus(models.TextChoices):

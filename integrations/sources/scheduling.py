@@ -1,7 +1,8 @@
-"""When import jobs run, and the beat dispatcher that starts them.
+"""When import jobs start, and the beat dispatcher that starts them.
 
-Daily runs are HH:MM local time in the job's IANA zone (integrations.schedules explains the DST
-rules); hourly runs are at the top of each UTC hour. Every time is passed in (`now`).
+Next runs are integrations.schedules.next_run_after, the one rule imports and syncs share (daily at
+HH:MM and hourly at the top of the hour, both in the job's IANA zone; event imports on UTC hours).
+Every time is passed in (`now`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from integrations.schedules import next_daily, next_utc_hour
+from integrations.schedules import next_run_after
 from integrations.sources.models import Cadence, CohortImportJob, EventImportJob
 
 logger = logging.getLogger(__name__)
@@ -19,25 +20,10 @@ logger = logging.getLogger(__name__)
 BATCH = 100  # jobs claimed per tick and kind
 
 
-def next_hour(after: datetime) -> datetime:
-    return next_utc_hour(after)
-
-
-def next_run_after(job: CohortImportJob | EventImportJob, after: datetime) -> datetime | None:
-    """The job's next run time after `after`, or None when it should not run again by itself."""
-    if isinstance(job, EventImportJob):
-        return next_hour(after) if job.keep_updated else None
-    if job.cadence == Cadence.HOURLY:
-        return next_hour(after)
-    if job.cadence == Cadence.DAILY:
-        return next_daily(after, job.time_of_day, job.timezone)
-    return None
-
-
 def first_run_at(job: CohortImportJob | EventImportJob, now: datetime) -> datetime:
-    """Where a new or re-enabled job starts: one-time and event jobs right away, daily at the next time."""
-    if isinstance(job, CohortImportJob) and job.cadence == Cadence.DAILY:
-        return next_daily(now, job.time_of_day, job.timezone)
+    """Where a new or re-enabled job starts: daily ones at their next time, all others right away."""
+    if job.cadence == Cadence.DAILY:
+        return next_run_after(job, now)
     return now
 
 

@@ -2,8 +2,9 @@
 
 from datetime import UTC, datetime, time
 
-from integrations.sources.models import Cadence, ImportRun, RunStatus
-from integrations.sources.scheduling import dispatch_due, first_run_at, next_daily, next_hour
+from integrations.schedules import next_daily, next_run_after
+from integrations.sources.models import Cadence, EventImportJob, ImportRun, RunStatus
+from integrations.sources.scheduling import dispatch_due, first_run_at
 
 
 def utc(*args):
@@ -37,7 +38,7 @@ def test_daily_in_a_southern_and_a_half_hour_zone():
 
 
 def test_hourly():
-    assert next_hour(utc(2024, 1, 1, 10, 59, 59)) == utc(2024, 1, 1, 11)
+    assert next_run_after(EventImportJob(keep_updated=True), utc(2024, 1, 1, 10, 59, 59)) == utc(2024, 1, 1, 11)
 
 
 def test_dispatch_due_queues_due_jobs_once_and_moves_next_run(
