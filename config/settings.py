@@ -181,7 +181,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["integrations.api_auth.ManagementAccess"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api_errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "integrations.api_errors.json_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "config.pagination.IdCursorPagination",
     "UNAUTHENTICATED_USER": None,
 }

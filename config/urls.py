@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.api_errors import json_error
+from integrations.api_errors import json_error
 from integrations.health import healthz
 from integrations.inbound import urls as inbound_urls
 

@@ -10,9 +10,9 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from audiences.models import Segment
-from config.api_errors import json_error
 from integrations.api import WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
+from integrations.api_errors import json_error
 from integrations.connectors.registry import CONNECTORS, connector_class
 from integrations.delivery import engine
 from integrations.delivery.models import (

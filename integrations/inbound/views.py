@@ -14,7 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values, clean_identity
 from audiences.models import Segment, SegmentType
-from config.api_errors import json_error
+from integrations.api_errors import json_error
 from integrations.inbound.apply import backlog, ensure_segment, unusable_people
 from integrations.inbound.http import InboundError, authenticate_inbound, parse_json_object, raw_key_from, read_body
 from integrations.inbound.models import Endpoint, InboundBatch, InboundRequest

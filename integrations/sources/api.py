@@ -6,9 +6,9 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.api_errors import error_body
 from integrations.api import WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
+from integrations.api_errors import error_body
 from integrations.models import Authorization
 from integrations.sources import quota
 from integrations.sources.amplitude import AmplitudeError

@@ -1,4 +1,8 @@
-"""Every API error is JSON: {"error": {"code": machine code, "message": human text, "fields": {...}}}."""
+"""Every API error is JSON: {"error": {"code": machine code, "message": human text, "fields": {...}}}.
+
+Shared by the management API (DRF's EXCEPTION_HANDLER), the inbound endpoints and the 404/500
+handlers config/urls.py installs for /api/ and /v1/.
+"""
 
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
