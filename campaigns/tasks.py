@@ -25,7 +25,7 @@ def run_kochava_stream(destination_id: int) -> dict:
 
 
 def dispatch_due(now) -> None:
-    """Scheduler hook (add "campaigns.tasks.dispatch_due" to integrations.tasks.scheduler.DISPATCHERS).
+    """Scheduler hook (add "campaigns.tasks.dispatch_due" to config.scheduler.DISPATCHERS).
 
     Claims each Kochava stream that is due by moving its next_run_at first (one UPDATE per stream,
     so two ticks never queue the same pass twice), and re-queues exports whose task was lost.

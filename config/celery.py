@@ -50,7 +50,8 @@ def count_delivery(task_id: str) -> int:
     return int(pipe.execute()[0])
 
 
-app = Celery("cohort_console", task_cls=ReliableTask)
+# config.scheduler holds the tick the beat schedule below names.
+app = Celery("cohort_console", task_cls=ReliableTask, include=["config.scheduler"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_default_queue="default",
@@ -63,11 +64,10 @@ app.conf.update(
     },
     # The scheduler only ticks; what is due lives in the database (next_run_at), so a beat restart
     # or a second beat never runs a job twice (the tick claims due rows with a row lock).
-    beat_schedule={"tick": {"task": "integrations.tasks.scheduler.tick", "schedule": 60.0}},
+    beat_schedule={"tick": {"task": "config.scheduler.tick", "schedule": 60.0}},
 )
 app.autodiscover_tasks(
     lambda: [
-        "integrations",
         "integrations.inbound",
         "integrations.sources",
         "integrations.delivery",

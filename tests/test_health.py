@@ -91,7 +91,7 @@ def test_healthz_reports_redis_down_with_503(client, db, tmp_path):
 def test_redelivery_cap_drops_a_poison_task_and_runs_a_fresh_one(live_worker, settings):
     """A task delivered more than CELERY_MAX_DELIVERIES times is dropped by the worker, not run."""
     from config.celery import app
-    from integrations.tasks.scheduler import TICK_KEY, tick
+    from config.scheduler import TICK_KEY, tick
 
     client = redis_client()
     client.delete(TICK_KEY)

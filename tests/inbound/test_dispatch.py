@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from config.scheduler import DISPATCHERS
 from integrations.inbound.apply import ApplyStalled, backlog
 from integrations.inbound.models import BatchStatus, InboundBatch
 from integrations.inbound.tasks import dispatch_pending
-from integrations.tasks.scheduler import DISPATCHERS
 from tests.inbound.conftest import drain, push
 
 

@@ -1,8 +1,10 @@
-"""The beat tick. Due work is found in the database (next_run_at), never held by the scheduler.
+"""The beat tick (scheduled every minute by config/celery.py's beat_schedule). Due work is found in
+the database (next_run_at), never held by the scheduler.
 
 Each capability exposes `dispatch_due(now)` which claims its due rows (SELECT … FOR UPDATE SKIP
 LOCKED, then moves next_run_at) and queues their tasks; the tick just calls them in turn, so a
-second beat or a restarted one never runs a job twice.
+second beat or a restarted one never runs a job twice. The dispatchers are named, not imported, so
+this wiring module loads before the apps do (the worker imports it through the Celery app's include).
 """
 
 import logging
@@ -26,7 +28,7 @@ DISPATCHERS: tuple[str, ...] = (
 )
 
 
-@shared_task(name="integrations.tasks.scheduler.tick")
+@shared_task(name="config.scheduler.tick")
 def tick() -> None:
     now = timezone.now()
     for path in DISPATCHERS:
