@@ -215,7 +215,7 @@ def cmd_run(args: list[str]) -> int:
         # The demo's fake Amplitude and fake partners: started first (seed_demo points the demo
         # workspace at them) and read synchronously, before any thread exists (see spawn()).
         if os.environ.get("DEMO_SANDBOX", "1") != "0":
-            sandbox = Child("sandbox", [sys.executable, "-m", "integrations.sandbox.demo_servers"])
+            sandbox = Child("sandbox", [sys.executable, "-m", "demo.servers"])
             sandbox.spawn()
             children.append(sandbox)
             if not read_sandbox_urls(sandbox):

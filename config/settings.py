@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "audiences",
     "campaigns",
     "console",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -251,9 +251,9 @@ def test_partner_call_log_keeps_the_last_n_calls_without_secrets(list_sync, sett
 def test_the_demo_sync_delivers_to_the_run_commands_list_sandbox(acme, partners, monkeypatch):
     import io
 
-    from integrations.delivery.demo import populate_demo
+    from demo.delivery import populate_demo
+    from demo.servers import _PARTNER_OPTIONS
     from integrations.delivery.models import Destination, Health
-    from integrations.sandbox.demo_servers import _PARTNER_OPTIONS
 
     partner = partners("list_api", **_PARTNER_OPTIONS["list_api"])  # as `dev.py run` starts it
     monkeypatch.setenv("SANDBOX_LIST_API_URL", partner.base_url)

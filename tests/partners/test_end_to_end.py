@@ -348,8 +348,8 @@ def _profile(workspace):
 def test_demo_configures_the_three_partners_on_their_sandboxes(acme, partners, monkeypatch):
     import io
 
-    from campaigns.demo import populate_demo
-    from integrations.sandbox.demo_servers import _PARTNER_OPTIONS
+    from demo.partners import populate_demo
+    from demo.servers import _PARTNER_OPTIONS
 
     for kind in ("clevertap", "kahuna", "kochava"):
         monkeypatch.setenv(f"SANDBOX_{kind.upper()}_URL", partners(kind, **_PARTNER_OPTIONS[kind]).base_url)
@@ -400,7 +400,7 @@ def test_kochava_stream_and_syncs_share_the_destinations_request_slots(acme):
 def test_kahuna_campaigns_api_marketers_read_and_refresh_only_ops_edit(acme, bob, vera, oscar, partners):
     from rest_framework.test import APIClient
 
-    from integrations.sandbox.demo_servers import _PARTNER_OPTIONS
+    from demo.servers import _PARTNER_OPTIONS
 
     partner = partners("kahuna", **_PARTNER_OPTIONS["kahuna"])
     dest = destination(

@@ -16,11 +16,14 @@ import requests
 from django.db import connection
 
 from audiences.models import Segment
+from campaigns.kahuna import refresh_campaigns, request_export, run_export
+from campaigns.kochava_stream import run_stream
+from campaigns.models import KahunaCampaign, KahunaExport
+from demo.servers import DEMO_CREDENTIALS
 from integrations.delivery.engine import enqueue, start_run
 from integrations.delivery.models import Destination, RunStatus, SyncJob
 from integrations.delivery.scheduling import schedule_if_unscheduled
 from integrations.models import Authorization
-from integrations.sandbox.demo_servers import DEMO_CREDENTIALS
 
 KOCHAVA_MAPPING = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
 KOCHAVA_EVENT_TYPES = ["Purchase", "Add To Cart", "Sign Up"]  # as the sandbox Amplitude names them
@@ -79,8 +82,6 @@ def populate_demo(workspace, state: dict, out) -> None:
             {},
         )
         try:
-            from campaigns.kahuna import refresh_campaigns
-
             out.write(f"  Kahuna demo: {refresh_campaigns(destination)} campaigns listed; Export to Kahuna is ready.")
             if segment:
                 _kahuna_export(destination, segment, out)
@@ -113,9 +114,6 @@ def populate_demo(workspace, state: dict, out) -> None:
 
 def _kahuna_export(destination: Destination, segment: Segment, out) -> None:
     """Export to Kahuna once (the first enabled Adaptive production campaign), as a marketer would."""
-    from campaigns.kahuna import request_export, run_export
-    from campaigns.models import KahunaCampaign, KahunaExport
-
     if KahunaExport.objects.filter(campaign__destination=destination).exists():
         return
     campaign = (
@@ -136,8 +134,6 @@ def _kahuna_export(destination: Destination, segment: Segment, out) -> None:
 
 def _kochava_pass(destination: Destination, url: str, out) -> None:
     """Installs for a third of the streamed devices (the app's SDK would send them), then one stream pass."""
-    from campaigns.kochava_stream import run_stream
-
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT device_id FROM audiences_event WHERE workspace_id = %s"

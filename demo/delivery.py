@@ -6,11 +6,11 @@ Skipped when SANDBOX_LIST_API_URL is unset (the run command sets it when it star
 import os
 
 from audiences.models import Segment
+from demo.servers import DEMO_CREDENTIALS
 from integrations.delivery.engine import enqueue, run_connection_test, start_run
 from integrations.delivery.models import Destination, Health, RunStatus, SyncJob
 from integrations.delivery.scheduling import schedule_if_unscheduled
 from integrations.models import Authorization
-from integrations.sandbox.demo_servers import DEMO_CREDENTIALS
 
 
 def populate_demo(workspace, state: dict, out) -> None:
@@ -21,7 +21,7 @@ def populate_demo(workspace, state: dict, out) -> None:
     auth, _ = Authorization.objects.get_or_create(
         workspace=workspace, provider="list_api", label="Sandbox list partner"
     )
-    # The key the run command's sandbox expects (integrations.sandbox.demo_servers), set every time
+    # The key the run command's sandbox expects (demo.servers), set every time
     # so a workspace seeded by an older demo heals too.
     auth.set_secrets({"api_key": DEMO_CREDENTIALS["list_api"]["api_key"]})
     auth.save()
