@@ -1,5 +1,5 @@
 """Ops screens for people, identities, segments and the ledger. The ledger and current membership
-are read-only here: only audiences.ledger writes them (design.md invariant 1)."""
+are read-only here: only audiences.ledger writes them (docs/invariants.md, invariant 1)."""
 
 from django.contrib import admin
 from unfold.admin import ModelAdmin, TabularInline

@@ -1,4 +1,4 @@
-"""The one place that writes the membership ledger (design.md invariant 1).
+"""The one place that writes the membership ledger (docs/invariants.md, invariant 1).
 
 Each function changes SegmentMember, appends MembershipChange rows and moves Segment.size in one
 SQL statement per step, so the three can never disagree, and is idempotent: adding a member who is

@@ -1,6 +1,6 @@
 """People, their identities, segments, the membership ledger and events.
 
-The ledger (MembershipChange) is the truth (design.md invariant 1): SegmentMember is its current
+The ledger (MembershipChange) is the truth (docs/invariants.md, invariant 1): SegmentMember is its current
 state, Segment.size its running count; both are written only by audiences.ledger in the same
 statement as the ledger rows, so they cannot disagree.
 """
@@ -226,7 +226,7 @@ class Event(models.Model):
     event_properties = models.JSONField(default=dict, blank=True)
     user_properties = models.JSONField(default=dict, blank=True)
     group_properties = models.JSONField(default=dict, blank=True)
-    # Every other field of the source row (the seed's full field table), kept verbatim.
+    # Every other field of the source row (an Export API event has many: docs/partner-apis.md section 2), verbatim.
     data = models.JSONField(default=dict, blank=True)
     server_upload_time = models.DateTimeField(null=True, blank=True)
     loaded_at = models.DateTimeField(auto_now_add=True)

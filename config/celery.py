@@ -1,4 +1,4 @@
-"""The Celery app: at-least-once delivery, tuned so a killed worker loses nothing (design.md 2 and 5).
+"""The Celery app: at-least-once delivery, tuned so a killed worker loses nothing (docs/invariants.md 2 and 5).
 
 - acks_late + reject_on_worker_lost: a task is acknowledged only when it finishes; if the worker
   dies the broker redelivers it. Every task must therefore be idempotent.

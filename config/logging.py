@@ -1,4 +1,4 @@
-"""Log filters that keep secrets out of every log line and error page (design.md invariant 6)."""
+"""Log filters that keep secrets out of every log line and error page (docs/invariants.md, invariant 6)."""
 
 import logging
 import re

@@ -201,7 +201,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 
-# --- Celery: reliability first (design.md invariants 2 and 5; the why is in config/celery.py) -------
+# --- Celery: reliability first (docs/invariants.md 2 and 5; the why is in config/celery.py) ---------
 def _broker_url(redis_url: str) -> str:
     """kombu spells a unix socket redis+socket:///path; redis-py spells it unix:///path."""
     return "redis+socket://" + redis_url[len("unix://") :] if redis_url.startswith("unix://") else redis_url

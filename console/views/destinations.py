@@ -1,4 +1,4 @@
-"""Destinations: add one of each registry kind with its seed's fields, test it, read its partner-call log.
+"""Destinations: add one of each registry kind with its own fields, test it, read its partner-call log.
 
 Validation is the management API's own (DestinationSerializer + the connector's Config serializer), so
 the console and the API can never disagree about what a valid destination is. The form is generated

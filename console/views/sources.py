@@ -1,4 +1,4 @@
-"""Sources: connect an Amplitude project (the Lytics walk-through), its cohort and event imports, runs."""
+"""Sources: connect an Amplitude project, its cohort and event imports, runs (docs/sources.md)."""
 
 import zoneinfo
 

@@ -1,12 +1,12 @@
-"""CleverTap Upload API (docs/external-apis.md section 5; seeds/clevertap-amplitude-cohort-import.txt).
+"""CleverTap Upload API (docs/partner-apis.md section 6).
 
     POST https://<region>.api.clevertap.com/1/upload   X-CleverTap-Account-Id / X-CleverTap-Passcode
     {"d": [{"type": "profile", "identity"|"objectId": .., "profileData": {..}},
            {"type": "event", "identity"|"objectId": .., "evtName": "Partner Sync", "evtData": {..}}, ...]}
 
-Identity (seed scenarios 1-3): the sync job's user id fills `identity` (CleverTap matches it against
-its own identities); a member with no user id goes with its device id as the CleverTap ID
-(`objectId`), which creates an anonymous profile. Each member becomes a profile record (segment
+Identity (scenarios 1-3 of CleverTap's Amplitude guide): the sync job's user id fills `identity`
+(CleverTap matches it against its own identities); a member with no user id goes with its device id
+as the CleverTap ID (`objectId`), which creates an anonymous profile. Each member becomes a profile record (segment
 flag + selected user properties) and a "Partner Sync" event carrying the ledger's properties, so
 CleverTap can target on it exactly as it does for Amplitude's own sync.
 

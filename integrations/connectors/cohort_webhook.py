@@ -1,4 +1,4 @@
-"""Amplitude Cohort Webhooks (docs/external-apis.md section 8), outbound.
+"""Amplitude Cohort Webhooks (docs/partner-apis.md section 5), outbound.
 
 Each call is all-enter or all-exit; message_id is derived from the run, the action and the batch's
 rows, so a retry of the same batch carries the same id and the receiver can dedupe on it.

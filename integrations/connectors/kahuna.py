@@ -1,4 +1,4 @@
-"""Kahuna (docs/external-apis.md section 7; seeds/kahuna-amplitude-integration.txt).
+"""Kahuna (docs/partner-apis.md section 8).
 
 Segment sync = user attributes: POST {base}/api/userattributes?env=p|s, Basic secret_key:api_key,
 {"user_attributes_array": [{"target": {credentials}, "attributes": {..}}]}, at most 100 users a call.
@@ -35,7 +35,7 @@ class KahunaConfig(serializers.Serializer):
     )
     user_properties = serializers.ListField(child=serializers.CharField(max_length=120), default=list)
     batch_size = serializers.IntegerField(default=100, min_value=1, max_value=100)
-    # UNCONFIRMED parts of Kahuna's API are settings, not constants (external-apis.md section 7).
+    # UNCONFIRMED parts of Kahuna's API are settings, not constants (docs/partner-apis.md section 8).
     campaigns_path = serializers.CharField(default="/api/campaigns")
     populate_path = serializers.CharField(default="/api/campaign/populate")
     populate_users_key = serializers.CharField(default="user_list", help_text="Key of the user list in populate.")

@@ -1,4 +1,4 @@
-"""Kochava Post Install (docs/external-apis.md section 6; seeds/kochava-post-install.txt).
+"""Kochava Post Install (docs/partner-apis.md section 7).
 
 Two feeds, one request per record (Kochava has no batch endpoint), each body < 2 MB:
 - events: POST {base}/track/json {"action": "event", "kochava_app_id", "kochava_device_id",
@@ -10,8 +10,8 @@ Two feeds, one request per record (Kochava has no batch endpoint), each body < 2
   failure but a hold: the row is answered `held_back` and campaigns.kochava_stream retries it at
   its next_attempt_at until the install arrives.
 
-Mapping validation is the seed's: Kochava Device ID and IP address are required, and at least one of
-idfa, idfv, adid, android_id. A mapping value names where the value comes from in an event: a column
+Mapping validation follows Amplitude's Kochava Post Install setup: Kochava Device ID and IP address
+are required, and at least one of idfa, idfv, adid, android_id. A mapping value names where the value comes from in an event: a column
 (device_id, user_id, ip_address, platform, ...) or user_properties.<k>, event_properties.<k>, data.<k>.
 """
 

@@ -1,4 +1,4 @@
-"""Amplitude's list-based cohort sync contract (docs/external-apis.md section 3), outbound.
+"""Amplitude's list-based cohort sync contract (docs/partner-apis.md section 3), outbound.
 
 POST {base}/lists once (first sync) -> the list id at a configurable JSON path; then
 POST {base}/lists/{list_id}/add|remove with {"userIds": [...], "context": {...}}.

@@ -1,4 +1,4 @@
-"""The inbox of pushes (design.md invariant 2) and the per-key log of raw requests (invariant 3).
+"""The inbox of pushes (docs/invariants.md, invariant 2) and the per-key log of raw requests (invariant 3).
 
 An InboundBatch is committed before the sender gets its 2xx; applying it later is idempotent, so a
 replay, a redelivered task or a worker killed mid-apply all end in the same state. Its status is the

@@ -1,6 +1,6 @@
 """Sandbox (fake) Amplitude server: Behavioral Cohorts API and Export API.
 
-Built to the contracts in ``docs/external-apis.md`` sections 1-2, for tests, benchmarks and
+Built to the contracts in ``docs/partner-apis.md`` sections 1-2, for tests, benchmarks and
 the demo. Stdlib only (no Django), a real HTTP server on ``ThreadingHTTPServer``.
 
     with running_amplitude_sandbox() as amp:

@@ -1,4 +1,4 @@
-"""HTTP clients for Amplitude's Behavioral Cohorts API and Export API (external-apis.md sections 1-2).
+"""HTTP clients for Amplitude's Behavioral Cohorts API and Export API (docs/partner-apis.md sections 1-2).
 
 Policy, in one place:
 - 429: wait (Retry-After, else exponential backoff) without burning a retry, up to a cap;

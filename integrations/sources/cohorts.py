@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 csv.field_size_limit(1 << 20)  # a long property value must not stop a 2-million-row import
 
-# The seed's default mapping (lytics-amplitude.txt, "Import Cohorts" fields): file column → profile properties.
+# File column → profile properties, as Lytics' Amplitude cohort import maps them (docs/partner-apis.md section 1).
 FIELD_MAP: dict[str, tuple[str, ...]] = {
     "user_id": ("amplitude_user_id",),
     "carrier": ("amplitude_carrier",),
@@ -453,7 +453,8 @@ def _membership_params(job, params: dict) -> None:
 
     new_person: what a profile created by this import starts with besides its file properties;
     marks: what every member must contain afterwards (an existing profile without it is rewritten).
-    The maps are the seed's map[string]bool: merged into a person's current maps, keeping their other cohorts.
+    The maps are {cohort: bool} (docs/partner-apis.md section 1): merged into a person's current maps, keeping
+    their other cohorts.
     """
     marks: dict = {"amplitude_cohort_ids": {params["cid"]: True}}
     if job.cohort_names_field:
@@ -500,7 +501,7 @@ def _merge_properties(cursor, params: dict) -> int:
 def _mark_exited(
     cursor, job, segment: Segment, run: ImportRun, cohort_id: str, cohort_name: str, ledger_before: int
 ) -> None:
-    """People who left: their cohort maps say false (the seed's map[string]bool).
+    """People who left: their cohort maps say false ({cohort: bool}, docs/partner-apis.md section 1).
 
     Who left is read back from this load's ledger rows: the segment's rows after `ledger_before`
     (its (segment, id) index), of this run.

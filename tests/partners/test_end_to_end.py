@@ -43,7 +43,7 @@ def purchases(acme, prefix: str, count: int) -> list[Event]:
     )
 
 
-SCENARIO_DEVICE = "543C-3455-4555-3SRD"  # the seed's scenario 3: a device never identified
+SCENARIO_DEVICE = "543C-3455-4555-3SRD"  # CleverTap's scenario 3 (docs/partner-apis.md 6): never identified
 
 
 @pytest.fixture

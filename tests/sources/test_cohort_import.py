@@ -33,7 +33,8 @@ def test_import_creates_profiles_segment_and_ledger_then_diffs_drift(amp, cohort
     assert run.counts["entered"] == 300 and run.counts["exited"] == 0 and run.counts["rows_read"] == 300
     assert run.counts["profiles_created"] == 300 and run.rows_done == 300
     assert MembershipChange.objects.filter(segment=segment, cause_type="import_run", cause_id=run.pk).count() == 300
-    # The seed's field mapping lands in properties; anonymous rows get no user_id identity.
+    # The file's field mapping (docs/partner-apis.md section 1) lands in properties; anonymous rows get no
+    # user_id identity.
     profile = Profile.objects.get(identities__kind="amplitude_id", identities__value="10000005")
     member = amp.sandbox.population.member(5)
     props = profile.properties

@@ -35,7 +35,7 @@ class AmplitudeReceiver(FakePartner):
             raise ValueError(f"bad auth={auth!r} or reject_mode={reject_mode!r}")
         self.api_key, self.auth, self.secret, self.auth_header = api_key, auth, secret, auth_header
         self.reject_ids, self.reject_prefix, self.reject_mode = set(reject_ids), reject_prefix, reject_mode
-        self.max_ids = max_ids  # Amplitude sends up to 10k ids per call (docs section 3)
+        self.max_ids = max_ids  # Amplitude sends up to 10k ids per call (docs/partner-apis.md section 3)
         super().__init__(**base)
 
     def route(self, req: Request) -> Reply:

@@ -1,4 +1,4 @@
-"""Fake CleverTap Upload API (docs/external-apis.md section 5).
+"""Fake CleverTap Upload API (docs/partner-apis.md section 6).
 
     POST /1/upload  X-CleverTap-Account-Id / X-CleverTap-Passcode  {"d": [record, ...]}
 

@@ -1,4 +1,4 @@
-"""Fake receiver for Amplitude *Cohort Webhooks* (docs/external-apis.md section 8).
+"""Fake receiver for Amplitude *Cohort Webhooks* (docs/partner-apis.md section 5).
 
 Default payload: {"cohort_name", "cohort_id", "in_cohort": bool, "computed_time": "<epoch s>",
 "message_id": "...::enter::0", "users": [{"user_id", "user_properties"}]}.

@@ -1,4 +1,4 @@
-"""Fake Kahuna APIs (docs/external-apis.md section 7). Kahuna is discontinued, so this fake is the
+"""Fake Kahuna APIs (docs/partner-apis.md section 8). Kahuna is discontinued, so this fake is the
 only realistic test target.
 
     POST /log                   form-encoded: key=<secret>, env=p|s, dev_id, event, ...   (no auth header)

@@ -1,4 +1,4 @@
-"""Fake Kochava server-to-server API (docs/external-apis.md section 6).
+"""Fake Kochava server-to-server API (docs/partner-apis.md section 7).
 
     POST /track/json                  one record per request, action = install | event | identityLink
     POST /v1/cpi/identityLink.php     legacy IdentityLink {"kochava_app_id", "device_id": {...}, "data": {...}}

@@ -1,4 +1,4 @@
-"""Fake partner for Amplitude's *list-based* cohort sync (docs/external-apis.md section 3).
+"""Fake partner for Amplitude's *list-based* cohort sync (docs/partner-apis.md section 3).
 
     POST /lists                 {"name": "...", "context": {...}}   -> 200 {"listId": 1}
     POST /lists/{listId}/add    {"userIds": [...], "context": {...}} -> 200 {"success": true}

@@ -1,4 +1,4 @@
-"""Fake partner for Amplitude's *property-based* cohort sync (docs/external-apis.md section 3).
+"""Fake partner for Amplitude's *property-based* cohort sync (docs/partner-apis.md section 3).
 
 Accepts, on any path (or only ``path`` when configured, since the URL is partner-chosen):
     {"type": "identify", "userId": "u1", "traits": {"[Amplitude] Name: id": true}, "context": {...}}
