@@ -20,7 +20,7 @@ from audiences.models import Segment
 from campaigns.models import Environment, ExportStatus, KahunaCampaign, KahunaExport
 from integrations.connectors.base import ConnectorError, OutboundRequest, Policy, SegmentInfo
 from integrations.connectors.kahuna import KahunaConnector
-from integrations.delivery.engine import CallLog, _log_calls, backoff_seconds, prune_call_log
+from integrations.delivery.calls import CallLog, backoff_seconds, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
 from integrations.delivery.semaphore import DestinationSemaphore
@@ -85,7 +85,7 @@ def refresh_campaigns(destination: Destination) -> int:
                 )
                 listed += 1
     finally:
-        _log_calls(destination.pk, None, calls.drain())
+        log_calls(destination.pk, None, calls.drain())
     return listed
 
 
@@ -212,7 +212,7 @@ def run_export(export_id: int) -> KahunaExport | None:
                 error = error or exc.message
                 if exc.policy == Policy.AUTH:
                     set_health(destination, Health.DISABLED, exc.message)
-    _log_calls(destination.pk, None, calls.drain())
+    log_calls(destination.pk, None, calls.drain())
     prune_call_log(destination.pk)
     KahunaExport.objects.filter(pk=export_id).update(
         status=ExportStatus.FAILED if error else ExportStatus.SUCCEEDED,

@@ -30,7 +30,7 @@ from django.utils import timezone
 from campaigns.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
 from integrations.connectors.base import ConnectorError, Policy, SegmentInfo
 from integrations.connectors.kochava import HELD_BACK, KochavaConnector, resolve_source
-from integrations.delivery.engine import CallLog, _log_calls, backoff_seconds, prune_call_log
+from integrations.delivery.calls import CallLog, backoff_seconds, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
 from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
@@ -293,7 +293,7 @@ def _record_page(
     with transaction.atomic():
         KochavaEventOutcome.objects.bulk_create(outcomes)
         queue_links(destination, links)
-        _log_calls(destination.pk, None, calls.drain())
+        log_calls(destination.pk, None, calls.drain())
         KochavaStream.objects.filter(pk=stream.pk).update(
             last_event_id=answered_to,
             events_sent=F("events_sent") + sent,
@@ -392,7 +392,7 @@ def link_due_users(destination: Destination, *, now=None, limit: int = 500) -> d
                 link.next_attempt_at, link.last_error = now + dt.timedelta(seconds=60), reason
                 counts["stopped"] += 1
         KochavaUserLink.objects.bulk_update(due, ["status", "attempts", "next_attempt_at", "last_error", "linked_at"])
-        _log_calls(destination.pk, None, calls.drain())
+        log_calls(destination.pk, None, calls.drain())
     prune_call_log(destination.pk)
     return counts
 

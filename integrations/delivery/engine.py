@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import logging
 import queue
-import random
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -45,12 +44,12 @@ from integrations.connectors.base import (
     Rejection,
     SegmentInfo,
 )
+from integrations.delivery.calls import CallLog, backoff_seconds, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import (
     ACTIVE_STATUSES,
     Destination,
     Health,
-    PartnerCall,
     RunMode,
     RunStatus,
     SyncJob,
@@ -332,13 +331,6 @@ class Outcome:
     size: int = 0
 
 
-def backoff_seconds(attempt: int) -> float:
-    """Capped exponential backoff with full jitter (attempt 1, 2, …)."""
-    cap = settings.DELIVERY_BACKOFF_CAP_MS / 1000
-    base = settings.DELIVERY_BACKOFF_BASE_MS / 1000
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
-
-
 def deliver_batch(
     connector: Connector, batch: Batch, semaphore: DestinationSemaphore, stop: threading.Event
 ) -> Outcome:
@@ -489,60 +481,13 @@ def record_outcome(run_id: int, destination_id: int, outcome: Outcome, calls: li
                         "codes": [r.code[:32] for r in rows],
                     },
                 )
-        _log_calls(destination_id, run_id, calls)
+        log_calls(destination_id, run_id, calls)
         done = len(outcome.delivered) + len(outcome.rejected) + len(outcome.failed)
         cursor.execute(
             "UPDATE delivery_syncrun SET delivered = delivered + %s, rejected = rejected + %s, failed = failed + %s, "
             "retried = retried + %s, rows_done = rows_done + %s, heartbeat_at = now() WHERE id = %s",
             [len(outcome.delivered), len(outcome.rejected), len(outcome.failed), outcome.retried, done, run_id],
         )
-
-
-def _log_calls(destination_id: int, run_id: int | None, calls: list[CallRecord]) -> None:
-    if calls:
-        PartnerCall.objects.bulk_create(
-            [
-                PartnerCall(
-                    destination_id=destination_id,
-                    run_id=run_id,
-                    method=c.method,
-                    url=c.url[:1000],
-                    request_summary=c.request_summary[:500],
-                    status_code=c.status_code,
-                    response_excerpt=c.response_excerpt,
-                    duration_ms=c.duration_ms,
-                    error=c.error,
-                )
-                for c in calls
-            ]
-        )
-
-
-def prune_call_log(destination_id: int) -> None:
-    keep = settings.DELIVERY_CALL_LOG_SIZE
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM delivery_partnercall WHERE destination_id = %s AND id < ("
-            " SELECT id FROM delivery_partnercall WHERE destination_id = %s ORDER BY id DESC OFFSET %s LIMIT 1)",
-            [destination_id, destination_id, keep - 1],
-        )
-
-
-class CallLog:
-    """Collects partner calls from worker threads; the run's thread writes them with the outcome."""
-
-    def __init__(self) -> None:
-        self._calls: list[CallRecord] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, record: CallRecord) -> None:
-        with self._lock:
-            self._calls.append(record)
-
-    def drain(self) -> list[CallRecord]:
-        with self._lock:
-            calls, self._calls = self._calls, []
-        return calls
 
 
 def build_connector(job: SyncJob, *, run: SyncRun | None = None, on_call=None) -> Connector:
@@ -588,7 +533,7 @@ def execute_run(run_id: int) -> SyncRun | None:
     except Exception as exc:  # a bug must end the run visibly, not leave it "running" forever
         logger.exception("sync run %s crashed", run_id)
         stop = Stop("permanent", f"internal error: {type(exc).__name__}: {exc}")
-    _log_calls(destination.pk, run.pk, calls.drain())
+    log_calls(destination.pk, run.pk, calls.drain())
     return finish_run(run, stop)
 
 
@@ -867,7 +812,7 @@ def run_connection_test(destination: Destination) -> tuple[bool, str]:
         ok, message = False, error.message
         if error.policy == Policy.AUTH:
             set_health(destination, Health.DISABLED, message)
-    _log_calls(destination.pk, None, calls.drain())
+    log_calls(destination.pk, None, calls.drain())
     if ok:
         set_health(destination, Health.HEALTHY)
     return ok, message
