@@ -27,7 +27,8 @@ import requests
 
 from audiences.models import Segment
 from bench.outbound import cleanup, make_members, select_member_ids
-from integrations.delivery.engine import execute_run, start_run
+from integrations.delivery.actions import start_run
+from integrations.delivery.engine import execute_run
 from integrations.delivery.models import Destination, SyncJob
 from integrations.models import Authorization
 from workspaces.models import Workspace

@@ -32,8 +32,10 @@ from django.db import connection
 from audiences.ledger import Cause, replace_members
 from audiences.models import Segment
 from integrations.connectors.list_api import ListApiConnector
-from integrations.delivery.engine import execute_run, plan_run, start_run
+from integrations.delivery.actions import start_run
+from integrations.delivery.engine import execute_run
 from integrations.delivery.models import Destination, SyncJob, SyncRun
+from integrations.delivery.planning import plan_run
 from integrations.models import Authorization
 from workspaces.models import Workspace
 

@@ -7,8 +7,8 @@ import os
 
 from audiences.models import Segment
 from demo.servers import DEMO_CREDENTIALS
-from integrations.delivery.engine import enqueue, run_connection_test, start_run
-from integrations.delivery.models import Destination, Health, RunStatus, SyncJob
+from integrations.delivery.actions import run_connection_test, run_now
+from integrations.delivery.models import Destination, Health, SyncJob
 from integrations.delivery.scheduling import schedule_if_unscheduled
 from integrations.models import Authorization
 
@@ -48,7 +48,5 @@ def populate_demo(workspace, state: dict, out) -> None:
         SyncJob.objects.filter(pk=job.pk).update(partner_state={}, cursor=None)
         job.refresh_from_db()
     schedule_if_unscheduled(job)
-    run = start_run(job, trigger="demo", mode="full")
-    if run.status == RunStatus.QUEUED:
-        enqueue(run.pk)
+    run_now(job, trigger="demo", mode="full")
     out.write(f"  Demo sync: {segment.name} → {destination.name} ({base_url}), hourly.")

@@ -20,8 +20,8 @@ from campaigns.kahuna import refresh_campaigns, request_export, run_export
 from campaigns.kochava_stream import run_stream
 from campaigns.models import KahunaCampaign, KahunaExport
 from demo.servers import DEMO_CREDENTIALS
-from integrations.delivery.engine import enqueue, start_run
-from integrations.delivery.models import Destination, RunStatus, SyncJob
+from integrations.delivery.actions import run_now
+from integrations.delivery.models import Destination, SyncJob
 from integrations.delivery.scheduling import schedule_if_unscheduled
 from integrations.models import Authorization
 
@@ -49,9 +49,7 @@ def _sync(workspace, segment, destination, out) -> None:
         defaults={"cadence": "hourly", "timezone": workspace.timezone},
     )
     schedule_if_unscheduled(job)
-    run = start_run(job, trigger="demo", mode="full")  # sandboxes forget everything on restart
-    if run.status == RunStatus.QUEUED:
-        enqueue(run.pk)
+    run_now(job, trigger="demo", mode="full")  # sandboxes forget everything on restart
     out.write(f"  Demo sync: {segment.name} → {destination.name}, hourly.")
 
 

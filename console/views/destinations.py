@@ -20,7 +20,7 @@ from rest_framework import serializers
 from console.access import credentials_required, member_required
 from console.views.partner_state import partner_context
 from integrations.connectors.registry import CONNECTORS, connector_class
-from integrations.delivery import engine
+from integrations.delivery import actions
 from integrations.delivery.api import DestinationSerializer
 from integrations.delivery.models import ACTIVE_STATUSES, Destination, PartnerCall, SyncRun
 from integrations.models import Authorization
@@ -292,7 +292,7 @@ def destination_test(request, pk):
     destination = get_object_or_404(Destination.objects.for_workspace(request.workspace), pk=pk)
     if request.method != "POST":
         return redirect("console:destination", pk=pk)
-    ok, message = engine.run_connection_test(destination)
+    ok, message = actions.run_connection_test(destination)
     destination.refresh_from_db()
     return render(
         request, "console/destinations/_test_result.html", {"ok": ok, "message": message, "destination": destination}

@@ -1,7 +1,7 @@
 """Syncs: the "Import Cohorts from Amplitude" wizard (segment → destination → API target → sync type),
 the sync page with its actions, live progress, run history and per-row failures.
 
-Actions call the same engine functions as the management API (integrations/delivery/api.py), and the
+Actions call the same functions (integrations/delivery/actions.py) as the management API (integrations/delivery/api.py), and the
 wizard validates through SyncJobSerializer, so the console adds no rules of its own.
 """
 
@@ -18,7 +18,7 @@ from django.utils import timezone
 from audiences.models import DEVICE_KINDS, KNOWN_KINDS, Segment
 from console.access import action_required, member_required
 from integrations.connectors.registry import CONNECTORS
-from integrations.delivery import engine
+from integrations.delivery import actions, planning
 from integrations.delivery.api import SyncJobSerializer
 from integrations.delivery.models import (
     ACTIVE_STATUSES,
@@ -31,7 +31,6 @@ from integrations.delivery.models import (
     SyncJob,
     SyncRun,
 )
-from integrations.delivery.scheduling import next_run_after
 
 TIMEZONES = sorted(zoneinfo.available_timezones())
 FAILURE_STATUSES = (RowStatus.INVALID, RowStatus.REJECTED, RowStatus.FAILED)
@@ -90,10 +89,7 @@ def sync_new(request):
             context={"request": request},
         )
         if serializer.is_valid():
-            job = serializer.save(workspace=request.workspace)
-            now = timezone.now()  # the API's perform_create rule: one-time/real time start now
-            job.next_run_at = now if job.cadence in (Cadence.ONE_TIME, Cadence.REALTIME) else next_run_after(job, now)
-            job.save(update_fields=["next_run_at"])
+            job = actions.schedule_new_job(serializer.save(workspace=request.workspace))
             messages.success(request, f"Sync of “{segment.name}” to “{destination.name}” saved.")
             return redirect("console:sync", pk=job.pk)
         errors = {key: [str(m) for m in value] for key, value in serializer.errors.items()}
@@ -221,32 +217,27 @@ def sync_action(request, pk, action):
     if request.method != "POST":
         return redirect("console:sync", pk=pk)
     if action in RUN_ACTIONS:
-        run = engine.start_run(job, trigger="manual", mode=RUN_ACTIONS[action])
+        run = actions.run_now(job, trigger="manual", mode=RUN_ACTIONS[action])  # eager Celery: run in this request
         if run.status == RunStatus.QUEUED:
-            engine.enqueue(run.pk)  # on commit; eager Celery runs it inside this request
             messages.success(request, f"Run #{run.pk} ({run.get_mode_display().lower()}) started.")
         else:
             messages.error(request, run.error)
     elif action == "reset-diff":
         try:
-            engine.reset_diff(job)
+            actions.reset_diff(job)
             messages.success(request, "The diff is reset: the next run sends only changes from now on.")
         except ValueError as exc:
             messages.error(request, str(exc))
     elif action == "pause":
-        job.paused = True
-        job.save(update_fields=["paused"])
+        actions.pause(job)
         messages.success(request, "Paused: scheduled runs stop until you resume.")
     elif action == "resume":
-        job.paused = False
-        if job.cadence != Cadence.ONE_TIME and (job.next_run_at is None or job.next_run_at < timezone.now()):
-            job.next_run_at = next_run_after(job, timezone.now())
-        job.save(update_fields=["paused", "next_run_at"])
+        actions.resume(job)
         messages.success(request, "Resumed.")
     elif action == "dry-run":
         mode = request.POST.get("mode", RunMode.AUTO)
         return _render_detail(
-            request, job, dry=engine.dry_run(job, mode=mode if mode in RunMode.values else RunMode.AUTO)
+            request, job, dry=planning.dry_run(job, mode=mode if mode in RunMode.values else RunMode.AUTO)
         )
     else:
         raise Http404("unknown action")

@@ -3,8 +3,8 @@
 from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
 
-from integrations.delivery import engine
-from integrations.delivery.models import Destination, PartnerCall, RunStatus, SyncJob, SyncRun
+from integrations.delivery import actions
+from integrations.delivery.models import Destination, PartnerCall, SyncJob, SyncRun
 
 
 @admin.register(Destination)
@@ -17,7 +17,7 @@ class DestinationAdmin(ModelAdmin):
     @admin.action(description="Test connection")
     def test_connection(self, request, queryset):
         for destination in queryset:
-            ok, message = engine.run_connection_test(destination)
+            ok, message = actions.run_connection_test(destination)
             self.message_user(request, f"{destination.name}: {message}", messages.SUCCESS if ok else messages.ERROR)
 
 
@@ -30,9 +30,7 @@ class SyncJobAdmin(ModelAdmin):
 
     def _start(self, request, queryset, mode):
         for job in queryset:
-            run = engine.start_run(job, trigger="admin", mode=mode)
-            if run.status == RunStatus.QUEUED:
-                engine.enqueue(run.pk)
+            run = actions.run_now(job, trigger="admin", mode=mode)
             self.message_user(request, f"{job}: run #{run.pk} {run.status} {run.error}")
 
     @admin.action(description="Sync now")

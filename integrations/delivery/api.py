@@ -14,7 +14,7 @@ from integrations.api import WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.api_errors import json_error
 from integrations.connectors.registry import CONNECTORS, connector_class
-from integrations.delivery import engine
+from integrations.delivery import actions, planning
 from integrations.delivery.models import (
     Cadence,
     DeliveryRow,
@@ -25,8 +25,8 @@ from integrations.delivery.models import (
     SyncJob,
     SyncRun,
 )
-from integrations.delivery.scheduling import next_run_after
 from integrations.models import Authorization
+from integrations.schedules import next_run_after
 
 
 def _reads_or(permission):
@@ -101,7 +101,7 @@ class DestinationViewSet(
     @extend_schema(request=None, responses={200: dict})
     @action(detail=True, methods=["post"], url_path="test-connection")
     def test_connection(self, request, pk=None):
-        ok, message = engine.run_connection_test(self.get_object())
+        ok, message = actions.run_connection_test(self.get_object())
         return Response({"ok": ok, "message": message}, status=status.HTTP_200_OK)
 
     @extend_schema(responses={200: dict})
@@ -228,10 +228,7 @@ class SyncJobViewSet(
     permission_classes = [ManagementAccess, _reads_or(CanAct)]
 
     def perform_create(self, serializer):
-        job = serializer.save(workspace=self.request.workspace)
-        now = timezone.now()
-        job.next_run_at = now if job.cadence in (Cadence.ONE_TIME, Cadence.REALTIME) else next_run_after(job, now)
-        job.save(update_fields=["next_run_at"])
+        actions.schedule_new_job(serializer.save(workspace=self.request.workspace))
 
     def perform_update(self, serializer):
         job = serializer.save()
@@ -241,9 +238,7 @@ class SyncJobViewSet(
 
     def _start(self, mode: str):
         job = self.get_object()
-        run = engine.start_run(job, trigger="api", mode=mode)
-        if run.status == RunStatus.QUEUED:
-            engine.enqueue(run.pk)
+        run = actions.run_now(job, trigger="api", mode=mode)
         code = status.HTTP_202_ACCEPTED if run.status == RunStatus.QUEUED else status.HTTP_409_CONFLICT
         return Response(SyncRunSerializer(run).data, status=code)
 
@@ -267,7 +262,7 @@ class SyncJobViewSet(
     def reset_diff(self, request, pk=None):
         job = self.get_object()
         try:
-            engine.reset_diff(job)
+            actions.reset_diff(job)
         except ValueError as exc:
             return json_error(409, "run_in_progress", str(exc))
         job.refresh_from_db()
@@ -276,20 +271,12 @@ class SyncJobViewSet(
     @extend_schema(request=None, responses={200: SyncJobSerializer})
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
-        job = self.get_object()
-        job.paused = True
-        job.save(update_fields=["paused"])
-        return Response(SyncJobSerializer(job).data)
+        return Response(SyncJobSerializer(actions.pause(self.get_object())).data)
 
     @extend_schema(request=None, responses={200: SyncJobSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        job = self.get_object()
-        job.paused = False
-        if job.cadence != Cadence.ONE_TIME and (job.next_run_at is None or job.next_run_at < timezone.now()):
-            job.next_run_at = next_run_after(job, timezone.now())
-        job.save(update_fields=["paused", "next_run_at"])
-        return Response(SyncJobSerializer(job).data)
+        return Response(SyncJobSerializer(actions.resume(self.get_object())).data)
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=True, methods=["post"], url_path="dry-run")
@@ -297,7 +284,7 @@ class SyncJobViewSet(
         mode = request.data.get("mode", RunMode.AUTO) if hasattr(request, "data") else RunMode.AUTO
         if mode not in RunMode.values:
             return json_error(400, "invalid", "Unknown mode.", {"mode": [f"Choose one of {RunMode.values}."]})
-        return Response(engine.dry_run(self.get_object(), mode=mode))
+        return Response(planning.dry_run(self.get_object(), mode=mode))
 
 
 class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):

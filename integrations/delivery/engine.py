@@ -1,12 +1,12 @@
-"""The delivery engine: plan a run's rows in SQL, send them in capped batches, record every outcome.
+"""The delivery engine: take a queued run, send its planned rows in capped batches, record every outcome.
 
 A run goes queued → running → succeeded | partially_failed | failed (or waiting, when the partner
-asks for a long pause; the dispatcher resumes it at next_attempt_at). Its life:
+asks for a long pause; the dispatcher resumes it at next_attempt_at). Runs are started by
+integrations.delivery.actions and handed to a worker (integrations.delivery.tasks), which calls
+`execute_run`. Its life:
 
-1. plan (once, in one transaction): stage (profile, action, partner ids) rows in DeliveryRow —
-   the full membership on the first run, afterwards the ledger rows with cursor < id ≤ snapshot
-   collapsed to the net effect per profile, plus failed rows carried over from earlier runs.
-   Members with no usable identity are staged as `invalid` with the reason, never sent.
+1. plan (once, in one transaction; integrations.delivery.planning): stage the run's rows in
+   DeliveryRow, each with its partner ids, or `invalid` with the reason.
 2. send: the main thread reads pending rows in id order and cuts batches (one action each, by
    count; by bytes the connector refuses before sending), a small thread pool does the HTTP with
    retries, and one recorder thread (its own connection, so reading, sending and recording overlap)
@@ -22,7 +22,6 @@ by the run's thread when it runs inside an outer transaction, as in tests).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import queue
 import threading
@@ -42,268 +41,21 @@ from integrations.connectors.base import (
     OutRow,
     Policy,
     Rejection,
-    SegmentInfo,
 )
 from integrations.delivery.calls import CallLog, backoff_seconds, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import (
-    ACTIVE_STATUSES,
     Destination,
     Health,
-    RunMode,
     RunStatus,
     SyncJob,
     SyncRun,
 )
+from integrations.delivery.planning import PROPERTIES_SQL, RunNotReady, build_connector, decoded_properties, plan_run
 from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
 
 logger = logging.getLogger(__name__)
 PAGE_BATCHES = 4  # batches read per page: enough to keep the pool busy, small enough for memory
-
-
-class RunNotReady(Exception):
-    """The ledger has writers in flight; try again shortly (the run waits, it is not failed)."""
-
-
-# ---- starting runs -------------------------------------------------------------------------------
-
-
-def start_run(job: SyncJob, *, trigger: str = "manual", mode: str = RunMode.AUTO, now=None) -> SyncRun:
-    """Create a queued run, or a skipped one saying why (overlap guard, disabled destination).
-
-    The caller enqueues queued runs (`enqueue`) after its transaction commits.
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        job = SyncJob.objects.select_for_update().select_related("destination").get(pk=job.pk)
-        active = SyncRun.objects.filter(job=job, status__in=ACTIVE_STATUSES).order_by("id").first()
-        reason = ""
-        if active is not None:
-            reason = f"Skipped: run #{active.pk} is still {active.status}; runs of one sync never overlap."
-        elif job.destination.health == Health.DISABLED:
-            reason = f"Skipped: the destination is disabled ({job.destination.last_error or 'no error recorded'})."
-        if reason:
-            return SyncRun.objects.create(
-                workspace_id=job.workspace_id,
-                job=job,
-                mode=mode,
-                trigger=trigger,
-                status=RunStatus.SKIPPED,
-                error=reason,
-                finished_at=now,
-            )
-        return SyncRun.objects.create(workspace_id=job.workspace_id, job=job, mode=mode, trigger=trigger)
-
-
-def enqueue(run_id: int) -> None:
-    from integrations.delivery.tasks import execute_run_task
-
-    transaction.on_commit(lambda: execute_run_task.delay(run_id))
-
-
-# ---- the ledger high-water mark ------------------------------------------------------------------
-
-_LEDGER_WRITERS_SQL = """
-SELECT coalesce(array_agg(a.pid::text || ':' || a.backend_xid::text), '{}')
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'relation' AND l.relation = 'audiences_membershipchange'::regclass
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.mode = 'RowExclusiveLock' AND l.granted AND a.backend_xid IS NOT NULL AND l.pid <> pg_backend_pid()
-"""
-
-
-def ledger_high_water(max_wait: float = 30.0) -> int:
-    """A ledger id below which every row is committed and visible: the safe snapshot for a cursor.
-
-    max(id) is not safe: ids come from a sequence, so a writer holding id 100 may commit after
-    one holding 101, and a cursor set to 101 would skip 100 forever. Instead read the sequence
-    first, then wait until every transaction that was writing the ledger at that moment has
-    ended (pid + xid, so a writer's *next* transaction, whose ids are all higher, is not waited
-    for); after that no id ≤ the value read can still appear.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_sequence_last_value(pg_get_serial_sequence('audiences_membershipchange', 'id')::regclass)"
-        )
-        high = cursor.fetchone()[0] or 0
-        cursor.execute(_LEDGER_WRITERS_SQL)
-        writers = set(cursor.fetchone()[0])
-        deadline = time.monotonic() + max_wait
-        while writers:
-            cursor.execute(_LEDGER_WRITERS_SQL)
-            writers &= set(cursor.fetchone()[0])
-            if writers and time.monotonic() > deadline:
-                raise RunNotReady(f"{len(writers)} ledger writer(s) still in progress")
-            if writers:
-                time.sleep(0.05)
-    return high
-
-
-# ---- planning ------------------------------------------------------------------------------------
-
-_CARRIED = """
-carried AS (
-    SELECT DISTINCT ON (profile_id) profile_id, action FROM delivery_deliveryrow
-    WHERE job_id = %(job)s AND carry_over AND status = 'failed' ORDER BY profile_id, id DESC
-)"""
-
-# A full sync sends every member, and removes whoever the partner may still hold although they
-# left: people this job last delivered as "add" (a full resync after a reset diff, a partner
-# restored from backup) and removes still carried from a failed run.
-_FULL_SOURCE = (
-    "WITH"
-    + _CARRIED
-    + """,
-delivered_in AS (
-    SELECT profile_id FROM (
-        SELECT DISTINCT ON (profile_id) profile_id, action FROM delivery_deliveryrow
-        -- through the job's runs: the (run, id) index, and nothing to read on a first sync
-        WHERE run_id IN (SELECT id FROM delivery_syncrun WHERE job_id = %(job)s) AND status = 'delivered'
-        ORDER BY profile_id, id DESC) last
-    WHERE action = 'add'
-), source AS (
-    SELECT m.profile_id, 'add' AS action FROM audiences_segmentmember m WHERE m.segment_id = %(segment)s
-    UNION ALL
-    SELECT gone.profile_id, 'remove' FROM (
-        SELECT profile_id FROM delivered_in
-        UNION SELECT c.profile_id FROM carried c WHERE c.action = 'remove') gone
-    WHERE NOT EXISTS (
-        SELECT 1 FROM audiences_segmentmember m WHERE m.segment_id = %(segment)s AND m.profile_id = gone.profile_id)
-)"""
-)
-
-# Net effect per profile over the window: first and last action equal → that action; different
-# (added then removed, or removed then added) → the person is where they were: nothing to send.
-_CHANGES_SOURCE = (
-    "WITH"
-    + _CARRIED
-    + """,
-changes_window AS (
-    SELECT profile_id,
-           (array_agg(action ORDER BY id))[1] AS first_action,
-           (array_agg(action ORDER BY id DESC))[1] AS last_action
-    FROM audiences_membershipchange
-    WHERE segment_id = %(segment)s AND id > %(from)s AND id <= %(to)s
-    GROUP BY profile_id
-), net AS (
-    SELECT profile_id, CASE last_action WHEN 'added' THEN 'add' ELSE 'remove' END AS action
-    FROM changes_window WHERE first_action = last_action
-), source AS (
-    SELECT profile_id, action FROM net
-    UNION ALL
-    SELECT c.profile_id, c.action FROM carried c WHERE NOT EXISTS (SELECT 1 FROM net n WHERE n.profile_id = c.profile_id)
-)"""
-)
-
-_RETRY_SOURCE = "WITH" + _CARRIED + ", source AS (SELECT profile_id, action FROM carried)"
-
-
-def _identity_expr(kind: str, param: str) -> str:
-    """SQL for the first identity of `kind` of source.profile_id (or a profile property)."""
-    if kind.startswith("property:"):
-        return f"(SELECT pr.properties ->> %({param})s FROM audiences_profile pr WHERE pr.id = s.profile_id)"
-    return (
-        f"(SELECT i.value FROM audiences_identity i WHERE i.profile_id = s.profile_id "
-        f"AND i.kind = %({param})s ORDER BY i.id LIMIT 1)"
-    )
-
-
-def _mapped_sql(source_sql: str, job: SyncJob, accepts_device: bool, full: bool = False) -> tuple[str, dict]:
-    """source + the mapped partner ids + why a row cannot be sent (NULL when it can)."""
-    user_kind = job.user_id_kind or "user_id"
-    device_kind = job.device_id_kind if accepts_device else ""
-    params = {
-        "user_kind": user_kind.removeprefix("property:"),
-        "device_kind": device_kind.removeprefix("property:"),
-        "workspace": job.workspace_id,
-    }
-    if device_kind:
-        missing = f"no {user_kind} or {device_kind} identity"
-    else:
-        missing = f"no {user_kind} identity (anonymous members are not sent to this destination)"
-    params["missing"] = missing
-    joins, columns = [], []
-    for kind, param, alias in ((user_kind, "user_kind", "user_id"), (device_kind, "device_kind", "device_id")):
-        if not kind:
-            columns.append(f"NULL::text AS {alias}")
-        elif full and not kind.startswith("property:"):
-            # Whole memberships: one hash join beats a million index probes.
-            joins.append(
-                f"LEFT JOIN (SELECT DISTINCT ON (profile_id) profile_id, value FROM audiences_identity "
-                f"WHERE workspace_id = %(workspace)s AND kind = %({param})s ORDER BY profile_id, id) {alias}_map "
-                f"ON {alias}_map.profile_id = s.profile_id"
-            )
-            columns.append(f"nullif({alias}_map.value, '') AS {alias}")
-        else:
-            columns.append(f"nullif({_identity_expr(kind, param)}, '') AS {alias}")
-    sql = (
-        source_sql
-        + f""",
-mapped AS (
-    SELECT s.profile_id, s.action, {", ".join(columns)}
-    FROM source s {" ".join(joins)}
-)
-SELECT profile_id, action, user_id, device_id,
-       CASE WHEN user_id IS NULL AND device_id IS NULL THEN %(missing)s END AS invalid_reason
-FROM mapped"""
-    )
-    return sql, params
-
-
-def _source(job: SyncJob, run_mode: str, full: bool) -> str:
-    if run_mode == RunMode.RETRY:
-        return _RETRY_SOURCE
-    return _FULL_SOURCE if full else _CHANGES_SOURCE
-
-
-def plan_run(run: SyncRun, connector_cls: type[Connector]) -> None:
-    """Stage the run's rows (idempotent: a second call on a planned run does nothing)."""
-    job = run.job
-    high = job.cursor if run.mode == RunMode.RETRY else ledger_high_water()
-    full = run.mode == RunMode.FULL or (run.mode == RunMode.AUTO and job.cursor is None)
-    sql, params = _mapped_sql(_source(job, run.mode, full), job, connector_cls.accepts_device_id, full)
-    params.update({"job": job.pk, "segment": job.segment_id, "from": job.cursor or 0, "to": high or 0, "run": run.pk})
-    with transaction.atomic(), connection.cursor() as cursor:
-        locked = SyncRun.objects.select_for_update().get(pk=run.pk)
-        if locked.planned:
-            return
-        # Ordered by action so batches (one action each) come out full; by profile for locality.
-        cursor.execute(
-            f"""INSERT INTO delivery_deliveryrow
-                (run_id, job_id, profile_id, action, user_id, device_id, status, reason, partner_code, attempts,
-                 carry_over)
-            SELECT %(run)s, %(job)s, profile_id, action, user_id, device_id,
-                   CASE WHEN invalid_reason IS NULL THEN 'pending' ELSE 'invalid' END,
-                   coalesce(invalid_reason, ''), '', 0, false
-            FROM ({sql}) planned ORDER BY action, profile_id""",
-            params,
-        )
-        # The failed rows just staged again are no longer "failed": they live on in this run.
-        cursor.execute(
-            "UPDATE delivery_deliveryrow SET status = 'carried', carry_over = false, reason = %s "
-            "WHERE job_id = %s AND carry_over AND status = 'failed' AND run_id <> %s",
-            [f"carried into run #{run.pk}", job.pk, run.pk],
-        )
-        carried = cursor.rowcount
-        cursor.execute(
-            "SELECT action, status, count(*) FROM delivery_deliveryrow WHERE run_id = %s GROUP BY 1, 2", [run.pk]
-        )
-        counts = {(action, status): n for action, status, n in cursor.fetchall()}
-        to_add = counts.get(("add", "pending"), 0)
-        to_remove = counts.get(("remove", "pending"), 0)
-        invalid = sum(n for (_, status), n in counts.items() if status == "invalid")
-        SyncRun.objects.filter(pk=run.pk).update(
-            planned=True,
-            full=full,
-            from_cursor=job.cursor,
-            snapshot_cursor=high,
-            to_add=to_add,
-            to_remove=to_remove,
-            invalid=invalid,
-            rows_total=to_add + to_remove,
-            carried_in=carried,
-        )
-    run.refresh_from_db()
 
 
 # ---- sending -------------------------------------------------------------------------------------
@@ -404,21 +156,11 @@ def _send_with_retries(
         return
 
 
-# The selected profile properties of a row, read when the batch is cut (so a person's properties
-# are as fresh as the send, not as the plan). Only the selected keys leave the database.
-_PROPERTIES_SQL = """(SELECT jsonb_object_agg(k.key, pr.properties -> k.key) FROM audiences_profile pr,
-                      unnest(%(keys)s::text[]) AS k(key) WHERE pr.id = {alias}.profile_id AND pr.properties ? k.key)"""
-
-
-def _decoded(properties) -> dict:
-    return json.loads(properties) if isinstance(properties, str) else (properties or {})
-
-
 def _pending_batches(run_id: int, per_request: int, property_keys: list[str] = ()):
     """Pending rows in id order, cut into single-action batches of at most `per_request` rows."""
     last_id = 0
     current: list[OutRow] = []
-    properties = _PROPERTIES_SQL.format(alias="d") if property_keys else "NULL::jsonb"
+    properties = PROPERTIES_SQL.format(alias="d") if property_keys else "NULL::jsonb"
     while True:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -436,7 +178,9 @@ def _pending_batches(run_id: int, per_request: int, property_keys: list[str] = (
                 current = []
             # Django hands jsonb over as text (its JSONField decodes it itself).
             current.append(
-                OutRow(seq, profile_id, action, user_id, device_id, _decoded(props) if property_keys else None)
+                OutRow(
+                    seq, profile_id, action, user_id, device_id, decoded_properties(props) if property_keys else None
+                )
             )
     if current:
         yield Batch(current[0].action, current)
@@ -488,22 +232,6 @@ def record_outcome(run_id: int, destination_id: int, outcome: Outcome, calls: li
             "retried = retried + %s, rows_done = rows_done + %s, heartbeat_at = now() WHERE id = %s",
             [len(outcome.delivered), len(outcome.rejected), len(outcome.failed), outcome.retried, done, run_id],
         )
-
-
-def build_connector(job: SyncJob, *, run: SyncRun | None = None, on_call=None) -> Connector:
-    destination = job.destination
-    auth = destination.authorization
-    segment = job.segment
-    return destination.connector_class(
-        destination.config,
-        auth.secrets if auth and auth.secrets_ciphertext else {},
-        auth_fields=auth.fields if auth else {},
-        segment=SegmentInfo(segment.pk, segment.name, segment.external_id, segment.partner_name),
-        partner_state=job.partner_state,
-        run_id=run.pk if run else 0,
-        run_started=run.started_at.timestamp() if run and run.started_at else None,
-        on_call=on_call,
-    )
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -716,103 +444,3 @@ def finish_run(run: SyncRun, stop: Stop | None) -> SyncRun:
     else:
         set_health(destination, Health.HEALTHY)
     return run
-
-
-# ---- operator actions ----------------------------------------------------------------------------
-
-
-def reset_diff(job: SyncJob) -> int:
-    """Move the cursor to now without sending, and drop carried failures. Returns the new cursor."""
-    high = ledger_high_water()
-    with transaction.atomic():
-        job = SyncJob.objects.select_for_update().get(pk=job.pk)
-        if SyncRun.objects.filter(job=job, status__in=ACTIVE_STATUSES).exists():
-            raise ValueError("A run of this sync is in progress; wait for it to finish.")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE delivery_deliveryrow SET status = 'carried', carry_over = false, reason = 'dropped by reset diff' "
-                "WHERE job_id = %s AND carry_over AND status = 'failed'",
-                [job.pk],
-            )
-        SyncJob.objects.filter(pk=job.pk).update(cursor=high)
-    return high
-
-
-def dry_run(job: SyncJob, *, mode: str = RunMode.AUTO, sample_size: int = 3) -> dict:
-    """Counts and a sample payload built by the real connector. Writes nothing, sends nothing."""
-    connector = build_connector(job)
-    if not connector.partner_state.get("list_id"):
-        connector.partner_state["list_id"] = "<created on the first sync>"
-    full = mode == RunMode.FULL or (mode == RunMode.AUTO and job.cursor is None)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(max(id), 0) FROM audiences_membershipchange WHERE segment_id = %s", [job.segment_id]
-        )
-        high = cursor.fetchone()[0]
-        sql, params = _mapped_sql(_source(job, mode, full), job, connector.accepts_device_id, full)
-        params.update({"job": job.pk, "segment": job.segment_id, "from": job.cursor or 0, "to": high})
-        cursor.execute(
-            f"""SELECT count(*) FILTER (WHERE invalid_reason IS NULL AND action = 'add'),
-                                  count(*) FILTER (WHERE invalid_reason IS NULL AND action = 'remove'),
-                                  count(*) FILTER (WHERE invalid_reason IS NOT NULL)
-                           FROM ({sql}) planned""",
-            params,
-        )
-        to_add, to_remove, invalid = cursor.fetchone()
-        samples, invalid_samples = {}, []
-        for action in ("add", "remove"):
-            keys = connector.property_keys()
-            properties = _PROPERTIES_SQL.format(alias="planned") if keys else "NULL::jsonb"
-            cursor.execute(
-                f"SELECT profile_id, action, user_id, device_id, {properties} FROM ({sql}) planned "
-                f"WHERE invalid_reason IS NULL AND action = %(action)s ORDER BY profile_id LIMIT %(n)s",
-                {**params, "action": action, "n": sample_size, "keys": keys},
-            )
-            rows = [
-                OutRow(-i - 1, *row[:4], _decoded(row[4]) if keys else None) for i, row in enumerate(cursor.fetchall())
-            ]
-            if rows:
-                samples[action] = connector.sample_request(Batch(action, rows))
-        cursor.execute(
-            f"SELECT profile_id, action, invalid_reason FROM ({sql}) planned "
-            f"WHERE invalid_reason IS NOT NULL ORDER BY profile_id LIMIT %(n)s",
-            {**params, "n": 10},
-        )
-        invalid_samples = [{"profile_id": p, "action": a, "reason": r} for p, a, r in cursor.fetchall()]
-    return {
-        "full": full,
-        "to_add": to_add,
-        "to_remove": to_remove,
-        "invalid": invalid,
-        "sample_requests": samples,
-        "invalid_sample": invalid_samples,
-        "records_per_request": connector.records_per_request(),
-        "requests_estimate": -(-to_add // connector.records_per_request())
-        - (-to_remove // connector.records_per_request()),
-    }
-
-
-def run_connection_test(destination: Destination) -> tuple[bool, str]:
-    """Runs the connector's probe; success restores a disabled/degraded destination to healthy."""
-    from integrations.connectors.base import SegmentInfo as Seg
-
-    calls = CallLog()
-    auth = destination.authorization
-    connector = destination.connector_class(
-        destination.config,
-        auth.secrets if auth and auth.secrets_ciphertext else {},
-        auth_fields=auth.fields if auth else {},
-        segment=Seg(0, "connection test", "0"),
-        on_call=calls,
-    )
-    try:
-        message = connector.test_connection()
-        ok = True
-    except ConnectorError as error:
-        ok, message = False, error.message
-        if error.policy == Policy.AUTH:
-            set_health(destination, Health.DISABLED, message)
-    log_calls(destination.pk, None, calls.drain())
-    if ok:
-        set_health(destination, Health.HEALTHY)
-    return ok, message

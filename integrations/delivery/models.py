@@ -1,7 +1,8 @@
 """Destinations, sync jobs (segment → destination), their runs, the rows each run sends, partner calls.
 
 State machines have one writer each: destination health changes only through
-integrations.delivery.health.set_health; run status only through integrations.delivery.engine.
+integrations.delivery.health.set_health; run status only through integrations.delivery.actions
+(starting, resuming) and integrations.delivery.engine (running, finishing).
 """
 
 from django.db import models

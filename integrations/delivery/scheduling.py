@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from integrations.delivery.actions import enqueue, start_run
 from integrations.delivery.models import ACTIVE_STATUSES, Cadence, Health, RunStatus, SyncJob, SyncRun
 from integrations.schedules import next_run_after
 
@@ -34,8 +35,6 @@ def dispatch_due(now: dt.datetime) -> list[int]:
     Jobs are claimed with FOR UPDATE SKIP LOCKED and their next_run_at moved in the same
     transaction, so two schedulers never start the same job twice.
     """
-    from integrations.delivery.engine import enqueue, start_run
-
     queued: list[int] = []
     with transaction.atomic():
         due = list(

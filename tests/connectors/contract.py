@@ -17,8 +17,8 @@ from __future__ import annotations
 import pytest
 
 from integrations.connectors.base import Batch, OutRow
-from integrations.delivery.engine import build_connector
 from integrations.delivery.models import Health, PartnerCall, RowStatus
+from integrations.delivery.planning import build_connector
 from tests.delivery.helpers import add_members, destination, job_for, make_profiles, make_segment, sync
 
 MEMBERS = 6

@@ -116,7 +116,7 @@ def test_viewer_reads_but_cannot_act_and_outsider_gets_404(client, vera, charlie
 
 
 def test_progress_polls_while_a_run_is_active(client, vera, setup):
-    from integrations.delivery.engine import start_run
+    from integrations.delivery.actions import start_run
 
     _, segment, dest = setup
     job = job_for(segment, dest)

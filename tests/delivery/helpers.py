@@ -8,7 +8,8 @@ from django.db import connection
 
 from audiences.ledger import Cause, apply_changes
 from audiences.models import Segment
-from integrations.delivery.engine import execute_run, start_run
+from integrations.delivery.actions import start_run
+from integrations.delivery.engine import execute_run
 from integrations.delivery.models import Destination, RunMode, SyncJob, SyncRun
 from integrations.models import Authorization
 from integrations.sandbox.partners import running_partner

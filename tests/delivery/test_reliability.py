@@ -16,8 +16,10 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from integrations.delivery.engine import RunNotReady, execute_run, ledger_high_water, run_connection_test, start_run
+from integrations.delivery.actions import run_connection_test, start_run
+from integrations.delivery.engine import execute_run
 from integrations.delivery.models import Health, RunStatus, SyncRun
+from integrations.delivery.planning import RunNotReady, ledger_high_water
 from integrations.delivery.scheduling import dispatch_due
 from tests.conftest import test_database_url
 from tests.delivery.helpers import MANUAL, add_members, destination, job_for, make_profiles, make_segment, sync

@@ -8,8 +8,10 @@ from django.utils import timezone
 from audiences.models import MembershipChange
 from integrations.connectors.base import Limits
 from integrations.connectors.list_api import ListApiConnector
-from integrations.delivery.engine import build_connector, dry_run, execute_run, plan_run, reset_diff, start_run
+from integrations.delivery.actions import reset_diff, start_run
+from integrations.delivery.engine import execute_run
 from integrations.delivery.models import DeliveryRow, PartnerCall, RunMode, RunStatus, SyncJob
+from integrations.delivery.planning import build_connector, dry_run, plan_run
 from integrations.delivery.scheduling import dispatch_due
 from tests.delivery.helpers import (
     add_members,

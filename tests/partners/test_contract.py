@@ -1,7 +1,7 @@
 """CleverTap, Kahuna and Kochava against their sandbox partners: the shared connector contract."""
 
 from integrations.connectors.base import Batch, ConnectorError, OutRow, Policy
-from integrations.delivery.engine import build_connector
+from integrations.delivery.planning import build_connector
 from tests.connectors.contract import MEMBERS, ConnectorContract
 from tests.delivery.helpers import sync
 
