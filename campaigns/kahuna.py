@@ -8,11 +8,9 @@ Members are read in keyset pages of profile ids, so a big segment never sits in 
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -20,7 +18,7 @@ from audiences.models import Segment
 from campaigns.models import Environment, ExportStatus, KahunaCampaign, KahunaExport
 from integrations.connectors.base import ConnectorError, OutboundRequest, Policy, SegmentInfo
 from integrations.connectors.kahuna import KahunaConnector
-from integrations.delivery.calls import CallLog, backoff_seconds, log_calls, prune_call_log
+from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
 from integrations.delivery.semaphore import DestinationSemaphore
@@ -162,26 +160,24 @@ def _member_pages(export: KahunaExport, connector: KahunaConnector, size: int):
 def _populate(
     connector: KahunaConnector, export: KahunaExport, targets: list[dict], semaphore: DestinationSemaphore
 ) -> str:
+    """One populate call; Kahuna's job id. Raises the ConnectorError that ended it otherwise."""
     config = connector.config
     body = {"campaign_config": {"campaign_id": export.campaign.campaign_id}, config["populate_users_key"]: targets}
     request = OutboundRequest("POST", connector.url(config["populate_path"]), body, connector.auth_headers())
     encoded = request.encode()
-    attempt = 0
-    while True:
-        try:
-            with semaphore.slot():
-                response = connector.http.send(request, encoded, f"populate {len(targets)} users, export {export.pk}")
-            connector.raise_for_response(response)
-            answer = response.json()
-            if not answer.get("success", True):
-                raise ConnectorError(Policy.REJECTED, f"Kahuna: {answer.get('error') or 'populate refused'}")
-            return str(answer.get("job_id") or answer.get("jobId") or "")
-        except ConnectorError as error:
-            attempt += error.policy == Policy.TRANSIENT
-            if error.policy not in (Policy.TRANSIENT, Policy.RATE_LIMITED) or attempt >= settings.DELIVERY_MAX_ATTEMPTS:
-                raise
-            wait = error.retry_after if error.retry_after is not None else backoff_seconds(max(attempt, 1))
-            time.sleep(min(wait, settings.DELIVERY_SHORT_WAIT_SECONDS))
+
+    def call() -> str:
+        response = connector.http.send(request, encoded, f"populate {len(targets)} users, export {export.pk}")
+        connector.raise_for_response(response)
+        answer = response.json()
+        if not answer.get("success", True):
+            raise ConnectorError(Policy.REJECTED, f"Kahuna: {answer.get('error') or 'populate refused'}")
+        return str(answer.get("job_id") or answer.get("jobId") or "")
+
+    result = call_with_retries(call, semaphore, rule=connector.export_retry_rule)
+    if result.verdict != Verdict.SENT:
+        raise result.error
+    return result.value
 
 
 def run_export(export_id: int) -> KahunaExport | None:

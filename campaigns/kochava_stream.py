@@ -28,9 +28,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
-from integrations.connectors.base import ConnectorError, Policy, SegmentInfo
+from integrations.connectors.base import SegmentInfo
 from integrations.connectors.kochava import HELD_BACK, KochavaConnector, resolve_source
-from integrations.delivery.calls import CallLog, backoff_seconds, log_calls, prune_call_log
+from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
 from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
@@ -81,43 +81,26 @@ class StreamResult:
 def _send_one(
     connector: KochavaConnector, body: dict, summary: str, stop: threading.Event, slots: DestinationSemaphore
 ) -> tuple[str, str, float]:
-    """(status, reason, wait) for one record: sent | rejected | stop (then reason + seconds to wait).
+    """(status, reason, wait) for one record: sent | rejected | stop (then reason + seconds to wait;
+    -1 when an operator must act).
 
     A stop is signalled here, by the worker, so records queued behind it are not sent at all.
     """
-    status, reason, wait = _attempt(connector, body, summary, stop, slots)
-    if status == "stop":
-        stop.set()
-    return status, reason, wait
-
-
-def _attempt(
-    connector: KochavaConnector, body: dict, summary: str, stop: threading.Event, slots: DestinationSemaphore
-) -> tuple[str, str, float]:
-    attempt = rate_waits = 0
-    while not stop.is_set():
-        try:
-            with slots.slot(stop):
-                accepted, error = connector.send_record(body, summary)
-            return ("sent", "", 0.0) if accepted else ("rejected", f"Kochava: {error}", 0.0)
-        except InterruptedError:  # the pass is stopping while this record waited for a slot
-            break
-        except ConnectorError as exc:
-            if exc.policy == Policy.RATE_LIMITED:
-                rate_waits += 1  # Kochava asked us to slow down: does not burn an attempt
-                wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(rate_waits)
-            elif exc.policy == Policy.TRANSIENT:
-                attempt += 1
-                if attempt >= settings.DELIVERY_MAX_ATTEMPTS:
-                    return "stop", exc.message, 60.0
-                wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(attempt)
-            elif exc.policy in (Policy.TOO_LARGE, Policy.REJECTED):
-                return "rejected", exc.message, 0.0
-            else:
-                return "stop", exc.message, -1.0  # AUTH / PERMANENT
-            if wait > settings.DELIVERY_SHORT_WAIT_SECONDS or rate_waits > settings.DELIVERY_MAX_RATE_LIMIT_WAITS:
-                return "stop", exc.message, max(wait, 1.0)
-            stop.wait(wait)
+    result = call_with_retries(
+        lambda: connector.send_record(body, summary), slots, stop=stop, rule=connector.retry_rule
+    )
+    if result.verdict == Verdict.SENT:
+        accepted, error = result.value
+        return ("sent", "", 0.0) if accepted else ("rejected", f"Kochava: {error}", 0.0)
+    if result.verdict == Verdict.REJECTED:
+        return "rejected", result.message, 0.0
+    stop.set()
+    if result.verdict == Verdict.PARK:
+        return "stop", result.message, max(result.wait_seconds, 1.0)
+    if result.verdict == Verdict.FAILED:
+        return "stop", result.message, 60.0
+    if result.error is not None:  # AUTH / PERMANENT
+        return "stop", result.message, -1.0
     return "stop", "stopping", 0.0
 
 

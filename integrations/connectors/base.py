@@ -3,8 +3,9 @@ and the hooks a vendor class fills in (build a request, read per-row rejections,
 
 A connector knows nothing about runs, retries or the database: the delivery engine
 (integrations.delivery.engine) batches rows, calls `send()`, and decides what to do with a
-`ConnectorError` purely from its `policy`. That keeps each vendor class ~50 lines and the retry
-logic in one place.
+`ConnectorError` purely from its `policy`, read in one place (integrations.delivery.calls.
+call_with_retries). That keeps each vendor class ~50 lines; a partner that needs another retry rule
+says so in data (a RetryRule class attribute), not in a loop of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ MASK = "••••••••"
 
 
 class Policy(StrEnum):
-    """What the engine should do with a failed call. The only thing retry code looks at."""
+    """What the engine should do with a failed call. The only thing retry code looks at
+    (integrations.delivery.calls.call_with_retries)."""
 
     TRANSIENT = "transient"  # timeout, 5xx, connection reset: retry with backoff (burns an attempt)
     RATE_LIMITED = "rate_limited"  # 429: wait Retry-After (does not burn an attempt)
@@ -48,6 +50,16 @@ class ConnectorError(Exception):
     ) -> None:
         super().__init__(message)
         self.policy, self.message, self.status, self.retry_after, self.code = policy, message, status, retry_after, code
+
+
+@dataclass(frozen=True)
+class RetryRule:
+    """Where a partner's calls are retried differently from the default (see call_with_retries)."""
+
+    # True: a wait longer than DELIVERY_SHORT_WAIT_SECONDS is kept in the database (the run or stream
+    # is parked and resumed later), never in a worker. False: for a flow with nowhere to park, the
+    # wait is cut to the short wait and the call tried again in the worker.
+    park_long_waits: bool = True
 
 
 @dataclass(frozen=True)
@@ -205,6 +217,8 @@ class Connector:
     list_style: ClassVar[bool] = True
     # Which row fields may carry the partner id; "user" means anonymous (device-only) rows are invalid.
     accepts_device_id: ClassVar[bool] = True
+    # How failed calls are retried (Policy says what failed; this says what the partner needs).
+    retry_rule: ClassVar[RetryRule] = RetryRule()
 
     def __init__(
         self,

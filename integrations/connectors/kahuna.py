@@ -16,7 +16,7 @@ from __future__ import annotations
 import requests
 from rest_framework import serializers
 
-from integrations.connectors.base import Batch, Connector, Limits, OutboundRequest, OutRow
+from integrations.connectors.base import Batch, Connector, Limits, OutboundRequest, OutRow, RetryRule
 
 ENVIRONMENTS = {"p": "Production", "s": "Staging (Sandbox)"}
 CREDENTIALS = ("username", "email", "fbid", "user_id")
@@ -57,6 +57,9 @@ class KahunaConnector(Connector):
     Config = KahunaConfig
     # 100 users per user-attributes call (docs); populate has its own cap of 10 simultaneous calls.
     limits = Limits(records_per_request=100, bytes_per_request=2 * 1024 * 1024, concurrent_requests=4)
+    # Export to Kahuna (campaigns.kahuna) has no waiting state to park in: a long Retry-After on a
+    # populate call is cut to the short wait and the call tried again (segment syncs park as usual).
+    export_retry_rule = RetryRule(park_long_waits=False)
 
     def url(self, path: str) -> str:
         return f"{self.config['base_url'].rstrip('/')}{path}?env={self.config.get('environment', 'p')}"

@@ -25,11 +25,9 @@ import datetime as dt
 import logging
 import queue
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -37,12 +35,11 @@ from integrations.connectors.base import (
     Batch,
     CallRecord,
     Connector,
-    ConnectorError,
     OutRow,
     Policy,
     Rejection,
 )
-from integrations.delivery.calls import CallLog, backoff_seconds, log_calls, prune_call_log
+from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import (
     Destination,
@@ -106,54 +103,29 @@ def _send_with_retries(
     outcome: Outcome,
     pending: list[Batch],
 ) -> None:
-    attempt = rate_waits = 0
     seqs = [row.seq for row in batch.rows]
-    while True:
-        try:
-            with semaphore.slot(stop):
-                rejections = connector.send(batch)
-        except InterruptedError:
-            outcome.untouched += seqs
-            return
-        except ConnectorError as error:
-            wait_for = None
-            if error.policy == Policy.RATE_LIMITED:
-                # Rate-limit waits do not burn attempts: the partner asked us to slow down, nothing failed.
-                rate_waits += 1
-                wait_for = error.retry_after if error.retry_after is not None else backoff_seconds(rate_waits)
-                if rate_waits > settings.DELIVERY_MAX_RATE_LIMIT_WAITS:
-                    wait_for = max(wait_for, settings.DELIVERY_SHORT_WAIT_SECONDS + 1)
-            elif error.policy == Policy.TRANSIENT:
-                attempt += 1
-                if attempt >= settings.DELIVERY_MAX_ATTEMPTS:
-                    outcome.failed += [Rejection(seq, error.message, str(error.status or "")) for seq in seqs]
-                    return
-                outcome.retried += len(seqs)
-                wait_for = error.retry_after if error.retry_after is not None else backoff_seconds(attempt)
-            elif error.policy in (Policy.TOO_LARGE, Policy.REJECTED):
-                if len(batch.rows) > 1:  # bisect: halves go back on the stack, the good half gets through
-                    pending.extend(reversed(batch.halves()))
-                else:
-                    reason = error.message if error.policy == Policy.REJECTED else f"too large alone: {error.message}"
-                    outcome.rejected.append(Rejection(seqs[0], reason, error.code or str(error.status or "")))
-                return
-            else:  # AUTH / PERMANENT: nothing else can succeed; stop the whole run
-                outcome.stop = Stop(error.policy.value, error.message)
-                outcome.untouched += seqs
-                return
-            if wait_for > settings.DELIVERY_SHORT_WAIT_SECONDS:
-                # A long wait is kept in the database (run "waiting", next_attempt_at), never in a worker.
-                outcome.stop = Stop("wait", error.message, wait_for)
-                outcome.untouched += seqs
-                return
-            if stop.wait(wait_for):
-                outcome.untouched += seqs
-                return
-            continue
-        rejected = {r.seq for r in rejections}
-        outcome.rejected += rejections
+    result = call_with_retries(lambda: connector.send(batch), semaphore, stop=stop, rule=connector.retry_rule)
+    outcome.retried += result.retried * len(seqs)
+    error = result.error
+    if result.verdict == Verdict.SENT:
+        rejected = {r.seq for r in result.value}
+        outcome.rejected += result.value
         outcome.delivered += [seq for seq in seqs if seq not in rejected]
-        return
+    elif result.verdict == Verdict.REJECTED:
+        if len(batch.rows) > 1:  # bisect: halves go back on the stack, the good half gets through
+            pending.extend(reversed(batch.halves()))
+        else:
+            reason = error.message if error.policy == Policy.REJECTED else f"too large alone: {error.message}"
+            outcome.rejected.append(Rejection(seqs[0], reason, error.code or str(error.status or "")))
+    elif result.verdict == Verdict.FAILED:  # carried into the next run
+        outcome.failed += [Rejection(seq, error.message, str(error.status or "")) for seq in seqs]
+    else:
+        outcome.untouched += seqs
+        if result.verdict == Verdict.PARK:
+            # A long wait is kept in the database (run "waiting", next_attempt_at), never in a worker.
+            outcome.stop = Stop("wait", error.message, result.wait_seconds)
+        elif error is not None:  # AUTH / PERMANENT: nothing else can succeed; stop the whole run
+            outcome.stop = Stop(error.policy.value, error.message)
 
 
 def _pending_batches(run_id: int, per_request: int, property_keys: list[str] = ()):
@@ -267,23 +239,17 @@ def execute_run(run_id: int) -> SyncRun | None:
 
 def _prepare_target(job: SyncJob, connector: Connector) -> Stop | None:
     """Create the partner-side target if needed (list creation), with the same retry policy as batches."""
-    attempt = 0
     # Setup calls count against the partner's cap like batches do: another run of the destination
     # may already have every slot in flight.
     slots = connector_slots(connector, job.destination_id)
-    while True:
-        try:
-            with slots.slot():
-                state = connector.prepare()
-            break
-        except ConnectorError as error:
-            if error.policy not in (Policy.RATE_LIMITED, Policy.TRANSIENT):
-                return Stop("auth" if error.policy == Policy.AUTH else "permanent", error.message)
-            attempt += error.policy == Policy.TRANSIENT
-            wait_for = error.retry_after if error.retry_after is not None else backoff_seconds(max(attempt, 1))
-            if attempt >= settings.DELIVERY_MAX_ATTEMPTS or wait_for > settings.DELIVERY_SHORT_WAIT_SECONDS:
-                return Stop("wait", error.message, max(wait_for, 30.0))
-            time.sleep(wait_for)
+    result = call_with_retries(connector.prepare, slots, rule=connector.retry_rule)
+    if result.verdict in (Verdict.PARK, Verdict.FAILED):
+        # Nothing can be sent without the target: the run waits, and the dispatcher tries again.
+        return Stop("wait", result.message, max(result.wait_seconds, 30.0))
+    if result.verdict != Verdict.SENT:
+        auth = result.error is not None and result.error.policy == Policy.AUTH
+        return Stop("auth" if auth else "permanent", result.message)
+    state = result.value
     if state != job.partner_state:
         # Saved at once: a crash later must never make the next attempt create a second list.
         SyncJob.objects.filter(pk=job.pk).update(partner_state=state)
