@@ -106,8 +106,9 @@ def main(argv=None) -> None:
     from django.db import connection
 
     from integrations.models import Authorization
+    from integrations.sources.actions import create_run
+    from integrations.sources.execution import execute_run
     from integrations.sources.models import AmplitudeProject, Cadence, CohortImportJob
-    from integrations.sources.runs import create_run, execute_run
     from workspaces.models import Workspace
 
     settings.SOURCES_POLL_INTERVAL = 0.2

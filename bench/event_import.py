@@ -99,8 +99,9 @@ def main(argv=None) -> None:
 
     from integrations.models import Authorization
     from integrations.sources import exports
+    from integrations.sources.actions import create_run
+    from integrations.sources.execution import execute_run
     from integrations.sources.models import AmplitudeProject, EventImportJob
-    from integrations.sources.runs import create_run, execute_run
     from workspaces.models import Workspace
 
     settings.SOURCES_EXPORT_WINDOW_HOURS = 6

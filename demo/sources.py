@@ -10,8 +10,9 @@ from datetime import time
 from django.utils import timezone
 
 from integrations.models import Authorization
+from integrations.sources.actions import create_run
+from integrations.sources.execution import execute_run
 from integrations.sources.models import AmplitudeProject, Cadence, CohortImportJob, EventImportJob, RunStatus
-from integrations.sources.runs import create_run, execute_run
 from integrations.sources.scheduling import first_run_at
 
 

@@ -12,10 +12,11 @@ from django.utils import timezone
 from console.access import action_required, credentials_required, member_required
 from integrations.models import Authorization
 from integrations.sources import quota
+from integrations.sources.actions import create_run, retry_run
 from integrations.sources.amplitude import AmplitudeError
 from integrations.sources.cohorts import list_project_cohorts
 from integrations.sources.models import AmplitudeProject, CohortImportJob, EventImportJob, ImportRun, Region
-from integrations.sources.runs import RunStateError, create_run, retry_run
+from integrations.sources.runs import RunStateError
 from integrations.sources.scheduling import first_run_at
 
 TIMEZONES = sorted(zoneinfo.available_timezones())

@@ -4,8 +4,9 @@ from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
 
 from integrations.sources import quota
+from integrations.sources.actions import create_run, retry_run
 from integrations.sources.models import AmplitudeProject, CohortImportJob, DownloadQuota, EventImportJob, ImportRun
-from integrations.sources.runs import RunStateError, create_run, retry_run
+from integrations.sources.runs import RunStateError
 
 
 @admin.register(AmplitudeProject)

@@ -11,10 +11,11 @@ from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.api_errors import error_body
 from integrations.models import Authorization
 from integrations.sources import quota
+from integrations.sources.actions import create_run, retry_run
 from integrations.sources.amplitude import AmplitudeError
 from integrations.sources.cohorts import list_project_cohorts
 from integrations.sources.models import AmplitudeProject, CohortImportJob, EventImportJob, ImportRun
-from integrations.sources.runs import RunStateError, create_run, retry_run
+from integrations.sources.runs import RunStateError
 from integrations.sources.scheduling import first_run_at
 
 _CRUD = (

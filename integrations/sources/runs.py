@@ -1,24 +1,27 @@
-"""Import runs: creating them (overlap guard, quota), executing them, and THE function that changes their state.
+"""Import run state: THE function that changes it (`transition`), live progress, and whether a run is alive.
 
-A run executes under a PostgreSQL session advisory lock keyed by its id. That lock is how the
-console knows a "running" run is alive: when the worker dies its connection closes and the lock
-goes with it. A redelivered task (acks_late) finds the run still "running" with a free lock and
-redoes it from the start — safe, because each cohort and each export window is applied in one
+A run executes under a PostgreSQL session advisory lock keyed by its id (`execution_lock`). That lock
+is how the console knows a "running" run is alive: when the worker dies its connection closes and
+the lock goes with it. A redelivered task (acks_late) finds the run still "running" with a free lock
+and redoes it from the start — safe, because each cohort and each export window is applied in one
 transaction, and a half-done one was rolled back by PostgreSQL.
+
+Queuing runs is integrations.sources.actions; executing them, integrations.sources.execution.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Self
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.utils import timezone
 
-from integrations.sources import quota
-from integrations.sources.models import FINISHED, CohortImportJob, ImportRun, RunStatus
+from integrations.sources.models import FINISHED, CohortImportJob, EventImportJob, ImportRun, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +141,38 @@ class LiveProgress:
         self.close()
 
 
-def _job_filter(job) -> dict:
+def job_filter(job: CohortImportJob | EventImportJob) -> dict:
+    """The ImportRun fields naming `job`: ImportRun.objects.filter(**job_filter(job)) are its runs."""
     return {"cohort_job": job} if isinstance(job, CohortImportJob) else {"event_job": job}
 
 
 def _lock_key(run_id: int) -> int:
     return (_LOCK_SPACE << 40) | run_id
+
+
+@contextmanager
+def execution_lock(run_id: int) -> Iterator[bool]:
+    """Hold the run's execution lock for the block; yields False (holding nothing) when another worker
+    still holds it after LOCK_WAIT_SECONDS."""
+    key = _lock_key(run_id)
+    with connection.cursor() as cursor:
+        # If this worker is killed, its backend notices the lost client within seconds and rolls
+        # back, instead of finishing a long statement whose row locks would block the redo.
+        cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if cursor.fetchone()[0]:
+                break
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(0.1)
+    try:
+        yield True
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 def is_alive(run: ImportRun) -> bool:
@@ -158,9 +187,9 @@ def is_alive(run: ImportRun) -> bool:
         return cursor.fetchone()[0]
 
 
-def active_run(job, now: datetime) -> ImportRun | None:
+def active_run(job: CohortImportJob | EventImportJob, now: datetime) -> ImportRun | None:
     """The job's queued or running run that is really still alive; dead ones are failed on the way."""
-    for run in ImportRun.objects.filter(**_job_filter(job), status__in=[RunStatus.QUEUED, RunStatus.RUNNING]):
+    for run in ImportRun.objects.filter(**job_filter(job), status__in=[RunStatus.QUEUED, RunStatus.RUNNING]):
         if run.status == RunStatus.RUNNING and not is_alive(run):
             transition(
                 run,
@@ -184,11 +213,14 @@ def active_run(job, now: datetime) -> ImportRun | None:
     return None
 
 
-def record_skipped(job, reason: str, *, now: datetime | None = None, trigger: str = "schedule") -> ImportRun:
+def record_skipped(
+    job: CohortImportJob | EventImportJob, reason: str, *, now: datetime | None = None, trigger: str = "schedule"
+) -> ImportRun:
+    """A run of `job` that did not happen, saying why."""
     now = now or timezone.now()
     run = ImportRun.objects.create(
         workspace_id=job.workspace_id,
-        **_job_filter(job),
+        **job_filter(job),
         trigger=trigger,
         status=RunStatus.SKIPPED,
         phase="skipped",
@@ -197,108 +229,6 @@ def record_skipped(job, reason: str, *, now: datetime | None = None, trigger: st
     )
     logger.info("import run %s of %s skipped: %s", run.pk, job, reason)
     return run
-
-
-def create_run(
-    job,
-    *,
-    trigger: str = "manual",
-    now: datetime | None = None,
-    retry_of: ImportRun | None = None,
-    enqueue: bool = True,
-) -> ImportRun:
-    """Queue a run of `job`, or record it as skipped when one is still running (the overlap guard).
-
-    Raises quota.QuotaExceeded (nothing recorded) when a cohort run would not fit this month's budget.
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        # The row lock serialises overlap checks per job; the fresh row has the latest cohort count.
-        job = type(job).objects.select_for_update().select_related("project").get(pk=job.pk)
-        running = active_run(job, now)
-        if running is not None:
-            return record_skipped(
-                job, f"Skipped: run {running.pk} of this job is still {running.status}.", now=now, trigger=trigger
-            )
-        if isinstance(job, CohortImportJob):
-            quota.check(job.project, job.downloads_per_run, now)
-        run = ImportRun.objects.create(
-            workspace_id=job.workspace_id, **_job_filter(job), trigger=trigger, retry_of=retry_of, phase="queued"
-        )
-        if enqueue:
-            from integrations.sources.tasks import execute_run_task
-
-            transaction.on_commit(lambda: execute_run_task.delay(run.pk))
-    return run
-
-
-def retry_run(run: ImportRun, *, enqueue: bool = True) -> ImportRun:
-    if run.status != RunStatus.FAILED:
-        raise RunStateError(f"Only failed runs can be retried; run {run.pk} is {run.status}.")
-    return create_run(run.job, trigger="retry", retry_of=run, enqueue=enqueue)
-
-
-def execute_run(run_id: int, **runner_options) -> ImportRun | None:
-    """Run (or redo, after a crashed worker) one import run. Idempotent for finished runs."""
-    key = _lock_key(run_id)
-    with connection.cursor() as cursor:
-        # If this worker is killed, its backend notices the lost client within seconds and rolls
-        # back, instead of finishing a long statement whose row locks would block the redo.
-        cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while True:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            if cursor.fetchone()[0]:
-                break
-            if time.monotonic() >= deadline:
-                logger.info("import run %s is already being executed elsewhere", run_id)
-                return None
-            time.sleep(0.1)
-    try:
-        run = (
-            ImportRun.objects.select_related("cohort_job__project__authorization", "event_job__project__authorization")
-            .filter(pk=run_id)
-            .first()
-        )
-        if run is None or run.status in FINISHED:
-            return run
-        if run.status == RunStatus.RUNNING:
-            logger.warning("import run %s was interrupted; redoing it from the start", run_id)
-            counts = {**run.counts, "restarts": run.counts.get("restarts", 0) + 1}
-            transition(run, phase="restarting", counts=counts)
-        else:
-            transition(run, RunStatus.RUNNING, phase="starting")
-        _execute(run, **runner_options)
-        return run
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
-
-def _execute(run: ImportRun, **runner_options) -> None:
-    from integrations.sources.amplitude import AmplitudeError
-    from integrations.sources.cohorts import CohortFileError, run_cohort_import
-    from integrations.sources.exports import ExportFileError, run_event_import
-
-    runner = run_cohort_import if run.cohort_job_id else run_event_import
-    try:
-        error = runner(run, **runner_options)
-    except (AmplitudeError, CohortFileError, ExportFileError, quota.QuotaExceeded) as exc:
-        transition(run, RunStatus.FAILED, phase=f"failed while {run.phase}", error=str(exc))
-        return
-    except Exception as exc:
-        logger.exception("import run %s crashed", run.pk)
-        transition(
-            run,
-            RunStatus.FAILED,
-            phase=f"failed while {run.phase}",
-            error=f"Internal error: {exc.__class__.__name__}: {exc}",
-        )
-        return
-    if error:
-        transition(run, RunStatus.FAILED, phase="finished with errors", error=error)
-    else:
-        transition(run, RunStatus.SUCCEEDED, phase="done")
 
 
 def bump_counts(run: ImportRun, delta: dict) -> None:

@@ -13,7 +13,10 @@ from datetime import datetime
 from django.db import transaction
 
 from integrations.schedules import next_run_after
+from integrations.sources.actions import create_run
 from integrations.sources.models import Cadence, CohortImportJob, EventImportJob
+from integrations.sources.quota import QuotaExceeded
+from integrations.sources.runs import record_skipped
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +36,6 @@ def dispatch_due(now: datetime) -> int:
     Called by the beat tick. Two ticks at once claim disjoint jobs; a job's next_run_at moves in the
     same transaction as its run is created, so a crash between them runs nothing twice.
     """
-    from integrations.sources.quota import QuotaExceeded
-    from integrations.sources.runs import create_run, record_skipped
-
     queued = 0
     for model in (CohortImportJob, EventImportJob):
         with transaction.atomic():

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from integrations.sources.runs import execute_run
+from integrations.sources.execution import execute_run
 
 
 @shared_task(name="integrations.sources.tasks.execute_run")

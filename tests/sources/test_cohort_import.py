@@ -8,8 +8,9 @@ import pytest
 
 from audiences.models import Identity, MembershipChange, Profile, Segment, SegmentMember
 from integrations.sources import quota
+from integrations.sources.actions import create_run, retry_run
+from integrations.sources.execution import execute_run
 from integrations.sources.models import ImportRun, RunStatus
-from integrations.sources.runs import create_run, execute_run, retry_run
 
 
 def run_now(job, **options):

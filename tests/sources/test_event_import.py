@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from audiences.models import Event, Profile
+from integrations.sources.actions import create_run
+from integrations.sources.execution import execute_run
 from integrations.sources.models import RunStatus
-from integrations.sources.runs import create_run, execute_run
 
 # The sandbox serves hours up to its real now - 2 h; the console's clock is passed in, two hours behind.
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0) - timedelta(hours=2)

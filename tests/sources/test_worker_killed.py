@@ -9,14 +9,15 @@ import time
 import pytest
 
 from audiences.models import MembershipChange, Segment, SegmentMember
+from integrations.sources.actions import create_run
+from integrations.sources.execution import execute_run
 from integrations.sources.models import ImportRun, RunStatus
-from integrations.sources.runs import create_run, execute_run
 from tests.conftest import test_database_url
 
 WORKER = """
 import django, sys
 django.setup()
-from integrations.sources.runs import execute_run
+from integrations.sources.execution import execute_run
 execute_run(int(sys.argv[1]))
 """
 

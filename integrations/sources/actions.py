@@ -1,0 +1,54 @@
+"""What people and the scheduler ask of imports: queue a run (overlap guard, quota), retry a failed one.
+
+The run itself is executed by a worker (integrations.sources.tasks -> integrations.sources.execution).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.sources import quota
+from integrations.sources.models import CohortImportJob, EventImportJob, ImportRun, RunStatus
+from integrations.sources.runs import RunStateError, active_run, job_filter, record_skipped
+from integrations.sources.tasks import execute_run_task
+
+
+def create_run(
+    job: CohortImportJob | EventImportJob,
+    *,
+    trigger: str = "manual",
+    now: datetime | None = None,
+    retry_of: ImportRun | None = None,
+    enqueue: bool = True,
+) -> ImportRun:
+    """Queue a run of `job`, or record it as skipped when one is still running (the overlap guard).
+
+    Raises quota.QuotaExceeded (nothing recorded) when a cohort run would not fit this month's budget.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        # The row lock serialises overlap checks per job; the fresh row has the latest cohort count.
+        job = type(job).objects.select_for_update().select_related("project").get(pk=job.pk)
+        running = active_run(job, now)
+        if running is not None:
+            return record_skipped(
+                job, f"Skipped: run {running.pk} of this job is still {running.status}.", now=now, trigger=trigger
+            )
+        if isinstance(job, CohortImportJob):
+            quota.check(job.project, job.downloads_per_run, now)
+        run = ImportRun.objects.create(
+            workspace_id=job.workspace_id, **job_filter(job), trigger=trigger, retry_of=retry_of, phase="queued"
+        )
+        if enqueue:
+            transaction.on_commit(lambda: execute_run_task.delay(run.pk))
+    return run
+
+
+def retry_run(run: ImportRun, *, enqueue: bool = True) -> ImportRun:
+    """A new run of a failed run's job, linked to it by retry_of."""
+    if run.status != RunStatus.FAILED:
+        raise RunStateError(f"Only failed runs can be retried; run {run.pk} is {run.status}.")
+    return create_run(run.job, trigger="retry", retry_of=run, enqueue=enqueue)

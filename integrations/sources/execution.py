@@ -1,0 +1,62 @@
+"""Executing an import run: claim its execution lock, run the cohort or event import, record the end.
+
+Called by the imports queue's task (integrations.sources.tasks) and, in tests and benchmarks, directly.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from integrations.sources import quota
+from integrations.sources.amplitude import AmplitudeError
+from integrations.sources.cohorts import CohortFileError, run_cohort_import
+from integrations.sources.exports import ExportFileError, run_event_import
+from integrations.sources.models import FINISHED, ImportRun, RunStatus
+from integrations.sources.runs import execution_lock, transition
+
+logger = logging.getLogger(__name__)
+
+
+def execute_run(run_id: int, **runner_options) -> ImportRun | None:
+    """Run (or redo, after a crashed worker) one import run. Idempotent for finished runs."""
+    with execution_lock(run_id) as held:
+        if not held:
+            logger.info("import run %s is already being executed elsewhere", run_id)
+            return None
+        run = (
+            ImportRun.objects.select_related("cohort_job__project__authorization", "event_job__project__authorization")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.status in FINISHED:
+            return run
+        if run.status == RunStatus.RUNNING:
+            logger.warning("import run %s was interrupted; redoing it from the start", run_id)
+            counts = {**run.counts, "restarts": run.counts.get("restarts", 0) + 1}
+            transition(run, phase="restarting", counts=counts)
+        else:
+            transition(run, RunStatus.RUNNING, phase="starting")
+        _execute(run, **runner_options)
+        return run
+
+
+def _execute(run: ImportRun, **runner_options) -> None:
+    runner = run_cohort_import if run.cohort_job_id else run_event_import
+    try:
+        error = runner(run, **runner_options)
+    except (AmplitudeError, CohortFileError, ExportFileError, quota.QuotaExceeded) as exc:
+        transition(run, RunStatus.FAILED, phase=f"failed while {run.phase}", error=str(exc))
+        return
+    except Exception as exc:
+        logger.exception("import run %s crashed", run.pk)
+        transition(
+            run,
+            RunStatus.FAILED,
+            phase=f"failed while {run.phase}",
+            error=f"Internal error: {exc.__class__.__name__}: {exc}",
+        )
+        return
+    if error:
+        transition(run, RunStatus.FAILED, phase="finished with errors", error=error)
+    else:
+        transition(run, RunStatus.SUCCEEDED, phase="done")
