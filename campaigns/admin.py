@@ -3,7 +3,8 @@
 from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
 
-from campaigns.kahuna import ExportRefused, refresh_campaigns, request_export
+from campaigns.actions import ExportRefused, request_export
+from campaigns.kahuna import refresh_campaigns
 from campaigns.models import KahunaCampaign, KahunaExport, KochavaStream, KochavaUserLink
 from integrations.connectors.base import ConnectorError
 

@@ -7,8 +7,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from audiences.models import Segment
-from campaigns.kahuna import ExportRefused, refresh_campaigns, request_export
+from campaigns.actions import ExportRefused, request_export
+from campaigns.kahuna import refresh_campaigns
 from campaigns.models import KahunaCampaign, KahunaExport, KochavaStream, KochavaUserLink
+from campaigns.tasks import run_kochava_stream
 from integrations.api import WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.connectors.base import ConnectorError
@@ -177,8 +179,6 @@ class KochavaStreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
     @extend_schema(request=None, responses={202: dict})
     @action(detail=True, methods=["post"])
     def run(self, request, pk=None):
-        from campaigns.tasks import run_kochava_stream
-
         stream = self.get_object()
         run_kochava_stream.delay(stream.destination_id)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from audiences.models import Segment
@@ -21,33 +21,18 @@ from integrations.connectors.kahuna import KahunaConnector
 from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
+from integrations.delivery.planning import destination_connector
 from integrations.delivery.semaphore import DestinationSemaphore
 
 POPULATE_CONCURRENCY = 10  # Kahuna: "<= 10 simultaneous requests"
 
 
-class ExportRefused(Exception):
-    """An export that cannot start; `field` names what to fix (for a 400 keyed by field)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
-
-
-def connector_for(destination: Destination, segment: Segment | None = None, calls=None) -> KahunaConnector:
-    auth = destination.authorization
-    info = (
-        SegmentInfo(segment.pk, segment.name, segment.external_id, segment.partner_name)
-        if segment
-        else SegmentInfo(0, "", "")
-    )
-    return KahunaConnector(
-        destination.config,
-        auth.secrets if auth and auth.secrets_ciphertext else {},
-        auth_fields=auth.fields if auth else {},
-        segment=info,
-        on_call=calls,
-    )
+def connector_for(
+    destination: Destination, segment: Segment | None = None, calls: CallLog | None = None
+) -> KahunaConnector:
+    """The Kahuna destination's connector (its class comes from the destination's kind)."""
+    info = SegmentInfo(segment.pk, segment.name, segment.external_id, segment.partner_name) if segment else None
+    return destination_connector(destination, segment=info, on_call=calls)
 
 
 # ---- the campaign list ---------------------------------------------------------------------------
@@ -88,36 +73,6 @@ def refresh_campaigns(destination: Destination) -> int:
 
 
 # ---- exports -------------------------------------------------------------------------------------
-
-
-def request_export(segment: Segment, campaign: KahunaCampaign, *, user=None) -> KahunaExport:
-    """Check and queue an export; raises ExportRefused with the field to fix."""
-    if campaign.workspace_id != segment.workspace_id:
-        raise ExportRefused("campaign", "The campaign belongs to another workspace.")
-    if campaign.campaign_type != "adaptive":
-        raise ExportRefused(
-            "campaign",
-            f"{campaign.name!r} is a {campaign.campaign_type} campaign; exports go to Adaptive campaigns only.",
-        )
-    if not campaign.enabled:
-        raise ExportRefused(
-            "campaign",
-            f"{campaign.name!r} is disabled in {campaign.get_environment_display()}; "
-            "enable it in Kahuna (then refresh) or pick an enabled campaign.",
-        )
-    if campaign.destination.health == Health.DISABLED:
-        raise ExportRefused("campaign", f"The Kahuna destination is disabled: {campaign.destination.last_error}")
-    export = KahunaExport.objects.create(
-        workspace_id=segment.workspace_id,
-        segment=segment,
-        campaign=campaign,
-        environment=campaign.environment,
-        requested_by=user if getattr(user, "pk", None) else None,
-    )
-    from campaigns.tasks import run_kahuna_export
-
-    transaction.on_commit(lambda: run_kahuna_export.delay(export.pk))
-    return export
 
 
 _MEMBERS_PAGE = """

@@ -25,14 +25,15 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
-from integrations.connectors.base import SegmentInfo
 from integrations.connectors.kochava import HELD_BACK, KochavaConnector, resolve_source
 from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
+from integrations.delivery.planning import destination_connector
 from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
 
 PAGE = 1000
@@ -58,15 +59,9 @@ _EVENT_COLUMNS = (
 )
 
 
-def connector_for(destination: Destination, calls=None) -> KochavaConnector:
-    auth = destination.authorization
-    return KochavaConnector(
-        destination.config,
-        auth.secrets if auth and auth.secrets_ciphertext else {},
-        auth_fields=auth.fields if auth else {},
-        segment=SegmentInfo(0, "", ""),
-        on_call=calls,
-    )
+def connector_for(destination: Destination, calls: CallLog | None = None) -> KochavaConnector:
+    """The Kochava destination's connector (its class comes from the destination's kind)."""
+    return destination_connector(destination, on_call=calls)
 
 
 @dataclass
@@ -270,8 +265,6 @@ def _record_page(
     calls: CallLog,
 ) -> None:
     """One transaction per page: cursor, counters, outcomes, queued links and the call log agree."""
-    from django.db.models import F
-
     skipped = sum(1 for o in outcomes if o.status == "skipped")
     with transaction.atomic():
         KochavaEventOutcome.objects.bulk_create(outcomes)

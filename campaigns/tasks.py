@@ -6,21 +6,19 @@ from celery import shared_task
 from django.conf import settings
 from django.db.models import Q
 
+from campaigns.kahuna import run_export
+from campaigns.kochava_stream import run_stream
 from campaigns.models import ExportStatus, KahunaExport, KochavaStream
 from integrations.delivery.models import Destination, Health
 
 
 @shared_task(name="campaigns.tasks.run_kahuna_export")
 def run_kahuna_export(export_id: int) -> None:
-    from campaigns.kahuna import run_export
-
     run_export(export_id)
 
 
 @shared_task(name="campaigns.tasks.run_kochava_stream")
 def run_kochava_stream(destination_id: int) -> dict:
-    from campaigns.kochava_stream import run_stream
-
     return run_stream(destination_id)
 
 

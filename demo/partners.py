@@ -16,7 +16,8 @@ import requests
 from django.db import connection
 
 from audiences.models import Segment
-from campaigns.kahuna import refresh_campaigns, request_export, run_export
+from campaigns.actions import request_export
+from campaigns.kahuna import refresh_campaigns, run_export
 from campaigns.kochava_stream import run_stream
 from campaigns.models import KahunaCampaign, KahunaExport
 from demo.servers import DEMO_CREDENTIALS

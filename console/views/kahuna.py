@@ -6,7 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from audiences.models import Segment
-from campaigns.kahuna import ExportRefused, refresh_campaigns, request_export
+from campaigns.actions import ExportRefused, request_export
+from campaigns.kahuna import refresh_campaigns
 from campaigns.models import Environment, KahunaCampaign, KahunaExport
 from console.access import action_required
 from integrations.connectors.base import ConnectorError

@@ -6,7 +6,8 @@ import threading
 import pytest
 from django.utils import timezone
 
-from campaigns.kahuna import request_export, run_export
+from campaigns.actions import request_export
+from campaigns.kahuna import run_export
 from campaigns.models import ExportStatus, KahunaCampaign
 from integrations.connectors.base import Policy, RetryRule
 from integrations.connectors.kahuna import KahunaConnector

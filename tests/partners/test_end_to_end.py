@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Event, Identity, Segment
-from campaigns.kahuna import ExportRefused, refresh_campaigns, request_export, run_export
+from campaigns.actions import ExportRefused, request_export
+from campaigns.kahuna import refresh_campaigns, run_export
 from campaigns.kochava_stream import link_due_users, stream_events, sweep_held_back_rows
 from campaigns.models import KahunaCampaign, KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
 from integrations.models import ApiKey
