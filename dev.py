@@ -81,7 +81,7 @@ def main() -> int:
     os.environ.pop("_DEV_PY_REEXEC", None)
     sys.path.insert(0, str(ROOT))
     settings_module = os.environ.get("DJANGO_SETTINGS_MODULE")
-    from config import devctl
+    from config import devctl  # only now: config needs the packages of the venv just entered
 
     # Importing the `config` package loads the Celery app, which setdefaults
     # DJANGO_SETTINGS_MODULE=config.settings. Children must not inherit that: pytest-django lets

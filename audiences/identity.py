@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection, transaction
 
+from audiences.models import Identity
+
 MAX_IDENTITY_LENGTH = 512
 
 
@@ -126,7 +128,5 @@ def identities_with_value(workspace_id: int, value: str, kind: str | None = None
     up under each of the workspace's kinds in the unique (workspace, kind, value) index instead,
     a handful of index probes.
     """
-    from audiences.models import Identity
-
     kinds = [kind] if kind else identity_kinds(workspace_id)
     return Identity.objects.filter(workspace_id=workspace_id, kind__in=kinds, value=value)

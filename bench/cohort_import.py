@@ -21,6 +21,8 @@ import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "1")
+# Project modules are imported inside functions, on purpose: the spawned sandbox child imports only
+# the sandbox, and the parent imports Django models only after django.setup().
 
 COHORT = "bench1"
 

@@ -24,6 +24,8 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Project modules are imported inside functions, on purpose: the spawned sandbox child imports only
+# the sandbox, and the parent imports Django models only after django.setup().
 os.environ.setdefault("DEBUG", "1")
 
 HOURS = 24

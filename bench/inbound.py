@@ -26,6 +26,9 @@ import threading
 import time
 from pathlib import Path
 
+# Third-party and project modules are imported inside functions, on purpose: the environment is set
+# first (_environment), Django models only after django.setup(), and the spawned appliers import
+# only what they use.
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 10_000
 SENDERS = 4

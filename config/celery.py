@@ -14,7 +14,10 @@ import logging
 import os
 
 from celery import Celery, Task
+from django.conf import settings
 from kombu import Queue
+
+from integrations.redis_client import redis_client
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -29,8 +32,6 @@ class ReliableTask(Task):
     def __call__(self, *args, **kwargs):
         request = self.request
         if not request.called_directly and not request.is_eager and request.id:
-            from django.conf import settings
-
             deliveries = count_delivery(request.id)
             if deliveries > settings.CELERY_MAX_DELIVERIES:
                 logger.error(
@@ -41,8 +42,6 @@ class ReliableTask(Task):
 
 
 def count_delivery(task_id: str) -> int:
-    from integrations.redis_client import redis_client
-
     key = f"celery:deliveries:{task_id}"
     pipe = redis_client().pipeline()
     pipe.incr(key)

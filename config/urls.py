@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.defaults import page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.api_errors import json_error
@@ -24,14 +25,10 @@ urlpatterns = [
 def handler404(request, exception=None):
     if request.path.startswith(("/api/", "/v1/")):
         return json_error(404, "not_found", "Not found.")
-    from django.views.defaults import page_not_found
-
     return page_not_found(request, exception)
 
 
 def handler500(request):
     if request.path.startswith(("/api/", "/v1/")):
         return json_error(500, "server_error", "An internal error occurred; it has been logged.")
-    from django.views.defaults import server_error
-
     return server_error(request)

@@ -11,6 +11,8 @@ from datetime import datetime
 from django.utils.module_loading import import_string
 
 from audiences.models import Event, MembershipChange, ProfileMerge
+from integrations.delivery.models import DeliveryRow, SyncJob
+from integrations.inbound.models import InboundBatch
 
 TIMELINE_LIMIT = 200
 
@@ -70,8 +72,6 @@ def _event_entries(profile) -> list[TraceEntry]:
 
 def _inbound_entries(profile) -> list[TraceEntry]:
     """The pushes that changed this person's memberships (the ledger names its inbound batch)."""
-    from integrations.inbound.models import InboundBatch
-
     batch_ids = MembershipChange.objects.filter(profile_id=profile.pk, cause_type="inbound_batch").values("cause_id")
     batches = InboundBatch.objects.filter(pk__in=batch_ids).select_related("api_key").order_by("-id")[:TIMELINE_LIMIT]
     return [
@@ -87,8 +87,6 @@ def _inbound_entries(profile) -> list[TraceEntry]:
 
 
 def _delivery_entries(profile) -> list[TraceEntry]:
-    from integrations.delivery.models import DeliveryRow
-
     rows = (
         DeliveryRow.objects.filter(profile_id=profile.pk)
         .select_related("run__job__destination", "run__job__segment")
@@ -147,8 +145,6 @@ def why_lines(profile, memberships) -> list[str]:
 
 def destination_lines(profile, memberships) -> list[str]:
     """For each sync of a segment the person is in: were they delivered, and if not, why not."""
-    from integrations.delivery.models import DeliveryRow, SyncJob
-
     lines = []
     segment_ids = [membership.segment_id for membership in memberships]
     for job in SyncJob.objects.filter(segment_id__in=segment_ids).select_related("destination", "segment"):

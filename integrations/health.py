@@ -6,6 +6,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
+from config.celery import app
 from integrations.redis_client import redis_client
 
 
@@ -32,8 +33,6 @@ def _redis():
 
 
 def _workers():
-    from config.celery import app
-
     # A broadcast ping over the broker: answered only by live workers.
     replies = app.control.ping(timeout=1.0) or []
     if not replies:

@@ -10,6 +10,7 @@ says so in data (a RetryRule class attribute), not in a loop of its own.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import threading
@@ -376,8 +377,6 @@ class AmplitudeAuthConfig(serializers.Serializer):
 
 
 def amplitude_auth_headers(config: dict, secrets: dict) -> dict[str, str]:
-    import base64
-
     api_key = secrets.get("api_key", "")
     mode = config.get("auth_mode", "basic")
     if mode == "basic":

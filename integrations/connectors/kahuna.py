@@ -13,6 +13,8 @@ the engine bisects to the bad row. "Export to Kahuna" (Adaptive campaigns) is in
 
 from __future__ import annotations
 
+import base64
+
 import requests
 from rest_framework import serializers
 
@@ -65,8 +67,6 @@ class KahunaConnector(Connector):
         return f"{self.config['base_url'].rstrip('/')}{path}?env={self.config.get('environment', 'p')}"
 
     def auth_headers(self) -> dict[str, str]:
-        import base64
-
         token = f"{self.secrets.get('secret_key', '')}:{self.secrets.get('api_key', '')}"
         return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
 

@@ -1,5 +1,6 @@
 """Management API for destinations, sync jobs, runs (with their rows) and the partner-call log."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -27,6 +28,7 @@ from integrations.delivery.models import (
 )
 from integrations.models import Authorization
 from integrations.schedules import next_run_after
+from workspaces.models import validate_timezone
 
 
 def _reads_or(permission):
@@ -145,10 +147,6 @@ class SyncJobSerializer(serializers.ModelSerializer):
             raise ValidationError({"time_of_day": ["A daily sync needs a time of day."]})
         tz = attrs.get("timezone")
         if tz is not None:
-            from django.core.exceptions import ValidationError as DjangoValidationError
-
-            from workspaces.models import validate_timezone
-
             try:
                 validate_timezone(tz)
             except DjangoValidationError:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
+from django.utils import timezone
 
 from integrations.inbound.apply import ApplyStalled, apply_pending, pending_scopes
 
@@ -45,8 +46,6 @@ def dispatch_pending(now: datetime, min_age_seconds: int | None = None) -> int:
 @worker_ready.connect
 def _apply_backlog_on_worker_start(sender=None, **kwargs) -> None:
     """Pushes accepted while every worker was down are applied as soon as one starts."""
-    from django.utils import timezone
-
     try:
         count = dispatch_pending(timezone.now(), min_age_seconds=0)
         if count:

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values, clean_identity
 from audiences.models import Segment, SegmentType
 from integrations.api_errors import json_error
-from integrations.inbound.apply import backlog, ensure_segment, unusable_people
+from integrations.inbound.apply import V1_DEFAULT_TYPES, backlog, ensure_segment, unusable_people
 from integrations.inbound.http import InboundError, authenticate_inbound, parse_json_object, raw_key_from, read_body
 from integrations.inbound.models import Endpoint, InboundBatch, InboundRequest
 from integrations.inbound.parsers import amplitude_lists, cohort_webhook, identify, segment
@@ -220,8 +220,6 @@ def handle_cohort_webhook(exchange: Exchange, payload: dict) -> JsonResponse:
 
 def segment_handler(endpoint: str):
     def handle(exchange: Exchange, payload: dict) -> JsonResponse:
-        from integrations.inbound.apply import V1_DEFAULT_TYPES
-
         people = segment.parse(payload, V1_DEFAULT_TYPES[endpoint])
         body = _accept_people(exchange, endpoint, people, body_dedupe_key(endpoint, exchange.body))
         # Segment's SDKs only look at the status; {"success": true} is what its API answers.
