@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from audiences.models import Identity
 
@@ -121,7 +122,7 @@ def identity_kinds(workspace_id: int) -> list[str]:
         return [kind for (kind,) in cursor.fetchall()]
 
 
-def identities_with_value(workspace_id: int, value: str, kind: str | None = None):
+def identities_with_value(workspace_id: int, value: str, kind: str | None = None) -> QuerySet[Identity]:
     """The identities holding `value`, of any kind (or of `kind`): "find a person by any identity value".
 
     There is no (workspace, value) index (every bulk import would pay for it): the value is looked

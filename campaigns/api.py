@@ -178,7 +178,7 @@ class KochavaStreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
 
     @extend_schema(request=None, responses={202: dict})
     @action(detail=True, methods=["post"])
-    def run(self, request, pk=None):
+    def run(self, request, pk=None) -> Response:
         stream = self.get_object()
         run_kochava_stream.delay(stream.destination_id)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -22,13 +23,13 @@ urlpatterns = [
 ]
 
 
-def handler404(request, exception=None):
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if request.path.startswith(("/api/", "/v1/")):
         return json_error(404, "not_found", "Not found.")
     return page_not_found(request, exception)
 
 
-def handler500(request):
+def handler500(request: HttpRequest) -> HttpResponse:
     if request.path.startswith(("/api/", "/v1/")):
         return json_error(500, "server_error", "An internal error occurred; it has been logged.")
     return server_error(request)

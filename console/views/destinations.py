@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from rest_framework import serializers
 
@@ -288,7 +288,7 @@ def destination_detail(request, pk):
 
 
 @credentials_required
-def destination_test(request, pk):
+def destination_test(request: HttpRequest, pk: int) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.for_workspace(request.workspace), pk=pk)
     if request.method != "POST":
         return redirect("console:destination", pk=pk)

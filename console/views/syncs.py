@@ -11,7 +11,7 @@ import zoneinfo
 
 from django.contrib import messages
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
@@ -67,7 +67,7 @@ def _kind(data, field: str, default: str) -> str:
 
 
 @action_required
-def sync_new(request):
+def sync_new(request: HttpRequest) -> HttpResponse:
     """One page, four steps: each choice is a query parameter, so every step is a plain link (no JS)."""
     segments = Segment.objects.for_workspace(request.workspace)
     destinations = Destination.objects.for_workspace(request.workspace)
@@ -212,7 +212,7 @@ RUN_ACTIONS = {"sync-now": RunMode.AUTO, "full-resync": RunMode.FULL, "retry-fai
 
 
 @action_required
-def sync_action(request, pk, action):
+def sync_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     job = _job(request, pk)
     if request.method != "POST":
         return redirect("console:sync", pk=pk)

@@ -15,7 +15,7 @@ class DestinationAdmin(ModelAdmin):
     actions = ["test_connection"]
 
     @admin.action(description="Test connection")
-    def test_connection(self, request, queryset):
+    def test_connection(self, request, queryset) -> None:
         for destination in queryset:
             ok, message = actions.run_connection_test(destination)
             self.message_user(request, f"{destination.name}: {message}", messages.SUCCESS if ok else messages.ERROR)
@@ -28,7 +28,7 @@ class SyncJobAdmin(ModelAdmin):
     readonly_fields = ["partner_state", "cursor", "last_run_at"]
     actions = ["sync_now", "full_resync", "retry_failed"]
 
-    def _start(self, request, queryset, mode):
+    def _start(self, request, queryset, mode: str) -> None:
         for job in queryset:
             run = actions.run_now(job, trigger="admin", mode=mode)
             self.message_user(request, f"{job}: run #{run.pk} {run.status} {run.error}")

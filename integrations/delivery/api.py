@@ -102,7 +102,7 @@ class DestinationViewSet(
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=True, methods=["post"], url_path="test-connection")
-    def test_connection(self, request, pk=None):
+    def test_connection(self, request, pk=None) -> Response:
         ok, message = actions.run_connection_test(self.get_object())
         return Response({"ok": ok, "message": message}, status=status.HTTP_200_OK)
 
@@ -137,7 +137,7 @@ class SyncJobSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "next_run_at", "partner_state", "cursor", "last_run_at", "created_at"]
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict) -> dict:
         workspace = self.context["request"].workspace
         for name in ("segment", "destination"):
             if name in attrs and attrs[name].workspace_id != workspace.pk:
@@ -225,7 +225,7 @@ class SyncJobViewSet(
     serializer_class = SyncJobSerializer
     permission_classes = [ManagementAccess, _reads_or(CanAct)]
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: SyncJobSerializer) -> None:
         actions.schedule_new_job(serializer.save(workspace=self.request.workspace))
 
     def perform_update(self, serializer):
@@ -234,7 +234,7 @@ class SyncJobViewSet(
             job.next_run_at = next_run_after(job, timezone.now())
             job.save(update_fields=["next_run_at"])
 
-    def _start(self, mode: str):
+    def _start(self, mode: str) -> Response:
         job = self.get_object()
         run = actions.run_now(job, trigger="api", mode=mode)
         code = status.HTTP_202_ACCEPTED if run.status == RunStatus.QUEUED else status.HTTP_409_CONFLICT
@@ -257,7 +257,7 @@ class SyncJobViewSet(
 
     @extend_schema(request=None, responses={200: SyncJobSerializer})
     @action(detail=True, methods=["post"], url_path="reset-diff")
-    def reset_diff(self, request, pk=None):
+    def reset_diff(self, request, pk=None) -> Response:
         job = self.get_object()
         try:
             actions.reset_diff(job)
@@ -268,17 +268,17 @@ class SyncJobViewSet(
 
     @extend_schema(request=None, responses={200: SyncJobSerializer})
     @action(detail=True, methods=["post"])
-    def pause(self, request, pk=None):
+    def pause(self, request, pk=None) -> Response:
         return Response(SyncJobSerializer(actions.pause(self.get_object())).data)
 
     @extend_schema(request=None, responses={200: SyncJobSerializer})
     @action(detail=True, methods=["post"])
-    def resume(self, request, pk=None):
+    def resume(self, request, pk=None) -> Response:
         return Response(SyncJobSerializer(actions.resume(self.get_object())).data)
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=True, methods=["post"], url_path="dry-run")
-    def dry_run(self, request, pk=None):
+    def dry_run(self, request, pk=None) -> Response:
         mode = request.data.get("mode", RunMode.AUTO) if hasattr(request, "data") else RunMode.AUTO
         if mode not in RunMode.values:
             return json_error(400, "invalid", "Unknown mode.", {"mode": [f"Choose one of {RunMode.values}."]})

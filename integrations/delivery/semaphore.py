@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
+from integrations.connectors.base import Connector
 from integrations.redis_client import redis_client
 
 _ACQUIRE = """
@@ -57,11 +58,8 @@ class DestinationSemaphore:
         finally:
             self.release(token)
 
-    def in_use(self) -> int:
-        return redis_client().zcard(self.key)
 
-
-def connector_slots(connector, destination_id: int) -> DestinationSemaphore:
+def connector_slots(connector: Connector, destination_id: int) -> DestinationSemaphore:
     """The request slots a connector's calls to this destination take: its cap, under its key (one
     destination, or a whole partner account), shared by syncs, setup calls and streams alike."""
     return DestinationSemaphore(connector.concurrency_key(destination_id), cap=max(1, connector.concurrent_requests()))

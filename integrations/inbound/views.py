@@ -5,6 +5,7 @@ refused, lands in the per-key inbound log (without its Authorization header)."""
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -218,7 +219,7 @@ def handle_cohort_webhook(exchange: Exchange, payload: dict) -> JsonResponse:
     return JsonResponse({"ok": True, **body})
 
 
-def segment_handler(endpoint: str):
+def segment_handler(endpoint: str) -> Callable[[Exchange, dict], JsonResponse]:
     def handle(exchange: Exchange, payload: dict) -> JsonResponse:
         people = segment.parse(payload, V1_DEFAULT_TYPES[endpoint])
         body = _accept_people(exchange, endpoint, people, body_dedupe_key(endpoint, exchange.body))

@@ -8,7 +8,7 @@ from demo.seed import seed_demo
 class Command(BaseCommand):
     help = "Create the demo workspace, an admin and one user per role, and print the login."
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         password = seed_demo(self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo workspace ready."))
         self.stdout.write(f"  Login: admin / {password}   (also ops, marketer, viewer with the same password)")
