@@ -22,10 +22,6 @@ from audiences.models import KNOWN_KINDS, Profile, ProfileMerge, Segment
 ANONYMOUS_KIND = "device_id"
 
 
-def is_known_kind(kind: str) -> bool:
-    return kind in KNOWN_KINDS or kind.startswith("property:")
-
-
 @dataclass
 class Conflict:
     known: tuple[str, str]

@@ -19,11 +19,6 @@ class SegmentActivity:
     removed_24h: int = 0
 
 
-def segment_size(segment: Segment) -> int:
-    """The one definition of a segment's size (a maintained counter)."""
-    return segment.size
-
-
 def activity_24h(segment_ids: list[int], now=None) -> dict[int, SegmentActivity]:
     now = now or timezone.now()
     result = {segment_id: SegmentActivity() for segment_id in segment_ids}

@@ -172,12 +172,6 @@ def _uuid(a: int, b: int) -> str:
     return f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{x[16:20]}-{x[20:]}"
 
 
-def format_ts(epoch_us: int) -> str:
-    """Export timestamp format: ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, no offset)."""
-    secs, micros = divmod(epoch_us, 1_000_000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)) + f".{micros:06d}"
-
-
 class Population:
     """The universe of fake users shared by cohorts and events (same seed -> same people)."""
 
