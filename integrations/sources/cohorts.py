@@ -4,21 +4,15 @@ Per cohort, everything that changes the console's data happens in ONE transactio
 profiles, identities, properties, segment, ledger): a failed or killed run leaves the segment's
 membership exactly as it was. The file is streamed to a temporary file by a download thread and,
 while it grows, from there into COPY (row by row through csv.reader if COPY refuses a row), so a
-2-million-row cohort never sits in memory and PostgreSQL parses it while it is still arriving.
-
-The file: RFC-4180 CSV, every value quoted, header first; `amplitude_id` may appear twice (with
-props=1), `user_id` is empty for anonymous users; optionally gzip (sniffed, whatever the headers say).
+2-million-row cohort never sits in memory and PostgreSQL parses it while it is still arriving
+(the file and its readers: integrations.sources.cohort_files).
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,12 +29,18 @@ from audiences.ledger import Cause, replace_members
 from audiences.models import Segment, SegmentType
 from integrations.sources import quota
 from integrations.sources.amplitude import AmplitudeClient, AmplitudeError
+from integrations.sources.cohort_files import (
+    CHUNK,
+    Cancelled,
+    CohortFileError,
+    GrowingDownload,
+    data_rows,
+    read_header,
+)
 from integrations.sources.models import CohortImportJob, ImportRun
 from integrations.sources.runs import LiveProgress, bump_counts, transition
 
 logger = logging.getLogger(__name__)
-
-csv.field_size_limit(1 << 20)  # a long property value must not stop a 2-million-row import
 
 # File column → profile properties, as Lytics' Amplitude cohort import maps them (docs/partner-apis.md section 1).
 FIELD_MAP: dict[str, tuple[str, ...]] = {
@@ -60,10 +60,6 @@ FIELD_MAP: dict[str, tuple[str, ...]] = {
     "version": ("amplitude_version",),
 }
 CUSTOM_PREFIX = "amplitude_"  # other user properties land as amplitude_<name>
-
-
-class CohortFileError(Exception):
-    """The cohort file cannot be imported as a whole (no amplitude_id column, not CSV, empty…)."""
 
 
 @dataclass
@@ -93,20 +89,6 @@ class CsvPlan:
             properties.append((position, FIELD_MAP.get(name) or (CUSTOM_PREFIX + raw.strip(),)))
         user_id = names.index("user_id") if "user_id" in names else None
         return cls(header, names.index("amplitude_id"), user_id, properties)
-
-
-def _unzipped(binary: BinaryIO) -> BinaryIO:
-    """The downloaded file's bytes from the start, gunzipped when it starts with the gzip magic 0x1f8b
-    (whatever the headers said)."""
-    binary.seek(0)
-    magic = binary.read(2)
-    binary.seek(0)
-    return gzip.GzipFile(fileobj=binary, mode="rb") if magic == b"\x1f\x8b" else binary
-
-
-def open_text(binary: BinaryIO) -> io.TextIOWrapper:
-    """Text view of a downloaded file (gunzipped if need be)."""
-    return io.TextIOWrapper(_unzipped(binary), encoding="utf-8-sig", errors="replace", newline="")
 
 
 @dataclass
@@ -144,23 +126,6 @@ STAGE = "cohort_stage"  # one row per file row: cleaned identifiers, properties,
 NEW = "cohort_new"  # one row per person to create: the identifier that keys them, a fresh id, properties
 ROWS = "cohort_rows"  # one row per file row that has a person: its identifiers and profile id
 MEMBERS = "cohort_members"  # the snapshot handed to audiences.ledger.replace_members
-COPY_CHUNK = 1 << 20
-
-
-def _header_and_body(binary: BinaryIO) -> tuple[list[str], BinaryIO]:
-    """Parse the header line; return it with a byte stream positioned at the first data row."""
-    stream = _unzipped(binary)
-    try:
-        first = stream.readline(1 << 20)
-    except (OSError, EOFError) as exc:
-        raise CohortFileError(f"The cohort file cannot be read: {exc}") from None
-    if not first.strip():
-        raise CohortFileError("The cohort file is empty (not even a header row).")
-    try:
-        header = next(csv.reader([first.decode("utf-8-sig", errors="replace")]))
-    except csv.Error as exc:
-        raise CohortFileError(f"The cohort file cannot be read: {exc}") from None
-    return header, stream
 
 
 def _create_raw(cursor, width: int) -> str:
@@ -187,18 +152,16 @@ def _copy_fast(cursor, raw: str, body: BinaryIO, width: int) -> None:
     # FORCE_NULL: a quoted empty value ("", how Amplitude writes a missing property) arrives as NULL,
     # so staging needs no NULLIF per column.
     with cursor.copy(f"COPY {raw} ({columns}) FROM STDIN (FORMAT csv, FORCE_NULL ({columns}))") as copy:
-        while chunk := body.read(COPY_CHUNK):
+        while chunk := body.read(CHUNK):
             copy.write(chunk)
 
 
 def _copy_checked(cursor, raw: str, binary: BinaryIO, width: int, result: CohortResult) -> None:
     """Row by row through csv.reader: rows of the wrong width are skipped and reported by line."""
-    reader = csv.reader(open_text(binary))
-    next(reader, None)  # the header, already parsed
     columns = ", ".join(f"c{i}" for i in range(width))
     line = 1
     with cursor.copy(f"COPY {raw} (line, {columns}) FROM STDIN") as copy:
-        for row in reader:
+        for row in data_rows(binary):
             line += 1
             if len(row) != width:
                 if not row:  # a blank line (e.g. a trailing newline) is not a row
@@ -372,7 +335,7 @@ def _attach_identities(cursor, params: dict) -> None:
 
 def load_cohort_file(run: ImportRun, job: CohortImportJob, cohort: dict, binary: BinaryIO) -> CohortResult:
     """Apply one downloaded cohort file: all of it in one transaction, or nothing."""
-    header, body = _header_and_body(binary)
+    header, body = read_header(binary)
     plan = CsvPlan.from_header(header)
     width = len(header)
     result = CohortResult()
@@ -543,113 +506,6 @@ def _epoch(value) -> datetime | None:
         return None
 
 
-class _Cancelled(Exception):
-    pass
-
-
-class _GrowingDownload:
-    """The cohort file downloading in its own thread into a temporary file that can be read while
-    it grows: COPY takes in the first megabytes while the rest is still arriving, instead of
-    waiting for the whole download. A reader blocks until the bytes it wants are written or the
-    download ended; the download's error (AmplitudeError: the body broke off…) is raised in the
-    reader. Always close() it: that stops an unfinished download and drops the file.
-    """
-
-    def __init__(self, client: AmplitudeClient, request_id: str) -> None:
-        self.file = tempfile.TemporaryFile(dir=settings.SOURCES_TEMP_DIR)  # noqa: SIM115 - closed by close()
-        self.size: int | None = None
-        self._written = 0
-        self._done = False
-        self._stop = False
-        self._error: BaseException | None = None
-        self._changed = threading.Condition()
-        client = client.for_thread()
-        self._thread = threading.Thread(
-            target=self._run, args=(client, request_id), name="cohort-download", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self, client: AmplitudeClient, request_id: str) -> None:
-        try:
-            self.size = client.download_cohort(request_id, self)
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader
-            self._error = exc
-        finally:
-            with self._changed:
-                self._done = True
-                self._changed.notify_all()
-
-    # The download's side (AmplitudeClient.download_cohort writes here).
-    def write(self, data: bytes) -> int:
-        if self._stop:
-            raise _Cancelled("download abandoned")
-        self.file.write(data)
-        self.file.flush()  # visible to the reader's pread
-        with self._changed:
-            self._written += len(data)
-            self._changed.notify_all()
-        return len(data)
-
-    def flush(self) -> None:
-        self.file.flush()
-
-    # The reader's side.
-    def pread(self, size: int, position: int) -> bytes:
-        with self._changed:
-            while self._written <= position and not self._done:
-                self._changed.wait()
-            if self._error is not None:
-                raise self._error
-            available = self._written - position
-        return os.pread(self.file.fileno(), min(size, available), position) if available > 0 else b""
-
-    def length(self) -> int:
-        """The whole file's length, once the download has ended."""
-        with self._changed:
-            while not self._done:
-                self._changed.wait()
-            if self._error is not None:
-                raise self._error
-            return self._written
-
-    def reader(self) -> BinaryIO:
-        return io.BufferedReader(_GrowingReader(self), buffer_size=COPY_CHUNK)
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join()
-        self.file.close()
-
-
-class _GrowingReader(io.RawIOBase):
-    def __init__(self, download: _GrowingDownload) -> None:
-        self.download = download
-        self.position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self.download.pread(len(buffer), self.position)
-        buffer[: len(data)] = data
-        self.position += len(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_END:
-            offset += self.download.length()
-        elif whence == io.SEEK_CUR:
-            offset += self.position
-        self.position = offset
-        return offset
-
-    def tell(self) -> int:
-        return self.position
-
-
 class _CohortRequest:
     """A cohort asked of Amplitude, computing there while the run loads the cohorts before it.
 
@@ -679,7 +535,7 @@ class _CohortRequest:
     def _wait(self, client: AmplitudeClient) -> None:
         def unless_abandoned(_polls: int) -> None:
             if self._stop.is_set():
-                raise _Cancelled("cohort request abandoned")
+                raise Cancelled("cohort request abandoned")
 
         try:
             client.wait_for_cohort(self.request_id, on_poll=unless_abandoned)
@@ -710,7 +566,7 @@ def import_one_cohort(
     transition(run, phase=f"waiting for Amplitude to compute {name}")
     request_id = request.ready()
     transition(run, phase=f"loading {name} (as it downloads)")
-    download = _GrowingDownload(client, request_id)
+    download = GrowingDownload(client, request_id)
     try:
         result = load_cohort_file(run, job, cohort, download.reader())
         size = download.size
