@@ -14,6 +14,7 @@ import io
 import os
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -24,6 +25,9 @@ from integrations.sources.amplitude import AmplitudeClient
 csv.field_size_limit(1 << 20)  # a long property value must not stop a 2-million-row import
 
 CHUNK = 1 << 20  # bytes read (and handed to COPY) at a time
+# What reading a corrupt file raises: csv's errors, and gzip's (a bad checksum or a truncated file is
+# an OSError or EOFError, but an invalid deflate block is zlib.error, which is neither).
+CORRUPT = (csv.Error, OSError, EOFError, zlib.error)
 
 
 class CohortFileError(Exception):
@@ -48,7 +52,7 @@ def read_header(binary: BinaryIO) -> tuple[list[str], BinaryIO]:
     stream = _unzipped(binary)
     try:
         first = stream.readline(1 << 20)
-    except (OSError, EOFError) as exc:
+    except CORRUPT as exc:
         raise CohortFileError(f"The cohort file cannot be read: {exc}") from None
     if not first.strip():
         raise CohortFileError("The cohort file is empty (not even a header row).")
@@ -62,7 +66,7 @@ def read_header(binary: BinaryIO) -> tuple[list[str], BinaryIO]:
 def data_rows(binary: BinaryIO) -> Iterator[list[str]]:
     """The file's rows after the header, parsed one by one by csv.reader (gunzipped if need be).
 
-    Raises csv.Error, or OSError/EOFError (zlib/gzip), where the file is corrupt.
+    Raises one of CORRUPT where the file is corrupt.
     """
     text = io.TextIOWrapper(_unzipped(binary), encoding="utf-8-sig", errors="replace", newline="")
     reader = csv.reader(text)

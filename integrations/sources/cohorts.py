@@ -10,7 +10,6 @@ while it grows, from there into COPY (row by row through csv.reader if COPY refu
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import threading
@@ -31,6 +30,7 @@ from integrations.sources import quota
 from integrations.sources.amplitude import AmplitudeClient, AmplitudeError
 from integrations.sources.cohort_files import (
     CHUNK,
+    CORRUPT,
     Cancelled,
     CohortFileError,
     GrowingDownload,
@@ -371,7 +371,7 @@ def load_cohort_file(run: ImportRun, job: CohortImportJob, cohort: dict, binary:
             except (psycopg.Error, DatabaseError):
                 logger.info("cohort %s: the file needs row-by-row checks (COPY refused a row)", cohort_id)
                 _copy_checked(cursor, raw, binary, width, result)
-        except (csv.Error, OSError, EOFError) as exc:  # zlib/gzip errors are OSError/EOFError subclasses
+        except CORRUPT as exc:
             raise CohortFileError(f"The cohort file is corrupt near row {result.rows_read + 2}: {exc}") from None
 
         progress.report(

@@ -3,6 +3,7 @@ answer to files they cannot read."""
 
 import gzip
 import io
+import random
 import threading
 
 import pytest
@@ -91,7 +92,11 @@ def test_closing_an_unfinished_download_stops_it():
     assert client.written == 1 and download.file.closed
 
 
-@pytest.mark.parametrize("damage", [bytes(200)], ids=["zeros"])  # a bad checksum (OSError)
+@pytest.mark.parametrize(
+    "damage",
+    [bytes(200), random.Random(2).randbytes(200)],  # a bad checksum (OSError); an invalid block (zlib.error)
+    ids=["zeros", "noise"],
+)
 def test_a_corrupt_gzip_fails_the_cohort_and_applies_nothing(cohort_job, damage):
     rows = b"".join(b'"%d","u-%d"\r\n' % (n, n) for n in range(20000))
     packed = gzip.compress(b'"amplitude_id","user_id"\r\n' + rows)
