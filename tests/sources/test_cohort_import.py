@@ -404,12 +404,13 @@ def test_a_cohort_load_shows_its_progress_before_it_commits(amp, cohort_job, mon
     run through a connection of their own, and a load that then fails takes its rows back."""
     from django.db import connections
 
+    from audiences import cohort_load
     from integrations.sources import cohorts
 
     amp.sandbox.add_cohort("big1", "Big", size=300)
     amp.sandbox.add_cohort("bad1", "Breaks", size=40)
     seen = {}
-    create_people = cohorts._create_people
+    create_people = cohort_load._create_people
 
     def observing(cursor, params):
         # What the console sees meanwhile: another connection, outside the load's transaction.
@@ -427,7 +428,7 @@ def test_a_cohort_load_shows_its_progress_before_it_commits(amp, cohort_job, mon
             raise cohorts.CohortFileError("broken on purpose")
         return create_people(cursor, params)
 
-    monkeypatch.setattr(cohorts, "_create_people", observing)
+    monkeypatch.setattr(cohort_load, "_create_people", observing)
     run = run_now(cohort_job)
     assert seen["big1"] == {"phase": "loading Big: 300 rows read, matching people", "rows_done": 300}
     assert seen["bad1"] == {"phase": "loading Breaks: 40 rows read, matching people", "rows_done": 340}
@@ -440,11 +441,11 @@ def test_a_cohort_load_shows_its_progress_before_it_commits(amp, cohort_job, mon
 def test_live_progress_that_would_wait_for_a_lock_is_dropped_not_the_load(amp, cohort_job, monkeypatch):
     from django.db import connections
 
-    from integrations.sources import cohorts
+    from audiences import cohort_load
 
     amp.sandbox.add_cohort("held1", "Held", size=30)
     locker = connections.create_connection("default")
-    create_people, row_profiles = cohorts._create_people, cohorts._row_profiles
+    create_people, row_profiles = cohort_load._create_people, cohort_load._row_profiles
 
     def lock_the_run(cursor, params):  # someone holds the run's row while the next report is due
         locker.set_autocommit(False)
@@ -459,8 +460,8 @@ def test_live_progress_that_would_wait_for_a_lock_is_dropped_not_the_load(amp, c
         locker.rollback()
         return row_profiles(cursor)
 
-    monkeypatch.setattr(cohorts, "_create_people", lock_the_run)
-    monkeypatch.setattr(cohorts, "_row_profiles", release_the_run)
+    monkeypatch.setattr(cohort_load, "_create_people", lock_the_run)
+    monkeypatch.setattr(cohort_load, "_row_profiles", release_the_run)
     try:
         run = run_now(cohort_job)
     finally:
