@@ -23,9 +23,10 @@ from datetime import datetime
 from django.db import connection
 
 from audiences.bulk import insert_plain_first, parallel_handoff
-from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values
+from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values, insert_identities_sql
 from audiences.ledger import Cause, replace_members
 from audiences.models import Segment, SegmentType
+from audiences.profiles import insert_profiles_sql
 
 
 @dataclass(frozen=True)
@@ -210,16 +211,21 @@ def _create_people(cursor, params: dict) -> int:
     # Its size and key statistics, so the planner hashes NEW (not STAGE) in the joins that follow.
     cursor.execute(f"ANALYZE {NEW} (key_kind, key_value, line)")
     cursor.execute(
-        f"""INSERT INTO audiences_profile (id, workspace_id, properties, event_counts, created_at, updated_at)
-            SELECT n.profile_id, %(workspace)s, s.props || %(new_person)s::jsonb, '{{}}'::jsonb, now(), now()
-            FROM {NEW} n JOIN {STAGE} s ON s.line = n.line""",
+        insert_profiles_sql(
+            f"{NEW} n JOIN {STAGE} s ON s.line = n.line",
+            profile_id="n.profile_id",
+            properties="s.props || %(new_person)s::jsonb",
+        ),
         params,
     )
     created = _insert_identities(
         cursor,
-        f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
-            SELECT %(workspace)s, key_kind, key_value, profile_id, 'import', now() FROM {NEW}
-            ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC""",
+        insert_identities_sql(
+            f'{NEW} ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC',
+            kind="key_kind",
+            value="key_value",
+            source="'import'",
+        ),
         params,
     )
     if created < wanted:  # some keys went to another copy: drop the losing profiles, then give the
@@ -279,12 +285,13 @@ def _attach_identities(cursor, params: dict) -> None:
     value order for the indexes' sake. ON CONFLICT still settles races and repeats in the file.
     """
     for kind in ("amplitude_id", "user_id"):
+        rows = (
+            f"{ROWS} WHERE {kind} IS NOT NULL AND NOT {kind}_known AND resolved_via IS DISTINCT FROM %(kind)s"
+            f" ORDER BY {kind}"
+        )
         _insert_identities(
             cursor,
-            f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
-                SELECT %(workspace)s, %(kind)s, {kind}, profile_id, 'import', now() FROM {ROWS}
-                WHERE {kind} IS NOT NULL AND NOT {kind}_known AND resolved_via IS DISTINCT FROM %(kind)s
-                ORDER BY {kind}""",
+            insert_identities_sql(rows, kind="%(kind)s", value=kind, source="'import'"),
             {**params, "kind": kind},
         )
 

@@ -27,7 +27,8 @@ import psycopg
 from django.db import DatabaseError, DataError, connection, transaction
 
 from audiences.bulk import insert_plain_first, parallel_handoff, scratch_table
-from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values
+from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values, insert_identities_sql
+from audiences.profiles import insert_profiles_sql
 
 SAMPLE_LIMIT = 100  # skipped rows kept by reference (the rest are only counted)
 
@@ -139,13 +140,11 @@ def resolve_staged(
                         SELECT kind, value, nextval(pg_get_serial_sequence('audiences_profile', 'id')) AS profile_id
                         FROM wanted
                     ), identities AS (
-                        INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
-                        SELECT %(workspace)s, kind, value, profile_id, %(source)s, now() FROM candidates
+                        {insert_identities_sql("candidates")}
                         ON CONFLICT (workspace_id, kind, value) DO NOTHING
                         RETURNING kind, value, profile_id
                     ), profiles AS (
-                        INSERT INTO audiences_profile (id, workspace_id, properties, event_counts, created_at, updated_at)
-                        SELECT profile_id, %(workspace)s, '{{}}'::jsonb, '{{}}'::jsonb, now(), now() FROM identities
+                        {insert_profiles_sql("identities")}
                         RETURNING id
                     ), attached AS (
                         UPDATE {table} s SET profile_id = i.profile_id, resolved_via = i.kind
@@ -166,12 +165,14 @@ def resolve_staged(
             if losers:  # another transaction created some of them between our read and our insert
                 match()
         for kind, column in keys:
+            rows = (
+                f"{table} s WHERE s.{column} IS NOT NULL AND s.profile_id IS NOT NULL"
+                " AND s.resolved_via IS DISTINCT FROM %(kind)s"
+            )
             cursor.execute(
-                f"""INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
-                    SELECT %s, %s, s.{column}, s.profile_id, %s, now() FROM {table} s
-                    WHERE s.{column} IS NOT NULL AND s.profile_id IS NOT NULL AND s.resolved_via IS DISTINCT FROM %s
-                    ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
-                [workspace_id, kind, source, kind],
+                insert_identities_sql(rows, kind="%(kind)s", value=f"s.{column}", profile_id="s.profile_id")
+                + " ON CONFLICT (workspace_id, kind, value) DO NOTHING",
+                {"workspace": workspace_id, "kind": kind, "source": source},
             )
     return created
 

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from audiences.models import Identity
+from audiences.profiles import insert_profiles_sql
 
 MAX_IDENTITY_LENGTH = 512
 
@@ -40,22 +41,38 @@ def clean_identity(raw: object, blocked: frozenset[str]) -> tuple[str | None, st
     return value, None
 
 
+def insert_identities_sql(
+    rows: str,
+    *,
+    kind: str = "kind",
+    value: str = "value",
+    profile_id: str = "profile_id",
+    source: str = "%(source)s",
+) -> str:
+    """The one statement that gives people identities: (kind, value) → profile_id for each row of
+    `rows` (a FROM item, with its WHERE and ORDER BY if any), in workspace %(workspace)s. The
+    caller appends ON CONFLICT … DO NOTHING where a value may already be held (the unique
+    (workspace, kind, value) index decides who holds it)."""
+    return (
+        "INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at) "
+        f"SELECT %(workspace)s, {kind}, {value}, {profile_id}, {source}, now() FROM {rows}"
+    )
+
+
 # Find existing identities, then create the missing ones with pre-allocated profile ids.
 # Identity is inserted first with ON CONFLICT DO NOTHING so that of two racing transactions
 # exactly one creates the person; the profile row follows in the same statement (the foreign key
 # is deferred until commit). Losers are re-read afterwards.
-_CREATE_SQL = """
+_CREATE_SQL = f"""
 WITH candidates AS (
     SELECT v AS value, nextval(pg_get_serial_sequence('audiences_profile', 'id')) AS profile_id
     FROM unnest(%(values)s::text[]) AS v
 ), identities AS (
-    INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
-    SELECT %(workspace)s, %(kind)s, value, profile_id, %(source)s, now() FROM candidates
+    {insert_identities_sql("candidates", kind="%(kind)s")}
     ON CONFLICT (workspace_id, kind, value) DO NOTHING
     RETURNING value, profile_id
 ), profiles AS (
-    INSERT INTO audiences_profile (id, workspace_id, properties, event_counts, created_at, updated_at)
-    SELECT profile_id, %(workspace)s, '{}'::jsonb, '{}'::jsonb, now(), now() FROM identities
+    {insert_profiles_sql("identities")}
 )
 SELECT value, profile_id FROM identities
 """

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
-from audiences.identity import lookup, resolve
+from audiences.identity import insert_identities_sql, lookup, resolve
 from audiences.ledger import Cause, apply_changes
 from audiences.models import KNOWN_KINDS, Profile, ProfileMerge, Segment
 
@@ -177,10 +177,14 @@ def attach_identities(workspace_id: int, kind: str, values: list[str], profile_i
     """Give profiles new identities, set-wise; a value someone else already holds is left alone."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """INSERT INTO audiences_identity (workspace_id, kind, value, profile_id, source, created_at)
-               SELECT %s, %s, v, p, %s, now() FROM unnest(%s::text[], %s::bigint[]) AS t(v, p)
-               ON CONFLICT (workspace_id, kind, value) DO NOTHING""",
-            [workspace_id, kind, source, values, profile_ids],
+            insert_identities_sql(
+                "unnest(%(values)s::text[], %(profiles)s::bigint[]) AS t(v, p)",
+                kind="%(kind)s",
+                value="v",
+                profile_id="p",
+            )
+            + " ON CONFLICT (workspace_id, kind, value) DO NOTHING",
+            {"workspace": workspace_id, "kind": kind, "source": source, "values": values, "profiles": profile_ids},
         )
 
 

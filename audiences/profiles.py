@@ -1,0 +1,16 @@
+"""Writes to profiles that several loaders share: the one statement that creates people."""
+
+
+def insert_profiles_sql(rows: str, *, profile_id: str = "profile_id", properties: str = "'{}'::jsonb") -> str:
+    """The one statement that creates profiles: one per row of `rows` (a FROM item), with the id
+    `profile_id` allocated beforehand and the jsonb `properties`, in workspace %(workspace)s, with
+    no events counted yet.
+
+    The id comes first because the identity that names the person decides who creates them
+    (audiences.identity.resolve): identity resolution, the event loader and the cohort loader
+    all create people with it.
+    """
+    return (
+        "INSERT INTO audiences_profile (id, workspace_id, properties, event_counts, created_at, updated_at) "
+        f"SELECT {profile_id}, %(workspace)s, {properties}, '{{}}'::jsonb, now(), now() FROM {rows}"
+    )
