@@ -23,6 +23,7 @@ from audiences.identity import blocked_values, clean_identity, lookup, resolve
 from audiences.ledger import Cause, apply_changes
 from audiences.merge import ANONYMOUS_KIND, Conflict, attach_identities, link_pairs
 from audiences.models import Segment, SegmentType
+from audiences.profiles import add_properties
 from integrations.inbound.models import BatchStatus, Endpoint, InboundBatch
 from integrations.inbound.parsers import CohortRef, People, amplitude_lists, cohort_webhook, identify, segment
 
@@ -147,14 +148,7 @@ def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
         for cohort_id, flag in message.cohorts.items():
             cohort_state[cohort_id][profile_id] = flag
 
-    if properties:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """UPDATE audiences_profile p SET properties = p.properties || t.props::jsonb, updated_at = now()
-                   FROM unnest(%s::bigint[], %s::text[]) AS t(id, props)
-                   WHERE p.id = t.id AND p.workspace_id + 0 = %s""",  # + 0: see audiences.events
-                [list(properties), [json.dumps(props) for props in properties.values()], workspace_id],
-            )
+    add_properties(workspace_id, properties)
     added = removed = 0
     for cohort_id, states in cohort_state.items():
         segment_row = ensure_segment(workspace_id, CohortRef(cohort_id, people.cohort_names.get(cohort_id, cohort_id)))
