@@ -19,7 +19,7 @@ import bisect
 import io
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -388,7 +388,7 @@ def store_event_files(
 def store_events(workspace_id: int, rows: Iterable[dict], source: str = "track") -> EventCounts:
     """Load event dicts in Amplitude's export shape (the /v1 track path maps its calls to it first)."""
 
-    def as_lines():
+    def as_lines() -> Iterator[tuple[str, str]]:
         for pos, row in enumerate(rows):
             yield str(pos), json.dumps(row, default=str, separators=(",", ":"))
 
