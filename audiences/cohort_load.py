@@ -159,8 +159,9 @@ def _stage(cursor, raw: str, columns: ColumnMap, params: dict) -> None:
     # One pass over the file's rows: clean, build properties and find known people by a hash join
     # (amplitude_id first, then user_id, like audiences.events.resolve_staged). Cleaning and
     # building properties are most of the work, all of it in the subquery, which parallel workers
-    # run when raw is not a temporary table (audiences.bulk.scratch_table): OFFSET 0 keeps it whole, each cleaned
-    # identifier computed there once (once more inside the properties), not again in the joins.
+    # run when raw is not a temporary table (audiences.bulk.scratch_table): OFFSET 0 keeps it whole,
+    # each cleaned identifier computed there once (once more inside the properties), not again in
+    # the joins.
     with parallel_handoff(cursor):
         cursor.execute(
             f"""CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS
