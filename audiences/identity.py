@@ -15,6 +15,8 @@ from django.db.models import QuerySet
 from audiences.models import Identity
 from audiences.profiles import insert_profiles_sql
 
+from config.safe_json import number_problem, string_problem
+
 MAX_IDENTITY_LENGTH = 512
 
 
@@ -25,15 +27,34 @@ class Resolution:
     created: int = 0
 
 
+def stored_kind(kind: str) -> str:
+    """The identity kind values of `kind` are stored under.
+
+    Kinds listed in settings.DEVICE_ID_KINDS (default: install_token, which Kahuna's guide defines
+    as Amplitude's device id) are device ids under another name: stored as device_id, a person
+    pushed by install token and the same person identified with that anonymousId are one profile.
+    """
+    return "device_id" if kind in settings.DEVICE_ID_KINDS else kind
+
+
 def blocked_values() -> frozenset[str]:
     return frozenset(value.strip().lower() for value in settings.BLOCKED_IDENTITY_VALUES)
 
 
 def clean_identity(raw: object, blocked: frozenset[str]) -> tuple[str | None, str | None]:
-    """(value, None) for a usable identifier, (None, reason) otherwise."""
+    """(value, None) for a usable identifier, (None, reason) otherwise.
+
+    NUL and lone surrogates are refused here, before any statement: PostgreSQL cannot store the
+    first and psycopg cannot encode the second, and either would fail the whole batch.
+    """
+    if isinstance(raw, float) and number_problem(raw):
+        return None, number_problem(raw)
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         return None, f"not a string or number ({type(raw).__name__})"
     value = str(raw).strip()
+    problem = string_problem(value)
+    if problem:
+        return None, problem
     if value.lower() in blocked or not value:
         return None, f"blocked identifier value {value!r}"
     if len(value) > MAX_IDENTITY_LENGTH:

@@ -182,6 +182,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["integrations.api_auth.ManagementAccess"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Deep nesting, NUL and lone surrogates in any JSON body answer 400 naming the field, not 500.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.safe_json.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "integrations.api_errors.json_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "config.pagination.IdCursorPagination",
     "UNAUTHENTICATED_USER": None,
@@ -276,6 +282,9 @@ BLOCKED_IDENTITY_VALUES = env_list(
         "n/a",
     ],
 )
+# Identity kinds that are Amplitude's device id under another name: stored as device_id, so they
+# merge with identify's anonymousId (Kahuna's install_token is the device id, per its guide).
+DEVICE_ID_KINDS = frozenset(env_list("DEVICE_ID_KINDS", default=["install_token"]))
 
 # --- Sources: pulls from Amplitude (docs/sources.md). Limits drift between Amplitude's doc versions. --
 SOURCES_COHORT_DOWNLOADS_PER_MONTH = env_int("SOURCES_COHORT_DOWNLOADS_PER_MONTH", 500)

@@ -1,11 +1,26 @@
 """Ops screens for the inbox: batches (with the backlog) and the last raw requests per API key."""
 
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 
 from integrations.inbound.models import BatchStatus, InboundBatch, InboundRequest
 from integrations.inbound.tasks import enqueue
+
+
+class SetAsideFilter(admin.SimpleListFilter):
+    title = "set-aside rows"
+    parameter_name = "set_aside"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Some rows set aside"), ("no", "None")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(invalid_count__gt=0)
+        if self.value() == "no":
+            return queryset.filter(invalid_count=0)
+        return queryset
 
 
 @admin.register(InboundBatch)
@@ -25,7 +40,7 @@ class InboundBatchAdmin(ModelAdmin):
         "attempts",
         "applied_at",
     ]
-    list_filter = ["status", "endpoint", "workspace"]
+    list_filter = ["status", "endpoint", "workspace", SetAsideFilter]
     search_fields = ["=id", "dedupe_key", "segment__name", "last_error"]
     list_select_related = ["workspace", "segment"]
     show_full_result_count = False
@@ -40,7 +55,7 @@ class InboundBatchAdmin(ModelAdmin):
         "status",
         "item_count",
         "invalid_count",
-        "invalid",
+        "invalid_rows",
         "conflicts",
         "added",
         "removed",
@@ -57,6 +72,18 @@ class InboundBatchAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("body")
+
+    @admin.display(description="Set-aside rows")
+    def invalid_rows(self, obj: InboundBatch) -> str:
+        """Rows refused at receipt or set aside while applying, with the reason: never applied."""
+        if not obj.invalid:
+            return "—"
+        return format_html(
+            "<table><tr><th>position</th><th>value</th><th>reason</th></tr>{}</table>",
+            format_html_join(
+                "", "<tr><td>{}</td><td><code>{}</code></td><td>{}</td></tr>", (tuple(row) for row in obj.invalid)
+            ),
+        )
 
     @admin.display(description="Body (start)")
     def body_preview(self, obj: InboundBatch) -> str:

@@ -10,22 +10,24 @@ Everything is set-based: one unnest lookup per identity kind, one INSERT for mis
 UPDATE for properties, one ledger statement per segment and direction.
 """
 
-import json
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from audiences.events import store_events
-from audiences.identity import blocked_values, clean_identity, lookup, resolve
+from audiences.identity import blocked_values, clean_identity, lookup, resolve, stored_kind
 from audiences.ledger import Cause, apply_changes
 from audiences.merge import ANONYMOUS_KIND, Conflict, attach_identities, link_pairs
 from audiences.models import Segment, SegmentType
 from audiences.profiles import add_properties
+from config import safe_json
+from config.safe_json import storable
 from integrations.inbound.models import BatchStatus, Endpoint, InboundBatch
-from integrations.inbound.parsers import CohortRef, People, amplitude_lists, cohort_webhook, identify, segment
+from integrations.inbound.parsers import CohortRef, Message, People, amplitude_lists, cohort_webhook, identify, segment
 
 logger = logging.getLogger(__name__)
 
@@ -92,54 +94,120 @@ def track_calls(batch: InboundBatch) -> list[dict]:
 
 
 def apply_batch(batch: InboundBatch) -> None:
-    """Apply one batch inside the caller's transaction and fill its counters."""
-    payload = json.loads(bytes(batch.body))
+    """Apply one batch inside the caller's transaction and fill its counters.
+
+    Rows the database refuses are set aside one by one (apply_in_parts) and the others applied,
+    so one bad value never fails, or holds up, the batch and its segment.
+    """
+    payload = safe_json.loads(bytes(batch.body))
     cause = Cause(source="push", type="inbound_batch", id=batch.pk)
     if batch.endpoint in LIST_ENDPOINTS:
-        _apply_list_change(batch, payload, cause)
-    else:
-        _apply_people(batch, parse_people(batch.endpoint, payload), cause)
+        adding = batch.endpoint == Endpoint.LIST_ADD
+        change = amplitude_lists.parse_change(payload, add=adding)
+        rows = list(enumerate(change.values))
+        apply_in_parts(batch, rows, lambda part: _apply_list_change(batch, [value for _, value in part], adding, cause))
+        return
+    people = parse_people(batch.endpoint, payload)
+    rows = [(message.position, message) for message in people.messages]
+    rows += [(alias[0], alias) for alias in people.aliases]
+    apply_in_parts(batch, rows, lambda part: _apply_people(batch, people, [row for _, row in part], cause))
+    # Track calls become events in the same transaction (deduplicated on messageId), so a
+    # replayed /v1/batch neither loses nor doubles them; the loader sets bad lines aside itself.
+    tracks = track_calls(batch)
+    if tracks:
+        store_events(batch.workspace_id, [segment.track_to_event(message) for message in tracks], source="track")
 
 
-def _apply_list_change(batch: InboundBatch, payload: dict, cause: Cause) -> None:
-    adding = batch.endpoint == Endpoint.LIST_ADD
-    change = amplitude_lists.parse_change(payload, add=adding)
+@dataclass
+class Counts:
+    added: int = 0
+    removed: int = 0
+    profiles_created: int = 0
+    merges: int = 0
+    conflicts: list = field(default_factory=list)
+
+
+# What a value the parsers let through may still raise in the database: a deterministic refusal
+# of that row, which no retry changes (connection losses and deadlocks are not caught: retried).
+ROW_ERRORS = (DataError, UnicodeError)
+
+
+def apply_in_parts(batch: InboundBatch, rows: list[tuple[int, object]], apply_part) -> None:
+    """Apply `rows` ((position, row) pairs) with `apply_part(rows) -> Counts`, each part in a savepoint.
+
+    All at once first. If the database refuses a row, the part is halved and each half tried
+    again, until the refused rows stand alone: they are set aside on the batch with the error
+    (batch.invalid), every other row applied, in order. A part's counts are kept only if it applied.
+    """
+    try:
+        with transaction.atomic():
+            counts = apply_part(rows)
+    except ROW_ERRORS as exc:
+        if len(rows) <= 1:
+            for position, row in rows:
+                logger.warning("inbound batch %s: row %s set aside: %s", batch.pk, position, exc)
+                batch.invalid = [*batch.invalid, [position, storable(_row_value(row)), f"not applied: {exc}"[:500]]]
+                batch.invalid_count += 1
+            return
+        middle = len(rows) // 2
+        apply_in_parts(batch, rows[:middle], apply_part)
+        apply_in_parts(batch, rows[middle:], apply_part)
+        return
+    batch.added += counts.added
+    batch.removed += counts.removed
+    batch.profiles_created += counts.profiles_created
+    batch.merges += counts.merges
+    batch.conflicts = [*batch.conflicts, *counts.conflicts]
+
+
+def _row_value(row: object) -> object:
+    if isinstance(row, Message):
+        return row.user_id if row.user_id is not None else row.anonymous_id
+    if isinstance(row, tuple):  # an alias: (position, userId, previousId)
+        return row[1]
+    return row
+
+
+def _apply_list_change(batch: InboundBatch, values: list, adding: bool, cause: Cause) -> Counts:
     # Removing someone the console never saw changes nothing: do not create a profile for them.
-    resolution = resolve(batch.workspace_id, batch.identity_kind, change.values, create=adding)
-    batch.profiles_created += resolution.created  # plus those prepare_next created ahead of the lock
+    resolution = resolve(batch.workspace_id, stored_kind(batch.identity_kind), values, create=adding)
     profile_ids = list(resolution.profile_ids.values())
-    segment = Segment.objects.get(pk=batch.segment_id)
+    segment_row = Segment.objects.get(pk=batch.segment_id)
     result = (
-        apply_changes(segment, add=profile_ids, cause=cause)
+        apply_changes(segment_row, add=profile_ids, cause=cause)
         if adding
-        else apply_changes(segment, remove=profile_ids, cause=cause)
+        else apply_changes(segment_row, remove=profile_ids, cause=cause)
     )
-    batch.added, batch.removed = result.added, result.removed
+    # profiles_created adds to those prepare_next created ahead of the lock.
+    return Counts(added=result.added, removed=result.removed, profiles_created=resolution.created)
 
 
-def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
-    workspace_id, kind = batch.workspace_id, batch.identity_kind
+def _apply_people(batch: InboundBatch, people: People, rows: list, cause: Cause) -> Counts:
+    workspace_id, kind = batch.workspace_id, stored_kind(batch.identity_kind)
+    messages = [row for row in rows if isinstance(row, Message)]
+    aliases = [row for row in rows if not isinstance(row, Message)]
+    counts = Counts()
     blocked = blocked_values()
     # Per message: (usable user id or None, usable device id or None).
     ids = []
-    for message in people.messages:
+    for message in messages:
         user = clean_identity(message.user_id, blocked)[0] if message.user_id is not None else None
         anon = clean_identity(message.anonymous_id, blocked)[0] if message.anonymous_id is not None else None
         ids.append((user, anon))
 
     pairs = list(dict.fromkeys((user, anon) for user, anon in ids if user and anon))
     link = link_pairs(workspace_id, kind, pairs, cause=cause)
-    batch.merges = len(link.merges)
-    batch.conflicts = [conflict.as_dict() for conflict in link.conflicts]
+    counts.merges = len(link.merges)
+    counts.conflicts = [conflict.as_dict() for conflict in link.conflicts]
     users = resolve(workspace_id, kind, list(dict.fromkeys(user for user, _ in ids if user)))
     devices = resolve(
         workspace_id, ANONYMOUS_KIND, list(dict.fromkeys(anon for user, anon in ids if anon and not user))
     )
-    batch.profiles_created = link.created + users.created + devices.created
+    counts.profiles_created = link.created + users.created + devices.created
 
     properties: dict[int, dict] = defaultdict(dict)
     cohort_state: dict[str, dict[int, bool]] = defaultdict(dict)  # last message wins within a batch
-    for message, (user, anon) in zip(people.messages, ids, strict=True):
+    for message, (user, anon) in zip(messages, ids, strict=True):
         profile_id = users.profile_ids.get(user) if user else devices.profile_ids.get(anon) if anon else None
         if profile_id is None:
             continue
@@ -149,7 +217,6 @@ def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
             cohort_state[cohort_id][profile_id] = flag
 
     add_properties(workspace_id, properties)
-    added = removed = 0
     for cohort_id, states in cohort_state.items():
         segment_row = ensure_segment(workspace_id, CohortRef(cohort_id, people.cohort_names.get(cohort_id, cohort_id)))
         result = apply_changes(
@@ -158,20 +225,16 @@ def _apply_people(batch: InboundBatch, people: People, cause: Cause) -> None:
             remove=[pid for pid, inside in states.items() if not inside],
             cause=cause,
         )
-        added, removed = added + result.added, removed + result.removed
-    batch.added, batch.removed = added, removed
+        counts.added, counts.removed = counts.added + result.added, counts.removed + result.removed
 
-    if people.aliases:
-        _apply_aliases(batch, people.aliases, blocked, cause)
-
-    # Track calls become events in the same transaction (deduplicated on messageId), so a
-    # replayed /v1/batch neither loses nor doubles them.
-    tracks = track_calls(batch)
-    if tracks:
-        store_events(workspace_id, [segment.track_to_event(message) for message in tracks], source="track")
+    if aliases:
+        _apply_aliases(batch, kind, aliases, blocked, cause, counts)
+    return counts
 
 
-def _apply_aliases(batch: InboundBatch, aliases: list, blocked: frozenset, cause: Cause) -> None:
+def _apply_aliases(
+    batch: InboundBatch, kind: str, aliases: list, blocked: frozenset, cause: Cause, counts: Counts
+) -> None:
     """Segment alias: userId and previousId are one person.
 
     previousId a user id someone already holds: that person gains userId (when nobody holds it), or,
@@ -179,7 +242,7 @@ def _apply_aliases(batch: InboundBatch, aliases: list, blocked: frozenset, cause
     automatically). Otherwise previousId is an anonymous id: linked exactly as identify's
     anonymousId is, merging the anonymous profile into the known one.
     """
-    workspace_id, kind = batch.workspace_id, batch.identity_kind
+    workspace_id = batch.workspace_id
     for _position, raw_user, raw_previous in aliases:
         user, previous = clean_identity(raw_user, blocked)[0], clean_identity(raw_previous, blocked)[0]
         if not user or not previous or user == previous:
@@ -187,16 +250,15 @@ def _apply_aliases(batch: InboundBatch, aliases: list, blocked: frozenset, cause
         previous_owner = lookup(workspace_id, kind, [previous]).get(previous)
         if previous_owner is None:
             link = link_pairs(workspace_id, kind, [(user, previous)], cause=cause)
-            batch.merges += len(link.merges)
-            batch.conflicts = [*batch.conflicts, *(conflict.as_dict() for conflict in link.conflicts)]
-            batch.profiles_created += link.created
+            counts.merges += len(link.merges)
+            counts.conflicts += [conflict.as_dict() for conflict in link.conflicts]
+            counts.profiles_created += link.created
             continue
         user_owner = lookup(workspace_id, kind, [user]).get(user)
         if user_owner is None:
             attach_identities(workspace_id, kind, [user], [previous_owner], "push")
         elif user_owner != previous_owner:
-            batch.conflicts = [
-                *batch.conflicts,
+            counts.conflicts.append(
                 Conflict(
                     (kind, user),
                     (kind, previous),
@@ -204,8 +266,8 @@ def _apply_aliases(batch: InboundBatch, aliases: list, blocked: frozenset, cause
                     previous_owner,
                     f"alias: {kind} {previous!r} and {user!r} belong to two known profiles ({previous_owner}, "
                     f"{user_owner}); known profiles are never merged automatically",
-                ).as_dict(),
-            ]
+                ).as_dict()
+            )
 
 
 # --- the ordered apply loop --------------------------------------------------------------------------
@@ -259,8 +321,8 @@ def prepare_next(workspace_id: int, segment_id: int) -> bool:
             return False
         try:
             with transaction.atomic():  # a savepoint: a failed preparation still marks the batch
-                change = amplitude_lists.parse_change(json.loads(bytes(batch.body)), add=True)
-                created = resolve(workspace_id, batch.identity_kind, change.values).created
+                change = amplitude_lists.parse_change(safe_json.loads(bytes(batch.body)), add=True)
+                created = resolve(workspace_id, stored_kind(batch.identity_kind), change.values).created
         except Exception:  # the ordered apply meets the same error and records it on the batch
             logger.exception("inbound batch %s could not be prepared; it will be applied without", batch.pk)
             created = 0
@@ -324,6 +386,8 @@ def apply_pending(workspace_id: int, segment_id: int | None = None, *, max_batch
                     "profiles_created",
                     "merges",
                     "conflicts",
+                    "invalid",
+                    "invalid_count",
                 ]
             )
             done += 1

@@ -6,11 +6,11 @@ a bounded read and a bounded, streamed gunzip (a 10 KB gzip bomb never becomes 1
 
 import base64
 import binascii
-import json
 import zlib
 
 from django.conf import settings
 
+from config import safe_json
 from integrations.models import ApiKey, ApiKeyScope, authenticate_key
 
 
@@ -133,8 +133,14 @@ def _too_large(what: str, limit: int) -> InboundError:
 
 
 def parse_json_object(raw: bytes) -> dict:
+    """The body as a JSON object. NaN, Infinity and values that cannot be stored (NUL, lone
+    surrogates) parse: they are rows for the parsers to set aside, not reasons to refuse the rest."""
     try:
-        payload = json.loads(raw)
+        payload = safe_json.loads(raw)
+    except safe_json.TooDeep as exc:
+        raise InboundError(
+            400, "too_deep", f"The body is not accepted: {exc}.", fields={exc.path: [exc.reason]}
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InboundError(400, "malformed_json", f"The body is not valid JSON: {exc}.") from None
     if not isinstance(payload, dict):

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values, clean_identity
 from audiences.models import Segment, SegmentType
+from config.safe_json import storable
 from integrations.api_errors import json_error
 from integrations.inbound.apply import V1_DEFAULT_TYPES, backlog, ensure_segment, unusable_people
 from integrations.inbound.http import InboundError, authenticate_inbound, parse_json_object, raw_key_from, read_body
@@ -82,7 +83,8 @@ def accept_batch(
         body=exchange.body,
         dedupe_key=dedupe_key,
         item_count=item_count,
-        invalid=[[position, raw, reason] for position, raw, reason in invalid],
+        # The refused value is kept to show with its reason, made safe for jsonb (NUL, NaN, …).
+        invalid=[[position, storable(raw), reason] for position, raw, reason in invalid],
         invalid_count=len(invalid),
         other_calls=dict(other_calls or {}),
         received_at=timezone.now(),
@@ -116,6 +118,7 @@ def blocked_rows(values: list) -> list[tuple[int, object, str]]:
             type(raw) is str
             and 0 < len(raw) <= MAX_IDENTITY_LENGTH
             and raw.lower() not in blocked
+            and (raw.isascii() and "\x00" not in raw)  # else clean_identity looks for NUL and surrogates
             and not raw[0].isspace()
             and not raw[-1].isspace()
         ):

@@ -9,6 +9,7 @@ from integrations.inbound.parsers.base import (
     CohortRef,
     ListChange,
     check_count,
+    cohort_problem,
     id_type_error,
     normalise_id,
     parse_list_name,
@@ -22,6 +23,9 @@ def parse_create(payload: dict) -> CohortRef:
             400, "invalid", 'name is required: "[Amplitude] <cohort name>: <cohort id>".', fields={"name": ["required"]}
         )
     cohort = parse_list_name(name)
+    problem = cohort_problem(cohort) if cohort is not None else None
+    if problem:
+        raise InboundError(400, "invalid", f"name: {problem}.", fields={"name": [problem]})
     if cohort is None:
         raise InboundError(
             400,

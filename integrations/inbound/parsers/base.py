@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from config.safe_json import number_problem, string_problem, value_problem
 from integrations.inbound.http import InboundError
+
+MAX_COHORT_ID_LENGTH = 255  # Segment.external_id
 
 # "[Amplitude] Power users: 26umsb5". Amplitude's own samples also show the bare form
 # "cohort name:123" (the testing sample) — accepted where an Amplitude sender is certain.
@@ -49,6 +52,38 @@ def id_type_error(value: object) -> str | None:
         return None  # null and "" are identifiers of the blocked kind: reported per row, not a 400
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"not a string or number ({type(value).__name__})"
+    return None
+
+
+def unstorable_id(value: object, name: str) -> str | None:
+    """Why an id cannot be stored at all (NUL, lone surrogate, NaN/Infinity), naming it, or None.
+
+    A message carrying such an id is set aside whole: applying the rest of it (say, as an
+    anonymous device when its userId is unusable) would be a guess.
+    """
+    if isinstance(value, str):
+        problem = string_problem(value)
+    elif isinstance(value, float):
+        problem = number_problem(value)
+    else:
+        return None
+    return f"{name} {problem}" if problem else None
+
+
+def unstorable_value(value: object, name: str) -> str | None:
+    """Why a JSON value (traits, properties, a whole track call) cannot be stored, naming where, or None."""
+    problem = value_problem(value, name)
+    return f"{problem[0]} {problem[1]}" if problem else None
+
+
+def cohort_problem(cohort: CohortRef) -> str | None:
+    """Why a cohort named by a push cannot become a segment, or None."""
+    for what, text in (("cohort id", cohort.cohort_id), ("cohort name", cohort.name)):
+        problem = string_problem(text)
+        if problem:
+            return f"{what} {problem}"
+    if len(cohort.cohort_id) > MAX_COHORT_ID_LENGTH:
+        return f"cohort id longer than {MAX_COHORT_ID_LENGTH} characters"
     return None
 
 

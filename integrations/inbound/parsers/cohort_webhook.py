@@ -5,8 +5,10 @@
  "users": [{"user_id": "u1", "user_properties": {...}}]}
 """
 
+from config.safe_json import string_problem
 from integrations.inbound.http import InboundError
 from integrations.inbound.parsers.base import (
+    MAX_COHORT_ID_LENGTH,
     CohortRef,
     Message,
     People,
@@ -14,6 +16,8 @@ from integrations.inbound.parsers.base import (
     check_count,
     id_type_error,
     normalise_id,
+    unstorable_id,
+    unstorable_value,
 )
 
 
@@ -31,6 +35,12 @@ def parse_header(payload: dict) -> tuple[CohortRef, bool, str]:
         errors["message_id"] = ["required (string)"]
     if not isinstance(payload.get("users"), list):
         errors["users"] = ["required (a list of {user_id, user_properties})"]
+    for name in ("cohort_id", "cohort_name", "message_id"):
+        problem = string_problem(payload[name]) if isinstance(payload.get(name), str) else None
+        if problem:
+            errors[name] = [problem]
+    if not errors and len(str(cohort_id).strip()) > MAX_COHORT_ID_LENGTH:
+        errors["cohort_id"] = [f"longer than {MAX_COHORT_ID_LENGTH} characters"]
     if errors:
         raise InboundError(
             400, "invalid", "Invalid cohort webhook payload: " + ", ".join(sorted(errors)) + ".", fields=errors
@@ -49,10 +59,15 @@ def parse(payload: dict) -> People:
             continue
         user_id = user.get("user_id")
         reason = id_type_error(user_id)
-        if reason:
-            people.invalid.append((position, user_id, f"user_id {reason}"))
-            continue
         properties = user.get("user_properties") if isinstance(user.get("user_properties"), dict) else {}
+        reason = (
+            f"user_id {reason}"
+            if reason
+            else unstorable_id(user_id, "user_id") or unstorable_value(properties, "user_properties")
+        )
+        if reason:
+            people.invalid.append((position, user_id, reason))
+            continue
         people.messages.append(
             Message(
                 position=position,

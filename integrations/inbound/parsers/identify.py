@@ -12,9 +12,12 @@ from integrations.inbound.parsers.base import (
     People,
     as_flag,
     check_count,
+    cohort_problem,
     id_type_error,
     normalise_id,
     parse_cohort_key,
+    unstorable_id,
+    unstorable_value,
 )
 
 
@@ -27,8 +30,9 @@ def parse_identify(message: object, position: int, people: People, *, allow_bare
     anonymous_id = message.get("anonymousId", message.get("anonymous_id"))
     for name, value in (("userId", user_id), ("anonymousId", anonymous_id)):
         reason = id_type_error(value)
+        reason = f"{name} {reason}" if reason else unstorable_id(value, name)
         if reason:
-            people.invalid.append((position, value, f"{name} {reason}"))
+            people.invalid.append((position, value, reason))
             return
     if user_id in (None, "") and anonymous_id in (None, ""):
         people.invalid.append((position, None, "userId or anonymousId is required"))
@@ -39,15 +43,25 @@ def parse_identify(message: object, position: int, people: People, *, allow_bare
     if traits is not None and not isinstance(traits, dict):
         people.invalid.append((position, traits, "traits must be a JSON object"))
         return
+    problem = unstorable_value(traits, "traits") if traits else None
+    if problem:
+        people.invalid.append((position, user_id if user_id is not None else anonymous_id, problem))
+        return
     parsed = Message(position=position, user_id=normalise_id(user_id), anonymous_id=normalise_id(anonymous_id))
+    names = {}
     for key, value in (traits or {}).items():
         flag = as_flag(value)
         cohort = parse_cohort_key(key, allow_bare=allow_bare) if flag is not None else None
         if cohort is not None:
+            problem = cohort_problem(cohort)
+            if problem:
+                people.invalid.append((position, key, f"traits: {problem}"))
+                return
             parsed.cohorts[cohort.cohort_id] = flag
-            people.cohort_names[cohort.cohort_id] = cohort.name
+            names[cohort.cohort_id] = cohort.name
         else:
             parsed.properties[key] = value
+    people.cohort_names.update(names)
     people.messages.append(parsed)
 
 

@@ -6,9 +6,15 @@ kept raw in the batch (`track_calls(body)` returns them for the events loader). 
 "[Amplitude]" prefix here: a Segment trait "plan:pro" is an ordinary property.
 """
 
-import json
-
-from integrations.inbound.parsers.base import People, check_count, id_type_error, normalise_id
+from config import safe_json
+from integrations.inbound.parsers.base import (
+    People,
+    check_count,
+    id_type_error,
+    normalise_id,
+    unstorable_id,
+    unstorable_value,
+)
 from integrations.inbound.parsers.identify import parse_identify
 
 OTHER_TYPES = frozenset({"track", "page", "screen", "group", "alias"})
@@ -32,6 +38,8 @@ def parse(payload: dict, default_type: str | None = None) -> People:
             parse_identify(message, position, people, allow_bare=False)
         elif kind == "alias":
             _parse_alias(message, position, people)
+        elif kind == "track" and (problem := unstorable_value(message, "track")):
+            people.invalid.append((position, message.get("event"), problem))  # never becomes an event
         elif kind in OTHER_TYPES:
             people.other_calls[kind] += 1
         else:
@@ -49,7 +57,7 @@ def _parse_alias(message: dict, position: int, people: People) -> None:
             if (error := id_type_error(value))
         ),
         None,
-    )
+    ) or next(filter(None, (unstorable_id(user_id, "userId"), unstorable_id(previous_id, "previousId"))), None)
     if problem or user_id in (None, "") or previous_id in (None, ""):
         people.invalid.append((position, message.get("userId"), problem or "alias needs both userId and previousId"))
         return
@@ -59,8 +67,12 @@ def _parse_alias(message: dict, position: int, people: People) -> None:
 
 def track_calls(body: bytes, default_type: str | None = None) -> list[dict]:
     """The track messages of a stored /v1 batch body, verbatim (for the events loader)."""
-    payload = json.loads(body)
-    return [m for m in messages_of(payload, default_type) if isinstance(m, dict) and m.get("type") == "track"]
+    payload = safe_json.loads(body)
+    return [
+        m
+        for m in messages_of(payload, default_type)
+        if isinstance(m, dict) and m.get("type") == "track" and not unstorable_value(m, "track")
+    ]
 
 
 def track_to_event(message: dict) -> dict:
