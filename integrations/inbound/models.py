@@ -43,7 +43,10 @@ class InboundBatch(models.Model):
     identity_kind = models.CharField(max_length=140, help_text="Kind of the pushed ids, from the key at receipt.")
     # The decoded (gunzipped) body exactly as received: the apply step re-parses it.
     body = models.BinaryField()
-    dedupe_key = models.CharField(max_length=200, help_text="sha256 of endpoint+list+body, or msg:<message_id>.")
+    dedupe_key = models.CharField(
+        max_length=200,
+        help_text="sha256 of endpoint+list+kind+body @ the scope's generation (views.retry_key), or msg:<message_id>.",
+    )
     status = models.CharField(max_length=10, choices=BatchStatus.choices, default=BatchStatus.ACCEPTED)
     item_count = models.IntegerField(default=0, help_text="Ids or messages in the request.")
     # Rows refused at receipt or at apply (blocked identifiers, …): [[position, raw value, reason], …].
@@ -75,6 +78,15 @@ class InboundBatch(models.Model):
                 fields=["workspace", "segment", "id"], condition=Q(status="accepted"), name="inbound_batch_pending"
             ),
             models.Index(fields=["workspace", "-id"], name="inbound_batch_recent"),
+            # What arrived last in a scope, for telling a retry from a re-entry (views.retry_key).
+            models.Index(
+                fields=["workspace", "segment", "endpoint", "id"],
+                condition=Q(segment__isnull=False),
+                name="inbound_batch_list_scope",
+            ),
+            models.Index(
+                fields=["workspace", "-id"], condition=Q(segment__isnull=True), name="inbound_batch_people_scope"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -102,8 +102,50 @@ def accept_batch(
     return batch, False
 
 
-def body_dedupe_key(endpoint: str, body: bytes, scope: str = "") -> str:
-    return "sha256:" + hashlib.sha256(f"{endpoint}\0{scope}\0".encode() + body).hexdigest()
+# A retry and a re-entry can carry identical bodies (Amplitude's have no timestamp or message id):
+# add ["churn-1"] -> remove ["churn-1"] -> add ["churn-1"] is a person leaving and coming back,
+# while the same add sent 8 times (4 at once) is one request retried. What tells them apart is
+# what arrived in between, so the dedupe key is the body's hash plus the "generation" of its scope:
+# - list add/remove: the id of the scope's latest batch that could undo it (a batch of the list of
+#   another endpoint: a remove for an add, an add for a remove, a cohort webhook). Adds commute
+#   with adds, so an add repeated after only other adds changes nothing and is the same request;
+# - identify-style pushes (the workspace's scope; a body mixes true and false flags): the id of the
+#   latest batch of the scope whose body differs. Only a repeat with nothing else in between is a
+#   retry; anything else is applied again in arrival order, which is state-based and idempotent
+#   (adding a member writes no ledger row, a property set twice is set once).
+# Concurrent copies compute the same key and the unique (workspace, dedupe_key) index keeps one.
+UNDOING_ENDPOINTS = {
+    Endpoint.LIST_ADD: (Endpoint.LIST_REMOVE, Endpoint.COHORT_WEBHOOK),
+    Endpoint.LIST_REMOVE: (Endpoint.LIST_ADD, Endpoint.COHORT_WEBHOOK),
+}
+
+
+def retry_key(exchange: Exchange, endpoint: str, segment_id: int | None = None) -> str:
+    """The dedupe key of a body: equal for a retry of the same request, new for a re-entry."""
+    key = exchange.key
+    scope = f"{endpoint}\0{segment_id or ''}\0{identity_kind_of(key)}\0".encode()
+    digest = "sha256:" + hashlib.sha256(scope + exchange.body).hexdigest()
+    with connection.cursor() as cursor:
+        if segment_id is not None:
+            # One probe of the (workspace, segment, endpoint, id) index per endpoint.
+            latest = "(SELECT max(id) FROM inbound_inboundbatch WHERE workspace_id = %s AND segment_id = %s AND endpoint = %s)"
+            undoing = UNDOING_ENDPOINTS[endpoint]
+            cursor.execute(
+                f"SELECT GREATEST({', '.join([latest] * len(undoing))})",
+                [value for other in undoing for value in (key.workspace_id, segment_id, other)],
+            )
+            return f"{digest}@{cursor.fetchone()[0] or 0}"
+        cursor.execute(
+            "SELECT id, dedupe_key FROM inbound_inboundbatch WHERE workspace_id = %s AND segment_id IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            [key.workspace_id],
+        )
+        latest = cursor.fetchone()
+    if latest is None:
+        return f"{digest}@0"
+    if latest[1].startswith(digest + "@"):
+        return latest[1]  # the same body again, nothing in between: a retry of that batch
+    return f"{digest}@{latest[0]}"
 
 
 def blocked_rows(values: list) -> list[tuple[int, object, str]]:
@@ -167,7 +209,7 @@ def handle_list_change(exchange: Exchange, payload: dict, *, list_id: int, add: 
     batch, duplicate = accept_batch(
         exchange,
         endpoint,
-        dedupe_key=body_dedupe_key(endpoint, exchange.body, str(list_id)),
+        dedupe_key=retry_key(exchange, endpoint, segment_row.pk),
         segment_id=segment_row.pk,
         item_count=len(change.values),
         invalid=invalid,
@@ -208,9 +250,7 @@ def _accept_people(exchange: Exchange, endpoint: str, people, dedupe_key: str, s
 def handle_amplitude_identify(exchange: Exchange, payload: dict) -> JsonResponse:
     people = identify.parse_amplitude(payload)
     endpoint = Endpoint.AMPLITUDE_IDENTIFY
-    return JsonResponse(
-        {"ok": True, **_accept_people(exchange, endpoint, people, body_dedupe_key(endpoint, exchange.body))}
-    )
+    return JsonResponse({"ok": True, **_accept_people(exchange, endpoint, people, retry_key(exchange, endpoint))})
 
 
 def handle_cohort_webhook(exchange: Exchange, payload: dict) -> JsonResponse:
@@ -225,7 +265,7 @@ def handle_cohort_webhook(exchange: Exchange, payload: dict) -> JsonResponse:
 def segment_handler(endpoint: str) -> Callable[[Exchange, dict], JsonResponse]:
     def handle(exchange: Exchange, payload: dict) -> JsonResponse:
         people = segment.parse(payload, V1_DEFAULT_TYPES[endpoint])
-        body = _accept_people(exchange, endpoint, people, body_dedupe_key(endpoint, exchange.body))
+        body = _accept_people(exchange, endpoint, people, retry_key(exchange, endpoint))
         # Segment's SDKs only look at the status; {"success": true} is what its API answers.
         return JsonResponse({"success": True, **body})
 
