@@ -87,9 +87,7 @@ def read_body(request) -> bytes:
         declared = 0
     if declared > limit:
         raise _too_large("body", limit)
-    # request.read() goes straight to the WSGI stream (bounded by Content-Length), skipping Django's
-    # DATA_UPLOAD_MAX_MEMORY_SIZE: our own limits are the ones that apply here.
-    raw = request.read(limit + 1)
+    raw = _read_at_most(request, limit + 1)
     if len(raw) > limit:
         raise _too_large("body", limit)
     encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
@@ -100,6 +98,26 @@ def read_body(request) -> bytes:
             415, "unsupported_content_encoding", f"Content-Encoding {encoding!r} is not supported (use gzip)."
         )
     return raw
+
+
+def _read_at_most(request, size: int) -> bytes:
+    """The body as sent, at most `size` bytes.
+
+    request.read() goes straight to the WSGI stream (bounded by Content-Length), skipping Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE: our own limits are the ones that apply here. A chunked body has
+    no Content-Length, and Django then reads it as empty; a server that ends the stream itself
+    (wsgi.input_terminated: gunicorn) lets it be read to its end, here in bounded steps.
+    """
+    if request.META.get("CONTENT_LENGTH") or not request.META.get("wsgi.input_terminated"):
+        return request.read(size)
+    stream, parts, total = request.META["wsgi.input"], [], 0
+    while total < size:
+        chunk = stream.read(min(64 * 1024, size - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
 
 
 def gunzip_bounded(raw: bytes, limit: int) -> bytes:
