@@ -167,5 +167,5 @@ def identities_with_value(workspace_id: int, value: str, kind: str | None = None
     up under each of the workspace's kinds in the unique (workspace, kind, value) index instead,
     a handful of index probes.
     """
-    kinds = [kind] if kind else identity_kinds(workspace_id)
+    kinds = [stored_kind(kind)] if kind else identity_kinds(workspace_id)
     return Identity.objects.filter(workspace_id=workspace_id, kind__in=kinds, value=value)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.utils import timezone
 
+from audiences.identity import stored_kind
 from audiences.models import Segment
 from campaigns.models import Environment, ExportStatus, KahunaCampaign, KahunaExport
 from integrations.connectors.base import ConnectorError, OutboundRequest, Policy, SegmentInfo
@@ -97,8 +98,8 @@ def _member_pages(export: KahunaExport, connector: KahunaConnector, size: int):
     after = 0
     params = {
         "segment": export.segment_id,
-        "user_kind": connector.config.get("export_user_id_kind", "user_id"),
-        "device_kind": connector.config.get("export_device_id_kind", "device_id"),
+        "user_kind": stored_kind(connector.config.get("export_user_id_kind", "user_id")),
+        "device_kind": stored_kind(connector.config.get("export_device_id_kind", "device_id")),
         "limit": size,
     }
     while True:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from audiences.identity import stored_kind
 from integrations.connectors.base import Batch, CallRecord, Connector, OutRow, SegmentInfo
 from integrations.delivery.models import Destination, RunMode, SyncJob, SyncRun
 
@@ -134,8 +135,8 @@ def _identity_expr(kind: str, param: str) -> str:
 
 def _mapped_sql(source_sql: str, job: SyncJob, accepts_device: bool, full: bool = False) -> tuple[str, dict]:
     """source + the mapped partner ids + why a row cannot be sent (NULL when it can)."""
-    user_kind = job.user_id_kind or "user_id"
-    device_kind = job.device_id_kind if accepts_device else ""
+    user_kind = stored_kind(job.user_id_kind or "user_id")
+    device_kind = stored_kind(job.device_id_kind) if accepts_device and job.device_id_kind else ""
     params = {
         "user_kind": user_kind.removeprefix("property:"),
         "device_kind": device_kind.removeprefix("property:"),
