@@ -339,61 +339,69 @@ def _try_scope_lock(workspace_id: int, segment_id: int | None) -> bool:
 
 
 def apply_pending(workspace_id: int, segment_id: int | None = None, *, max_batches: int | None = None) -> int:
-    """Apply the accepted batches of one scope in id order, one transaction each. Returns how many."""
+    """Apply the accepted batches of one scope in id order, one transaction each. Returns how many.
+
+    Never waits for a busy scope: a worker that finds another applying it prepares that list's later
+    batches (prepare_next) or leaves, free for other lists and the workspace's identifies; the
+    holder applies everything pending, looking again after it lets go, so a batch whose own task
+    left while the scope was busy is not stranded.
+    """
     done = 0
-    stalled: ApplyStalled | None = None
-    while stalled is None and (max_batches is None or done < max_batches):
-        if segment_id is not None:
-            with transaction.atomic():
-                busy = not _try_scope_lock(workspace_id, segment_id)
-            if busy and prepare_next(workspace_id, segment_id):
-                continue  # did a later batch's identity work while another worker applies
+    while max_batches is None or done < max_batches:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                # Serialises appliers of one scope; released at commit, so a killed worker releases it too.
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [_lock_key(workspace_id, segment_id)]
-                )
-            batch_id = _next_pending_id(workspace_id, segment_id)
-            if batch_id is None:
-                return done
-            batch = InboundBatch.objects.select_for_update().get(pk=batch_id)
-            batch.attempts += 1
-            try:
-                with transaction.atomic():
-                    apply_batch(batch)
-            except Exception as exc:
-                logger.exception("inbound batch %s failed to apply (attempt %s)", batch.pk, batch.attempts)
-                failed = batch.attempts >= settings.INBOUND_MAX_APPLY_ATTEMPTS
-                InboundBatch.objects.filter(pk=batch.pk).update(
-                    attempts=batch.attempts,
-                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                    status=BatchStatus.FAILED if failed else BatchStatus.ACCEPTED,
-                )
-                if not failed:
-                    # Raised after the block commits, or the attempt count would roll back with it.
-                    stalled = ApplyStalled(f"batch {batch.pk} will be retried: {exc}")
-                continue
-            batch.status, batch.applied_at, batch.last_error = BatchStatus.APPLIED, timezone.now(), ""
-            batch.save(
-                update_fields=[
-                    "status",
-                    "applied_at",
-                    "attempts",
-                    "last_error",
-                    "added",
-                    "removed",
-                    "profiles_created",
-                    "merges",
-                    "conflicts",
-                    "invalid",
-                    "invalid_count",
-                ]
-            )
+            # Serialises appliers of one scope; released at commit, so a killed worker releases it too.
+            busy = not _try_scope_lock(workspace_id, segment_id)
+            outcome = None if busy else _apply_next(workspace_id, segment_id)
+        if busy:
+            if segment_id is not None and prepare_next(workspace_id, segment_id):
+                continue  # did a later batch's identity work while another worker applies
+            return done
+        if isinstance(outcome, ApplyStalled):
+            raise outcome  # raised after the block committed the attempt count
+        if outcome == "applied":
             done += 1
-    if stalled is not None:
-        raise stalled
+        elif outcome is None and _next_pending_id(workspace_id, segment_id) is None:
+            return done  # none left, also after letting go of the lock
     return done
+
+
+def _apply_next(workspace_id: int, segment_id: int | None) -> str | ApplyStalled | None:
+    """Apply the scope's next batch (the caller holds the scope lock): "applied", "failed" (given up
+    after INBOUND_MAX_APPLY_ATTEMPTS), an ApplyStalled to raise after commit, or None if none is pending."""
+    batch_id = _next_pending_id(workspace_id, segment_id)
+    if batch_id is None:
+        return None
+    batch = InboundBatch.objects.select_for_update().get(pk=batch_id)
+    batch.attempts += 1
+    try:
+        with transaction.atomic():
+            apply_batch(batch)
+    except Exception as exc:
+        logger.exception("inbound batch %s failed to apply (attempt %s)", batch.pk, batch.attempts)
+        failed = batch.attempts >= settings.INBOUND_MAX_APPLY_ATTEMPTS
+        InboundBatch.objects.filter(pk=batch.pk).update(
+            attempts=batch.attempts,
+            last_error=storable(f"{type(exc).__name__}: {exc}", 2000),
+            status=BatchStatus.FAILED if failed else BatchStatus.ACCEPTED,
+        )
+        return "failed" if failed else ApplyStalled(f"batch {batch.pk} will be retried: {exc}")
+    batch.status, batch.applied_at, batch.last_error = BatchStatus.APPLIED, timezone.now(), ""
+    batch.save(
+        update_fields=[
+            "status",
+            "applied_at",
+            "attempts",
+            "last_error",
+            "added",
+            "removed",
+            "profiles_created",
+            "merges",
+            "conflicts",
+            "invalid",
+            "invalid_count",
+        ]
+    )
+    return "applied"
 
 
 def pending_scopes(older_than=None) -> list[tuple[int, int | None]]:
