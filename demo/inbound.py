@@ -1,6 +1,7 @@
 """Demo pushes: the demo workspace receives what Amplitude and a Segment SDK would send, through the
 real views (so the inbound log, batches, ledger and merges all show up), then applies them.
-Idempotent: a second run replays the same bodies, which the inbox recognises as duplicates."""
+Once: a second run finds the workspace's batches and pushes nothing (the same add after its
+remove would be a re-entry, not a duplicate: docs/inbound.md)."""
 
 import base64
 import json
@@ -9,6 +10,7 @@ from django.test import RequestFactory
 
 from integrations.inbound import views
 from integrations.inbound.apply import apply_pending, pending_scopes
+from integrations.inbound.models import InboundBatch
 
 CONTEXT = {"integration": {"name": "Amplitude Cohort Sync", "version": "1.0.0"}}
 
@@ -29,13 +31,18 @@ def populate_demo(workspace, state: dict, out) -> None:
     if not key:
         out.write("  Inbound demo skipped: no demo inbound key.")
         return
+    if InboundBatch.objects.filter(workspace=workspace).exists():
+        out.write("  Inbound demo: already pushed.")
+        return
     created = _post(views.lists, key, {"name": "[Amplitude] Power users: 26umsb5", "context": CONTEXT})
     if created.status_code != 200:
         out.write(f"  Inbound demo skipped: /lists answered {created.status_code}.")
         return
     list_id = json.loads(created.content)["listId"]
     members = [f"demo-user-{n:04d}" for n in range(250)]
-    _post(views.list_add, key, {"userIds": [*members, "null", "anonymous"], "context": CONTEXT}, list_id=str(list_id))
+    # Blocked values and one an id can never be (a NUL): set aside with their reasons (admin → Inbound batches).
+    ids = [*members, "null", "anonymous", "bad\u0000id"]
+    _post(views.list_add, key, {"userIds": ids, "context": CONTEXT}, list_id=str(list_id))
     _post(views.list_remove, key, {"userIds": members[:25], "context": CONTEXT}, list_id=str(list_id))
     _post(
         views.amplitude_identify,

@@ -247,3 +247,18 @@ def test_set_aside_rows_are_shown_to_ops_in_the_admin_with_their_reason(
     assert f"/admin/inbound/inboundbatch/{batch.pk}/change/" in listing
     page = client.get(f"/admin/inbound/inboundbatch/{batch.pk}/change/").content.decode()
     assert "nul\\u0000here" in page and "contains a NUL character" in page
+
+
+def test_the_demo_shows_a_set_aside_row_and_pushes_once(acme, acme_inbound_key):
+    import io
+
+    from integrations.inbound.demo import populate_demo
+
+    out = io.StringIO()
+    populate_demo(acme, {"inbound_key": acme_inbound_key}, out)
+    batches = InboundBatch.objects.count()
+    populate_demo(acme, {"inbound_key": acme_inbound_key}, out)
+    assert InboundBatch.objects.count() == batches and "already pushed" in out.getvalue()
+    assert not InboundBatch.objects.exclude(status=BatchStatus.APPLIED).exists()
+    reasons = [row[2] for batch in InboundBatch.objects.filter(invalid_count__gt=0) for row in batch.invalid]
+    assert any("NUL" in reason for reason in reasons)
