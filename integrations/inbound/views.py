@@ -298,7 +298,8 @@ def _record(exchange: Exchange, response, error: InboundError | None, error_text
             error=(error.message if error else error_text)[:4000],
             duration_ms=round((time.monotonic() - exchange.started) * 1000, 2),
             body_bytes=len(exchange.body),
-            body_preview=exchange.body[:PREVIEW_CHARS].decode("utf-8", "replace"),
+            # A NUL byte is invalid JSON but may still be sent: the log keeps it visible, not refused.
+            body_preview=exchange.body[:PREVIEW_CHARS].decode("utf-8", "replace").replace("\x00", "\\u0000"),
             headers=headers,
             remote_addr=(request.META.get("REMOTE_ADDR") or "")[:64],
             batch_id=exchange.batch_id,

@@ -23,6 +23,7 @@ BAD_IDS = {
     "Infinity": "-Infinity",
     "1e400": "1e400",
     "too long": json.dumps("x" * 600),
+    "too long with a nul": json.dumps("x" * 600 + "\u0000"),
 }
 
 
@@ -234,6 +235,13 @@ def test_a_bad_batch_holds_up_neither_its_list_nor_another_list_nor_identifies(a
     assert apply_pending(acme.pk, None) == 1
     assert not InboundBatch.objects.exclude(status=BatchStatus.APPLIED).exists()
     assert len(members(list_id)) == 2 * 999 + 1 and members(other) == {"elsewhere"}
+
+
+def test_a_raw_nul_byte_in_a_body_is_a_400_and_still_logged(acme, acme_inbound_key, list_id):
+    response = push(f"/api/amplitude/lists/{list_id}/add", b'{"userIds": ["a\x00b"]}', acme_inbound_key)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_json"
+    entry = InboundRequest.objects.filter(status_code=400).get()
+    assert entry.body_preview == '{"userIds": ["a\\u0000b"]}'
 
 
 def test_set_aside_rows_are_shown_to_ops_in_the_admin_with_their_reason(
