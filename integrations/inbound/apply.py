@@ -101,21 +101,31 @@ def apply_batch(batch: InboundBatch) -> None:
     """
     payload = safe_json.loads(bytes(batch.body))
     cause = Cause(source="push", type="inbound_batch", id=batch.pk)
+    refused_before = batch.invalid_count
     if batch.endpoint in LIST_ENDPOINTS:
         adding = batch.endpoint == Endpoint.LIST_ADD
         change = amplitude_lists.parse_change(payload, add=adding)
         rows = list(enumerate(change.values))
         apply_in_parts(batch, rows, lambda part: _apply_list_change(batch, [value for _, value in part], adding, cause))
-        return
-    people = parse_people(batch.endpoint, payload)
-    rows = [(message.position, message) for message in people.messages]
-    rows += [(alias[0], alias) for alias in people.aliases]
-    apply_in_parts(batch, rows, lambda part: _apply_people(batch, people, [row for _, row in part], cause))
-    # Track calls become events in the same transaction (deduplicated on messageId), so a
-    # replayed /v1/batch neither loses nor doubles them; the loader sets bad lines aside itself.
-    tracks = track_calls(batch)
-    if tracks:
-        store_events(batch.workspace_id, [segment.track_to_event(message) for message in tracks], source="track")
+    else:
+        people = parse_people(batch.endpoint, payload)
+        rows = [(message.position, message) for message in people.messages]
+        rows += [(alias[0], alias) for alias in people.aliases]
+        apply_in_parts(batch, rows, lambda part: _apply_people(batch, people, [row for _, row in part], cause))
+        # Track calls become events in the same transaction (deduplicated on messageId), so a
+        # replayed /v1/batch neither loses nor doubles them; the loader sets bad lines aside itself.
+        tracks = track_calls(batch)
+        if tracks:
+            store_events(batch.workspace_id, [segment.track_to_event(m) for m in tracks], source="track")
+    if batch.invalid_count > refused_before:  # one line, however many rows
+        first = batch.invalid[refused_before]
+        logger.warning(
+            "inbound batch %s: %s row(s) set aside while applying, first at %s: %s",
+            batch.pk,
+            batch.invalid_count - refused_before,
+            first[0],
+            first[2],
+        )
 
 
 @dataclass
@@ -145,7 +155,6 @@ def apply_in_parts(batch: InboundBatch, rows: list[tuple[int, object]], apply_pa
     except ROW_ERRORS as exc:
         if len(rows) <= 1:
             for position, row in rows:
-                logger.warning("inbound batch %s: row %s set aside: %s", batch.pk, position, exc)
                 batch.invalid = [*batch.invalid, [position, storable(_row_value(row)), f"not applied: {exc}"[:500]]]
                 batch.invalid_count += 1
             return
