@@ -260,7 +260,7 @@ def test_set_aside_rows_are_shown_to_ops_in_the_admin_with_their_reason(
 def test_the_demo_shows_a_set_aside_row_and_pushes_once(acme, acme_inbound_key):
     import io
 
-    from integrations.inbound.demo import populate_demo
+    from demo.inbound import populate_demo
 
     out = io.StringIO()
     populate_demo(acme, {"inbound_key": acme_inbound_key}, out)
