@@ -270,3 +270,23 @@ def test_the_demo_shows_a_set_aside_row_and_pushes_once(acme, acme_inbound_key):
     assert not InboundBatch.objects.exclude(status=BatchStatus.APPLIED).exists()
     reasons = [row[2] for batch in InboundBatch.objects.filter(invalid_count__gt=0) for row in batch.invalid]
     assert any("NUL" in reason for reason in reasons)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/profiles/lookup/?identity=a%00b",
+        "/api/v1/profiles/lookup/?identity=u1&kind=user%00id",
+        "/api/v1/segments/?type=x%00",
+    ],
+)
+def test_a_nul_in_a_query_parameter_is_a_400_naming_it(acme, acme_management_key, url):
+    response = key_client(acme_management_key).get(url)
+    assert response.status_code == 400, response.content[:300]
+    fields = response.json()["error"]["fields"]
+    assert list(fields) == [url.split("?")[1].split("&")[-1].split("=")[0]]
+
+
+def test_a_nul_in_a_console_search_is_a_400(client, alice):
+    client.force_login(alice)
+    assert client.get("/segments/?q=a%00b").status_code == 400
