@@ -14,7 +14,6 @@ from django.db.models import QuerySet
 
 from audiences.models import Identity
 from audiences.profiles import insert_profiles_sql
-
 from config.safe_json import number_problem, string_problem
 
 MAX_IDENTITY_LENGTH = 512
