@@ -11,13 +11,16 @@ from campaigns.actions import ExportRefused, request_export
 from campaigns.kahuna import refresh_campaigns
 from campaigns.models import KahunaCampaign, KahunaExport, KochavaStream, KochavaUserLink
 from campaigns.tasks import run_kochava_stream
-from integrations.api import WorkspaceScopedViewSet
+from config.params import int_param
+from integrations.api import InWorkspace, WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.connectors.base import ConnectorError
 from integrations.delivery.models import Destination
 
 
 class KahunaCampaignSerializer(serializers.ModelSerializer):
+    serializer_related_field = InWorkspace
+
     class Meta:
         model = KahunaCampaign
         fields = [
@@ -34,8 +37,7 @@ class KahunaCampaignSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "refreshed_at", "updated_at"]
 
     def validate_destination(self, destination: Destination) -> Destination:
-        request = self.context["request"]
-        if destination.workspace_id != request.workspace.pk or destination.kind != "kahuna":
+        if destination.kind != "kahuna":
             raise ValidationError("Pick a Kahuna destination of this workspace.")
         return destination
 
@@ -64,10 +66,14 @@ class KahunaCampaignViewSet(
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        for name in ("environment", "enabled", "destination"):
-            if name in self.request.query_params:
-                value = self.request.query_params[name]
-                queryset = queryset.filter(**{name: value in ("1", "true") if name == "enabled" else value})
+        params = self.request.query_params
+        if "environment" in params:
+            queryset = queryset.filter(environment=params["environment"])
+        if "enabled" in params:
+            queryset = queryset.filter(enabled=params["enabled"] in ("1", "true"))
+        destination = int_param(params, "destination")
+        if destination is not None:
+            queryset = queryset.filter(destination_id=destination)
         return queryset
 
     def perform_create(self, serializer):
@@ -89,8 +95,8 @@ class KahunaCampaignViewSet(
 
 
 class KahunaExportSerializer(serializers.ModelSerializer):
-    segment = serializers.PrimaryKeyRelatedField(queryset=Segment.objects.all())
-    campaign = serializers.PrimaryKeyRelatedField(queryset=KahunaCampaign.objects.all())
+    segment = InWorkspace(queryset=Segment.objects.all())
+    campaign = InWorkspace(queryset=KahunaCampaign.objects.all())
 
     class Meta:
         model = KahunaExport
@@ -111,13 +117,6 @@ class KahunaExportSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = [f for f in fields if f not in ("segment", "campaign")]
-
-    def validate(self, attrs):
-        workspace = self.context["request"].workspace
-        for name in ("segment", "campaign"):
-            if attrs[name].workspace_id != workspace.pk:
-                raise ValidationError({name: [f"No such {name} in this workspace."]})
-        return attrs
 
 
 class KahunaExportViewSet(

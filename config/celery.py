@@ -14,9 +14,11 @@ import logging
 import os
 
 from celery import Celery, Task
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from kombu import Queue
 
+from config.heartbeat import start_heartbeat, stop_heartbeat
 from integrations.redis_client import redis_client
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -75,3 +77,17 @@ app.autodiscover_tasks(
     ],
     related_name="tasks",
 )
+
+
+# /healthz reads worker liveness from a heartbeat each worker writes (config/heartbeat.py).
+_heartbeat = {}
+
+
+@worker_ready.connect
+def _start_heartbeat(sender=None, **kwargs) -> None:
+    _heartbeat[sender.hostname] = start_heartbeat(sender.hostname)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(sender=None, **kwargs) -> None:
+    stop_heartbeat(sender.hostname, _heartbeat.pop(sender.hostname, None))

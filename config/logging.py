@@ -28,6 +28,25 @@ def scrub(text: str) -> str:
     return _PATTERNS[3].sub(lambda m: m.group(1) + REDACTED, text)
 
 
+# Request headers never kept in a request log: these names, any name that looks like a credential
+# (a sender's custom auth header: X-Write-Key, X-Auth-Token, X-Webhook-Password, X-Signature, ...)
+# and the names an operator adds (INBOUND_LOG_REDACT_HEADERS). What is kept is scrubbed as well.
+SECRET_HEADER_NAMES = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "api-key", "api_key", "x-api-key", "x-write-key"}
+)
+SECRET_HEADER_NAME_PATTERN = re.compile(r"(?i)auth|key|token|secret|pass|sign|session|cookie|credential|jwt|bearer")
+
+
+def loggable_headers(headers, extra_names=()) -> dict[str, str]:
+    """`headers` without any credential: named ones dropped, the rest scrubbed of key-shaped values."""
+    dropped = SECRET_HEADER_NAMES | {name.lower() for name in extra_names}
+    return {
+        name: scrub(value)
+        for name, value in headers.items()
+        if name.lower() not in dropped and not SECRET_HEADER_NAME_PATTERN.search(name)
+    }
+
+
 class SecretScrubFilter(logging.Filter):
     """Rewrite the formatted message so no secret reaches a handler, whatever the caller passed."""
 

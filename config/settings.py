@@ -3,6 +3,7 @@
 DEBUG=1 gives a developer defaults for the secrets; without it every secret must be provided.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -15,7 +16,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
 
-# Development-only fallbacks: loud names so they are never mistaken for real secrets.
+# Development-only fallbacks: loud names so they are never mistaken for real secrets. DEBUG=1 may use
+# them (with a warning from `manage.py check`, see config.checks); DEBUG off refuses them outright,
+# whether missing or given explicitly.
 _DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
 _DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXktMDA="  # base64 of 32 bytes
 
@@ -27,6 +30,19 @@ if not FIELD_ENCRYPTION_KEYS:
     raise ImproperlyConfigured(
         "The environment variable FIELD_ENCRYPTION_KEYS (or FIELD_ENCRYPTION_KEYS_FILE) is required: "
         "a comma-separated list of Fernet keys, newest first."
+    )
+USES_DEVELOPMENT_KEYS = sorted(
+    name
+    for name, used in (
+        ("SECRET_KEY", SECRET_KEY == _DEV_SECRET_KEY),
+        ("FIELD_ENCRYPTION_KEYS", _DEV_FIELD_KEY in FIELD_ENCRYPTION_KEYS),
+    )
+    if used
+)
+if USES_DEVELOPMENT_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        f"{' and '.join(USES_DEVELOPMENT_KEYS)} hold the public development value, which only DEBUG=1 may use. "
+        "Generate real ones (see docs/operations.md, Settings)."
     )
 
 for _index, _key in enumerate(FIELD_ENCRYPTION_KEYS):
@@ -42,6 +58,14 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("The environment variable ALLOWED_HOSTS is required (comma-separated host names).")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "testserver"}
+if USES_DEVELOPMENT_KEYS and set(ALLOWED_HOSTS) - _LOOPBACK_HOSTS:
+    # DEBUG=1 answering a real host name is a production instance in all but name: the public
+    # development keys would sign its sessions and encrypt its partners' secrets.
+    raise ImproperlyConfigured(
+        f"ALLOWED_HOSTS names {', '.join(sorted(set(ALLOWED_HOSTS) - _LOOPBACK_HOSTS))}, but "
+        f"{' and '.join(USES_DEVELOPMENT_KEYS)} hold the public development value: set real ones."
+    )
 
 INSTALLED_APPS = [
     "unfold",
@@ -57,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "workspaces",
     "integrations",
     "integrations.inbound",
@@ -81,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "workspaces.middleware.CurrentWorkspaceMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -124,6 +151,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# --- Sign-in throttling (django-axes): per account and per address, whichever trips first ---------
+# Every sign-in goes through authenticate(): the console's /login/, the admin's and any other
+# LoginView; the API has no password login of its own (keys, or the console's session).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)  # failures within the cool-off, then locked
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))  # since the last failure
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each counts on its own
+# A success does not wipe failures: with per-address counting it would wipe the failures of every
+# account tried from that address, so an attacker with one account of their own could reset them.
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not logged (User.last_login records them)
+AXES_LOCKOUT_CALLABLE = "console.views.auth.locked_out"
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_ENABLE_ADMIN = False  # workspaces/admin.py registers the attempts in the unfold admin, to unlock
+# Proxies in front of gunicorn that append the client's address to X-Forwarded-For (0: none, the
+# peer's address is the client's). Used for per-address sign-in throttling.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:dashboard"
 LOGOUT_REDIRECT_URL = "console:login"
@@ -134,7 +179,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -232,6 +277,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
+# Each worker writes a heartbeat into Redis this often; /healthz counts workers heard within 3x.
+HEALTH_HEARTBEAT_SECONDS = env_int("HEALTH_HEARTBEAT_SECONDS", 10)
 CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / ".data" / "beat"))
 
 # --- Logging: JSON unless DEBUG, request id on every line, secrets scrubbed -------------------------
@@ -313,6 +360,8 @@ INBOUND_BACKLOG_LIMIT = env_int("INBOUND_BACKLOG_LIMIT", 2_000)
 INBOUND_RETRY_AFTER_SECONDS = env_int("INBOUND_RETRY_AFTER_SECONDS", 30)
 # Raw requests kept per API key for the admin's inbound log.
 INBOUND_LOG_SIZE = env_int("INBOUND_LOG_SIZE", 100)
+# Header names, beyond the built-in list and pattern (config/logging.py), never kept in that log.
+INBOUND_LOG_REDACT_HEADERS = env_list("INBOUND_LOG_REDACT_HEADERS", default=[])
 # A batch whose apply keeps raising is marked failed after this many attempts, so later ones proceed.
 INBOUND_MAX_APPLY_ATTEMPTS = env_int("INBOUND_MAX_APPLY_ATTEMPTS", 5)
 # The scheduler re-queues batches still pending this long after receipt (broker was down, worker died).

@@ -1,13 +1,29 @@
 from django import forms
+from django.utils import timezone
 
-from integrations.models import ApiKey, ApiKeyScope, Authorization
+from integrations.models import ApiKey, ApiKeyAccess, ApiKeyScope, Authorization
 from integrations.providers import PROVIDER_CHOICES, PROVIDERS
 
 
 class ApiKeyForm(forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ["name", "scope", "identity_kind", "identity_property"]
+        fields = ["name", "scope", "access", "expires_at", "identity_kind", "identity_property"]
+        widgets = {"expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"})}
+        labels = {"access": "Access (management keys)", "expires_at": "Expires (optional, UTC)"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["access"].required = False  # inbound keys have none; a management key left blank reads
+
+    def clean_access(self):
+        return self.cleaned_data.get("access") or ApiKeyAccess.READ
+
+    def clean_expires_at(self):
+        value = self.cleaned_data.get("expires_at")
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("Pick a time in the future, or leave it blank: the key does not expire.")
+        return value
 
     def clean(self):
         data = super().clean()

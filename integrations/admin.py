@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from unfold.admin import ModelAdmin
 
-from integrations.models import ApiKey, Authorization
+from integrations.models import ApiKey, ApiKeyAccess, Authorization
 from integrations.providers import PROVIDERS
 
 ALL_SECRET_FIELDS = sorted({name for spec in PROVIDERS.values() for name in spec.secret_fields})
@@ -74,14 +74,42 @@ class AuthorizationAdmin(ModelAdmin):
 class ApiKeyAdminForm(forms.ModelForm):
     class Meta:
         model = ApiKey
-        fields = ["workspace", "name", "scope", "identity_kind", "identity_property", "revoked_at"]
+        fields = [
+            "workspace",
+            "name",
+            "scope",
+            "access",
+            "expires_at",
+            "identity_kind",
+            "identity_property",
+            "revoked_at",
+            "revoked_reason",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["access"].required = False  # inbound keys have none; a management key left blank reads
+
+    def clean_access(self):
+        return self.cleaned_data.get("access") or ApiKeyAccess.READ
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(ModelAdmin):
     form = ApiKeyAdminForm
-    list_display = ["name", "prefix", "workspace", "scope", "identity_kind", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["scope", "workspace", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "name",
+        "prefix",
+        "workspace",
+        "scope",
+        "access",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["scope", "access", "workspace", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "workspace__name"]
     readonly_fields = ["prefix", "created_by", "created_at", "last_used_at"]
     actions = ["revoke_selected"]
@@ -93,6 +121,8 @@ class ApiKeyAdmin(ModelAdmin):
             obj.workspace,
             scope=obj.scope,
             name=obj.name,
+            access=obj.access,
+            expires_at=obj.expires_at,
             identity_kind=obj.identity_kind,
             identity_property=obj.identity_property,
             created_by=request.user,
@@ -109,5 +139,7 @@ class ApiKeyAdmin(ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke_selected(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = queryset.filter(revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_reason=f"revoked by {request.user} in the admin"[:200]
+        )
         self.message_user(request, f"{count} key(s) revoked.", messages.SUCCESS)

@@ -1,14 +1,15 @@
 """Management API for the pipes' credentials: authorizations and API keys."""
 
 from django.db import IntegrityError
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from integrations.api_auth import CanManageCredentials, ManagementAccess
-from integrations.models import ApiKey, ApiKeyScope, Authorization
+from integrations.api_auth import CanManageCredentials, KeyPrincipal, ManagementAccess
+from integrations.models import ApiKey, ApiKeyAccess, ApiKeyScope, Authorization
 from integrations.providers import PROVIDERS
 
 
@@ -21,6 +22,19 @@ class WorkspaceScopedViewSet(viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no workspace
             return self.model.objects.none()
         return self.model.objects.filter(workspace=self.request.workspace)
+
+
+class InWorkspace(serializers.PrimaryKeyRelatedField):
+    """A reference to a row of the caller's workspace, by id.
+
+    An id that does not exist and an id of another workspace get the same answer, so nobody can
+    tell other tenants' ids from unused ones (the same holds for ids in URLs: 404 "Not found.")."""
+
+    default_error_messages = {"does_not_exist": "Not found in this workspace."}
+
+    def get_queryset(self):
+        workspace = getattr(self.context.get("request"), "workspace", None)
+        return super().get_queryset().filter(workspace=workspace) if workspace else super().get_queryset().none()
 
 
 class AuthorizationSerializer(serializers.ModelSerializer):
@@ -104,14 +118,22 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "id",
             "name",
             "scope",
+            "access",
             "prefix",
             "identity_kind",
             "identity_property",
             "created_at",
+            "expires_at",
             "last_used_at",
             "revoked_at",
+            "revoked_reason",
         ]
-        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at", "revoked_reason"]
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise ValidationError("Pick a time in the future (or leave it out: the key does not expire).")
+        return value
 
 
 class NewApiKeySerializer(ApiKeySerializer):
@@ -131,11 +153,14 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        user = request.user if getattr(request.user, "pk", None) else None
+        # A key made by a key follows the same owner (key_owner revokes both with them).
+        user = request.user.api_key.created_by if isinstance(request.user, KeyPrincipal) else request.user
         key, raw = ApiKey.issue(
             request.workspace,
             scope=data["scope"],
             name=data["name"],
+            access=data.get("access", ApiKeyAccess.READ),
+            expires_at=data.get("expires_at"),
             identity_kind=data.get("identity_kind", "user_id"),
             identity_property=data.get("identity_property", ""),
             created_by=user,
@@ -148,7 +173,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         key = self.get_object()
-        key.revoke()
+        key.revoke(f"revoked by {request.user}")
         return Response(ApiKeySerializer(key).data)
 
 
@@ -158,6 +183,7 @@ class WorkspaceSerializer(serializers.Serializer):
     timezone = serializers.CharField()
     role = serializers.CharField()
     scopes = serializers.ListField(child=serializers.CharField())
+    access = serializers.CharField(allow_null=True, help_text="A management key's access level; null for a session.")
 
 
 class WorkspaceViewSet(viewsets.ViewSet):
@@ -172,5 +198,6 @@ class WorkspaceViewSet(viewsets.ViewSet):
                 "timezone": workspace.timezone,
                 "role": request.api_role,
                 "scopes": [ApiKeyScope.MANAGEMENT] if hasattr(request.user, "api_key") else ["session"],
+                "access": request.user.api_key.access if hasattr(request.user, "api_key") else None,
             }
         )

@@ -11,6 +11,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 
+from integrations.key_owner import owner_gone
 from integrations.models import ApiKey, ApiKeyScope, authenticate_key
 from workspaces.models import Membership, Role
 
@@ -42,16 +43,27 @@ def key_from_header(request) -> str | None:
     return None
 
 
-def check_key(raw: str, scope: str) -> ApiKey:
-    """Resolve a raw key for a scope or raise the right DRF error (401 unknown/revoked, 403 scope)."""
+def usable_key(raw: str) -> ApiKey:
+    """The key for a raw value, or the DRF 401 saying why not: unknown, revoked (also when its owner
+    no longer qualifies, see integrations.key_owner) or expired."""
     key = authenticate_key(raw)
     if key is None:
         raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
-    if not key.is_active:
+    if key.revoked_at is None and (reason := owner_gone(key)):
+        key.revoke(reason)
+    if key.revoked_at is not None:
         raise exceptions.AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
+    if key.is_expired:
+        raise exceptions.AuthenticationFailed("This API key has expired.", code="expired_api_key")
+    key.touch()
+    return key
+
+
+def check_key(raw: str, scope: str) -> ApiKey:
+    """Resolve a raw key for a scope or raise the right DRF error (401 unknown/revoked/expired, 403 scope)."""
+    key = usable_key(raw)
     if key.scope != scope:
         raise exceptions.PermissionDenied(f"This API key lacks the '{scope}' scope.", code="missing_scope")
-    key.touch()
     return key
 
 
@@ -60,12 +72,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = key_from_header(request)
         if raw is None:
             return None
-        key = authenticate_key(raw)
-        if key is None:
-            raise exceptions.AuthenticationFailed("Invalid API key.", code="invalid_api_key")
-        if not key.is_active:
-            raise exceptions.AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
-        key.touch()
+        key = usable_key(raw)
         return KeyPrincipal(key), key
 
     def authenticate_header(self, request) -> str:
@@ -86,8 +93,9 @@ class ManagementAccess(BasePermission):
                     f"This API key lacks the '{ApiKeyScope.MANAGEMENT}' scope.", code="missing_scope"
                 )
             request.workspace = key.workspace
-            # A management key is created by an owner or ops and acts with ops rights.
-            request.api_role = Role.OPS
+            # A management key acts with the role its access level names (read: viewer, write:
+            # marketer, admin: ops), so every role check below applies to keys unchanged.
+            request.api_role = key.role
             return True
         membership = _session_membership(request)
         if membership is None:

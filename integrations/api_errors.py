@@ -9,6 +9,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from config.params import BadParameter
+
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     body: dict = {"code": code, "message": message}
@@ -34,6 +36,9 @@ def _flatten(detail) -> dict:
 
 
 def json_exception_handler(exc, context):
+    if isinstance(exc, BadParameter):  # a query parameter that is not what it must be
+        fields = {exc.name: [exc.message]}
+        return Response(error_body("invalid", f"{exc.name}: {exc.message}", fields), status=status.HTTP_400_BAD_REQUEST)
     response = exception_handler(exc, context)
     if response is None:
         return None

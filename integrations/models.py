@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from integrations.crypto import decrypt_json, encrypt_json
 from integrations.providers import PROVIDER_CHOICES, PROVIDERS
-from workspaces.models import Workspace, WorkspaceScopedQuerySet
+from workspaces.models import Role, Workspace, WorkspaceScopedQuerySet
 
 MASK = "••••••••"
 
@@ -72,6 +72,18 @@ class ApiKeyScope(models.TextChoices):
     MANAGEMENT = "management", "Management API"
 
 
+class ApiKeyAccess(models.TextChoices):
+    """What a management key may do: each level is exactly one console role's rights (docs/api.md)."""
+
+    READ = "read", "Read: every list and detail, as a viewer"
+    WRITE = "write", "Read and act: segments, syncs, runs, exports, as a marketer (no credentials)"
+    ADMIN = "admin", "Everything, credentials and API keys included, as an owner or ops"
+
+
+# The role a management key acts with. Checks stay role checks: a key can do no more than that role.
+ACCESS_ROLE = {ApiKeyAccess.READ: Role.VIEWER, ApiKeyAccess.WRITE: Role.MARKETER, ApiKeyAccess.ADMIN: Role.OPS}
+
+
 class IdentityKind(models.TextChoices):
     """Which kind of identifier a push carries. Used by inbound keys and by identity resolution."""
 
@@ -97,7 +109,9 @@ def hash_key(raw_key: str) -> str:
 
 class ApiKeyQuerySet(WorkspaceScopedQuerySet):
     def active(self):
-        return self.filter(revoked_at__isnull=True)
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
 
 
 class ApiKey(models.Model):
@@ -115,10 +129,20 @@ class ApiKey(models.Model):
     identity_property = models.CharField(
         max_length=120, blank=True, help_text="When the identity kind is a named user property: its name."
     )
+    access = models.CharField(
+        max_length=8,
+        choices=ApiKeyAccess.choices,
+        default=ApiKeyAccess.READ,
+        help_text="Management keys: what the key may do. Ignored for inbound keys.",
+    )
+    # The person a management key acts for: it is revoked when they are deactivated or stop being
+    # an owner or ops of the workspace (integrations.key_owner). None: made by manage.py or the demo.
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Optional; the key answers 401 from then on.")
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=200, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -139,13 +163,23 @@ class ApiKey(models.Model):
         return key, raw
 
     @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
-    def revoke(self) -> None:
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def role(self) -> str:
+        """The role a management key acts with (see ApiKeyAccess)."""
+        return ACCESS_ROLE[ApiKeyAccess(self.access)]
+
+    def revoke(self, reason: str = "") -> None:
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
+            self.revoked_reason = reason[:200]
+            self.save(update_fields=["revoked_at", "revoked_reason"])
 
     def touch(self) -> None:
         """Record use at most once a minute: a write per inbound request would be wasted I/O."""

@@ -66,7 +66,8 @@ def acme_clevertap(acme):
 
 @pytest.fixture
 def acme_management_key(acme):
-    return ApiKey.issue(acme, scope="management", name="scripts")[1]
+    """An `admin` key without an owner (as manage.py create_api_key makes): acts as ops."""
+    return ApiKey.issue(acme, scope="management", name="scripts", access="admin")[1]
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def acme_inbound_key(acme):
 
 @pytest.fixture
 def globex_management_key(globex):
-    return ApiKey.issue(globex, scope="management", name="globex scripts")[1]
+    return ApiKey.issue(globex, scope="management", name="globex scripts", access="admin")[1]
 
 
 @pytest.fixture

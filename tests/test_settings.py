@@ -75,3 +75,42 @@ def test_unreadable_secret_file_is_named(tmp_path):
     env = {k: v for k, v in PROD.items() if k != "SECRET_KEY"}
     result = run_manage("check", SECRET_KEY_FILE=str(tmp_path / "nope"), **env)
     assert result.returncode != 0 and "SECRET_KEY_FILE" in result.stderr
+
+
+# --- development keys: DEBUG=1 may use them, production never --------------------------------------
+
+
+def _dev_keys() -> dict:
+    from config import settings
+
+    return {"SECRET_KEY": settings._DEV_SECRET_KEY, "FIELD_ENCRYPTION_KEYS": settings._DEV_FIELD_KEY}
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "FIELD_ENCRYPTION_KEYS"])
+def test_production_refuses_a_development_key_given_explicitly(name):
+    value = _dev_keys()[name]
+    if name == "FIELD_ENCRYPTION_KEYS":
+        value = f"{PROD[name]},{value}"  # even as an old key behind a real one
+    result = run_manage("check", **{**PROD, name: value})
+    assert result.returncode != 0
+    assert name in result.stderr and "development" in result.stderr
+
+
+def test_debug_with_development_keys_says_so_on_every_check():
+    result = run_manage("check", DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert "config.W001" in result.stderr
+    assert "SECRET_KEY" in result.stderr and "FIELD_ENCRYPTION_KEYS" in result.stderr
+
+
+def test_debug_with_real_keys_has_no_warning():
+    env = {k: v for k, v in PROD.items() if k != "ALLOWED_HOSTS"}
+    result = run_manage("check", **{**env, "DEBUG": "1"})
+    assert result.returncode == 0 and "config.W001" not in result.stderr
+
+
+def test_development_keys_never_serve_a_real_host_name():
+    """DEBUG=1 answering a public name is a production instance in all but name."""
+    result = run_manage("check", DEBUG="1", ALLOWED_HOSTS="console.example.com")
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS" in result.stderr and "console.example.com" in result.stderr

@@ -1,4 +1,6 @@
-from django.contrib import admin
+from axes.models import AccessAttempt
+from axes.utils import reset as reset_sign_in_failures
+from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group, User
@@ -48,8 +50,47 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     inlines = [UserMembershipInline]
+    actions = ["unlock_sign_in"]
+
+    @admin.action(description="Unlock sign-in (forget failed attempts)", permissions=["change"])
+    def unlock_sign_in(self, request, queryset):
+        count = sum(reset_sign_in_failures(username=user.get_username()) for user in queryset)
+        self.message_user(request, f"{count} failed-attempt record(s) removed.", messages.SUCCESS)
 
 
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
     pass
+
+
+@admin.register(AccessAttempt)
+class SignInFailureAdmin(ModelAdmin):
+    """Failed sign-ins counted by django-axes. Deleting rows unlocks: an account (by username) or an
+    address (by IP) is locked while its rows add up to LOGIN_FAILURE_LIMIT within the cool-off."""
+
+    list_display = ["username", "ip_address", "failures_since_start", "attempt_time", "path_info"]
+    list_filter = ["path_info"]
+    search_fields = ["username", "ip_address"]
+    readonly_fields = [
+        "username",
+        "ip_address",
+        "user_agent",
+        "path_info",
+        "failures_since_start",
+        "attempt_time",
+        "get_data",
+        "post_data",
+        "http_accept",
+    ]
+    actions = ["unlock"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Unlock: forget these failed attempts", permissions=["delete"])
+    def unlock(self, request, queryset):
+        count, _ = queryset.delete()
+        self.message_user(request, f"{count} record(s) removed; those accounts and addresses may sign in.")

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from rest_framework import serializers
 
+from config.params import is_plain_int
 from console.access import credentials_required, member_required
 from console.views.partner_state import partner_context
 from integrations.connectors.registry import CONNECTORS, connector_class
@@ -197,7 +198,7 @@ def _save(request, kind: str, instance: Destination | None):
     if chosen and not new_credentials:
         authorization = (
             Authorization.objects.for_workspace(request.workspace)
-            .filter(provider=cls.provider, pk=chosen if chosen.isdigit() else 0)
+            .filter(provider=cls.provider, pk=int(chosen) if is_plain_int(chosen) else 0)
             .first()
         )
         if authorization is None:

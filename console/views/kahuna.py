@@ -9,6 +9,7 @@ from audiences.models import Segment
 from campaigns.actions import ExportRefused, request_export
 from campaigns.kahuna import refresh_campaigns
 from campaigns.models import Environment, KahunaCampaign, KahunaExport
+from config.params import int_param
 from console.access import action_required
 from integrations.connectors.base import ConnectorError
 from integrations.delivery.models import Destination
@@ -25,8 +26,9 @@ def export_to_kahuna(request, pk):
         .order_by("name")
     )
     error = ""
-    if request.method == "POST" and request.POST.get("campaign"):
-        campaign = KahunaCampaign.objects.for_workspace(request.workspace).filter(pk=request.POST["campaign"]).first()
+    campaign_id = int_param(request.POST, "campaign") if request.method == "POST" else None
+    if campaign_id is not None:
+        campaign = KahunaCampaign.objects.for_workspace(request.workspace).filter(pk=campaign_id).first()
         if campaign is None:
             error = "Pick a campaign from the list."
         else:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from audiences.identity import identity_kinds
 from audiences.models import Event, Identity, MembershipChange, Profile, ProfileMerge, Segment, SegmentMember
+from config.params import int_param, is_plain_int
 from console.access import member_required
 from console.trace import person_timeline, why_lines
 
@@ -27,7 +28,7 @@ def person_search(request):
             kind__in=identity_kinds(request.workspace.pk),
             value__in=list(dict.fromkeys([query, query.lower()])),
         )
-        if query.isdigit():
+        if is_plain_int(query):
             identities = identities | Identity.objects.filter(workspace=request.workspace, profile_id=int(query))
         matches = list(identities.select_related("profile").order_by("profile_id")[:50])
         profile_ids = sorted({identity.profile_id for identity in matches})
@@ -42,8 +43,9 @@ def find_people(request):
     workspace = request.workspace
     changes = MembershipChange.objects.filter(workspace=workspace).select_related("segment").order_by("-id")
     filters = {key: request.GET.get(key, "") for key in ("segment", "action", "from", "to")}
-    if filters["segment"].isdigit():
-        changes = changes.filter(segment_id=int(filters["segment"]))
+    segment = int_param(request.GET, "segment")
+    if segment is not None:
+        changes = changes.filter(segment_id=segment)
     if filters["action"] in {"added", "removed"}:
         changes = changes.filter(action=filters["action"])
     for name, op in (("from", "gte"), ("to", "lte")):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from audiences.identity import identities_with_value
 from audiences.models import Identity, MembershipChange, Segment, SegmentMember
 from audiences.stats import activity_24h, daily_history
+from config.params import int_param
 from console.access import member_required
 from integrations.delivery.models import SyncJob
 
@@ -75,9 +76,9 @@ def _ledger(request, segment: Segment):
                 continue
             moment = timezone.make_aware(datetime.combine(day, time.min if op == "gte" else time.max), tz)
             changes = changes.filter(**{f"occurred_at__{op}": moment})
-    before = request.GET.get("before")
-    if before and before.isdigit():
-        changes = changes.filter(id__lt=int(before))
+    before = int_param(request.GET, "before")
+    if before is not None:
+        changes = changes.filter(id__lt=before)
     page = list(changes[:51])
     return page[:50], (page[49].id if len(page) > 50 else None)
 
@@ -87,8 +88,7 @@ def segment_detail(request, pk):
     segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=pk)
     history = daily_history(segment, days=30)
     query = request.GET.get("member", "").strip()
-    after = request.GET.get("after")
-    members, next_after = _member_rows(segment, query, int(after) if after and after.isdigit() else None)
+    members, next_after = _member_rows(segment, query, int_param(request.GET, "after"))
     ledger, next_before = _ledger(request, segment)
     context = {
         "segment": segment,

@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from console.access import credentials_required, member_required
@@ -19,7 +20,17 @@ def switch_workspace(request):
     if membership is None:
         raise Http404("No such workspace.")
     request.session[SESSION_KEY] = membership.workspace_id
-    return redirect(request.POST.get("next") or "console:dashboard")
+    return redirect(safe_next(request, request.POST.get("next")))
+
+
+def safe_next(request, target: str | None, default: str = "console:dashboard") -> str:
+    """`target` when it stays on this site (a path, or this host over the request's scheme), else
+    `default`: a `next` field must never send anyone to another site (open redirect)."""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
 
 
 NEW_KEY_SESSION = "new_api_key"
@@ -35,6 +46,8 @@ def api_keys(request):
             workspace,
             scope=data["scope"],
             name=data["name"],
+            access=data["access"],
+            expires_at=data["expires_at"],
             identity_kind=data["identity_kind"],
             identity_property=data["identity_property"],
             created_by=request.user,
@@ -52,7 +65,7 @@ def api_keys(request):
 @require_POST
 def revoke_api_key(request, pk):
     key = get_object_or_404(ApiKey.objects.for_workspace(request.workspace), pk=pk)
-    key.revoke()
+    key.revoke(f"revoked by {request.user}")
     messages.success(request, f"Key {key.prefix}… revoked. Requests using it now get 401.")
     return redirect("console:api-keys")
 

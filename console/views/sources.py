@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from console.access import action_required, credentials_required, member_required
 from integrations.models import Authorization
@@ -142,7 +143,9 @@ def _schedule(job) -> None:
 def source_detail(request, pk):
     project = get_object_or_404(AmplitudeProject.objects.for_workspace(request.workspace), pk=pk)
     cohorts, cohort_error = [], ""
-    if request.GET.get("cohorts") or request.method == "POST":
+    # Listing cohorts calls Amplitude with the project's keys: only ever on a POST (CSRF-protected;
+    # the "Load cohorts" button posts form=cohorts), never on a GET a link or an image could trigger.
+    if request.method == "POST":
         try:
             cohorts = list_project_cohorts(project)
         except AmplitudeError as exc:
@@ -180,6 +183,7 @@ def source_detail(request, pk):
 
 
 @credentials_required
+@require_POST  # an authenticated call to Amplitude: never on a GET
 def test_connection(request, pk):
     project = get_object_or_404(AmplitudeProject.objects.for_workspace(request.workspace), pk=pk)
     try:

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
 from audiences.models import DEVICE_KINDS, KNOWN_KINDS, Segment
+from config.params import int_param, is_plain_int
 from console.access import action_required, member_required
 from integrations.connectors.registry import CONNECTORS
 from integrations.delivery import actions, planning
@@ -36,10 +37,6 @@ TIMEZONES = sorted(zoneinfo.available_timezones())
 FAILURE_STATUSES = (RowStatus.INVALID, RowStatus.REJECTED, RowStatus.FAILED)
 FAILURES_PER_PAGE = 50
 RUNS_SHOWN = 30
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
 
 
 def api_target(kind: str, segment: Segment, destination: Destination) -> str:
@@ -72,8 +69,8 @@ def sync_new(request: HttpRequest) -> HttpResponse:
     segments = Segment.objects.for_workspace(request.workspace)
     destinations = Destination.objects.for_workspace(request.workspace)
     source = request.POST if request.method == "POST" else request.GET
-    segment = segments.filter(pk=_int(source.get("segment"))).first()
-    destination = destinations.filter(pk=_int(source.get("destination"))).first()
+    segment = segments.filter(pk=int_param(source, "segment")).first()
+    destination = destinations.filter(pk=int_param(source, "destination")).first()
     errors: dict = {}
     if request.method == "POST" and segment and destination:
         serializer = SyncJobSerializer(
@@ -162,13 +159,13 @@ def _failures(request, job: SyncJob) -> dict:
     q = request.GET.get("q", "").strip()
     if q:
         match = Q(user_id=q) | Q(device_id=q)
-        if q.isdigit():
+        if is_plain_int(q):
             match |= Q(profile_id=int(q))
         rows = rows.filter(match)
     wanted = request.GET.get("status", "")
     if wanted in FAILURE_STATUSES:
         rows = rows.filter(status=wanted)
-    before = _int(request.GET.get("before"))
+    before = int_param(request.GET, "before")
     if before:
         rows = rows.filter(id__lt=before)  # keyset pagination: fast at any depth, no OFFSET, no COUNT
     page = list(rows.order_by("-id")[: FAILURES_PER_PAGE + 1])

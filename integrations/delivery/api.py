@@ -11,7 +11,8 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from audiences.models import Segment
-from integrations.api import WorkspaceScopedViewSet
+from config.params import int_param
+from integrations.api import InWorkspace, WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.api_errors import json_error
 from integrations.connectors.registry import CONNECTORS, connector_class
@@ -41,9 +42,7 @@ def _reads_or(permission):
 
 class DestinationSerializer(serializers.ModelSerializer):
     kind = serializers.ChoiceField(choices=[(k, v.label) for k, v in CONNECTORS.items()])
-    authorization = serializers.PrimaryKeyRelatedField(
-        queryset=Authorization.objects.all(), allow_null=True, required=False
-    )
+    authorization = InWorkspace(queryset=Authorization.objects.all(), allow_null=True, required=False)
 
     class Meta:
         model = Destination
@@ -71,8 +70,7 @@ class DestinationSerializer(serializers.ModelSerializer):
         except ValidationError as exc:
             raise ValidationError({"config": exc.detail}) from None
         auth = attrs.get("authorization", self.instance.authorization if self.instance else None)
-        workspace = self.context["request"].workspace
-        if auth is not None and (auth.workspace_id != workspace.pk or auth.provider != cls.provider):
+        if auth is not None and auth.provider != cls.provider:
             raise ValidationError({"authorization": [f"Choose a {cls.provider} authorization of this workspace."]})
         return attrs
 
@@ -114,8 +112,8 @@ class DestinationViewSet(
 
 
 class SyncJobSerializer(serializers.ModelSerializer):
-    segment = serializers.PrimaryKeyRelatedField(queryset=Segment.objects.all())
-    destination = serializers.PrimaryKeyRelatedField(queryset=Destination.objects.all())
+    segment = InWorkspace(queryset=Segment.objects.all())
+    destination = InWorkspace(queryset=Destination.objects.all())
 
     class Meta:
         model = SyncJob
@@ -138,10 +136,6 @@ class SyncJobSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "next_run_at", "partner_state", "cursor", "last_run_at", "created_at"]
 
     def validate(self, attrs: dict) -> dict:
-        workspace = self.context["request"].workspace
-        for name in ("segment", "destination"):
-            if name in attrs and attrs[name].workspace_id != workspace.pk:
-                raise ValidationError({name: ["Not found in this workspace."]})
         cadence = attrs.get("cadence", self.instance.cadence if self.instance else Cadence.DAILY)
         if cadence == Cadence.DAILY and not attrs.get("time_of_day", getattr(self.instance, "time_of_day", None)):
             raise ValidationError({"time_of_day": ["A daily sync needs a time of day."]})
@@ -294,8 +288,8 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        job = self.request.query_params.get("job") if hasattr(self, "request") and self.request else None
-        return queryset.filter(job_id=job) if job and job.isdigit() else queryset
+        job = int_param(self.request.query_params, "job") if getattr(self, "request", None) else None
+        return queryset if job is None else queryset.filter(job_id=job)
 
     @extend_schema(responses={200: DeliveryRowSerializer(many=True)})
     @action(detail=True, methods=["get"])

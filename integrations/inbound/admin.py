@@ -116,7 +116,8 @@ class InboundBatchAdmin(ModelAdmin):
 
 @admin.register(InboundRequest)
 class InboundRequestAdmin(ModelAdmin):
-    """The last INBOUND_LOG_SIZE raw requests per API key, accepted or refused. No Authorization header."""
+    """The last INBOUND_LOG_SIZE raw requests per API key, accepted or refused. No credential header
+    (Authorization, X-Write-Key, anything named like a key, token or secret; config.logging)."""
 
     list_display = [
         "received_at",

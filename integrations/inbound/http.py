@@ -58,8 +58,10 @@ def authenticate_inbound(request) -> ApiKey:
         raise InboundError(
             401, "invalid_api_key", "Invalid API key.", headers={"WWW-Authenticate": 'Basic realm="inbound"'}
         )
-    if not key.is_active:
+    if key.revoked_at is not None:
         raise InboundError(401, "revoked_api_key", "This API key has been revoked.")
+    if key.is_expired:
+        raise InboundError(401, "expired_api_key", "This API key has expired.")
     if key.scope != ApiKeyScope.INBOUND:
         raise InboundError(403, "missing_scope", f"This API key lacks the '{ApiKeyScope.INBOUND}' scope.")
     key.touch()

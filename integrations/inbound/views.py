@@ -1,6 +1,6 @@
 """The inbound endpoints. Each request: key → body limits → JSON → cheap validation → one INSERT of
 the raw batch (deduplicated) → 2xx → apply task queued after commit. Every request, accepted or
-refused, lands in the per-key inbound log (without its Authorization header)."""
+refused, lands in the per-key inbound log (without any credential header: config.logging.loggable_headers)."""
 
 import hashlib
 import logging
@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values, clean_identity
 from audiences.models import Segment, SegmentType
+from config.logging import loggable_headers
 from config.safe_json import storable
 from integrations.api_errors import json_error
 from integrations.inbound.apply import V1_DEFAULT_TYPES, backlog, ensure_segment, unusable_people
@@ -26,7 +27,6 @@ from integrations.models import ApiKey, IdentityKind
 
 logger = logging.getLogger(__name__)
 
-SECRET_HEADERS = frozenset({"authorization", "api-key", "api_key", "x-api-key", "cookie", "proxy-authorization"})
 PREVIEW_CHARS = 4000
 INVALID_ROWS_SHOWN = 100
 
@@ -277,7 +277,7 @@ def segment_handler(endpoint: str) -> Callable[[Exchange, dict], JsonResponse]:
 
 def _record(exchange: Exchange, response, error: InboundError | None, error_text: str = "") -> None:
     request, key = exchange.request, exchange.key
-    headers = {name: value for name, value in request.headers.items() if name.lower() not in SECRET_HEADERS}
+    headers = loggable_headers(request.headers, settings.INBOUND_LOG_REDACT_HEADERS)
     prefix = key.prefix if key else ""
     if key is None:
         try:

@@ -6,7 +6,8 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from integrations.api import WorkspaceScopedViewSet
+from config.params import int_param
+from integrations.api import InWorkspace, WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.api_errors import error_body
 from integrations.models import Authorization
@@ -28,6 +29,7 @@ _CRUD = (
 
 
 class AmplitudeProjectSerializer(serializers.ModelSerializer):
+    serializer_related_field = InWorkspace
     download_budget = serializers.SerializerMethodField()
 
     class Meta:
@@ -39,9 +41,6 @@ class AmplitudeProjectSerializer(serializers.ModelSerializer):
         return quota.budget(obj).as_dict()
 
     def validate_authorization(self, value: Authorization) -> Authorization:
-        request = self.context["request"]
-        if value.workspace_id != request.workspace.pk:
-            raise serializers.ValidationError("Unknown authorization.")
         if value.provider != "amplitude":
             raise serializers.ValidationError("Choose an Amplitude authorization (API key and secret key).")
         return value
@@ -73,10 +72,7 @@ class AmplitudeProjectViewSet(*_CRUD, WorkspaceScopedViewSet):
 
 
 class _JobSerializer(serializers.ModelSerializer):
-    def validate_project(self, value: AmplitudeProject) -> AmplitudeProject:
-        if value.workspace_id != self.context["request"].workspace.pk:
-            raise serializers.ValidationError("Unknown project.")
-        return value
+    serializer_related_field = InWorkspace  # the project: of this workspace, or "Not found" either way
 
 
 class CohortImportJobSerializer(_JobSerializer):
@@ -199,9 +195,9 @@ class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
             queryset = queryset.filter(cohort_job__isnull=False)
         elif kind == "event":
             queryset = queryset.filter(event_job__isnull=False)
-        if params.get("job", "").isdigit():
-            field = "event_job_id" if kind == "event" else "cohort_job_id"
-            queryset = queryset.filter(**{field: int(params["job"])})
+        job = int_param(params, "job")
+        if job is not None:
+            queryset = queryset.filter(**{"event_job_id" if kind == "event" else "cohort_job_id": job})
         return queryset
 
     @extend_schema(request=None, responses={201: ImportRunSerializer})

@@ -41,7 +41,7 @@ def test_owner_connects_tests_and_imports_a_cohort(client, alice, acme, amp, dja
     tested = client.post(f"/sources/{project.pk}/test/").content.decode()
     assert "Connected: 1 cohort" in tested and "Small fans" in tested
 
-    picker = client.get(f"/sources/{project.pk}/?cohorts=1").content.decode()
+    picker = client.post(f"/sources/{project.pk}/", {"form": "cohorts"}).content.decode()
     assert "Small fans — 40 users" in picker
 
     client.post(
@@ -66,6 +66,35 @@ def test_owner_connects_tests_and_imports_a_cohort(client, alice, acme, amp, dja
     assert Segment.objects.get(workspace=acme, external_id="c-small").size == 40
     page = client.get(f"/sources/{project.pk}/").content.decode()
     assert 'id="budget-left">499<' in page
+
+
+def test_no_get_makes_an_authenticated_call_to_amplitude(client, alice, acme, amp):
+    """A link, an image or a prefetch can trigger a GET: listing cohorts and testing the connection
+    call Amplitude with the project's keys, so they answer only a (CSRF-protected) POST."""
+    client.force_login(alice)
+    connect(client, amp)
+    project = AmplitudeProject.objects.get(workspace=acme)
+    amp.sandbox.reset_stats()
+    page = client.get(f"/sources/{project.pk}/?cohorts=1")
+    assert page.status_code == 200 and "Small fans" not in page.content.decode()
+    assert client.get(f"/sources/{project.pk}/test/").status_code == 405
+    assert amp.sandbox.request_count("cohorts") == 0
+    assert "Small fans" in client.post(f"/sources/{project.pk}/", {"form": "cohorts"}).content.decode()
+    assert amp.sandbox.request_count("cohorts") == 1
+
+
+def test_the_posts_need_a_csrf_token(client, alice, acme, amp):
+    from django.test import Client
+
+    client.force_login(alice)
+    connect(client, amp)
+    project = AmplitudeProject.objects.get(workspace=acme)
+    amp.sandbox.reset_stats()
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(alice)
+    assert strict.post(f"/sources/{project.pk}/", {"form": "cohorts"}).status_code == 403
+    assert strict.post(f"/sources/{project.pk}/test/").status_code == 403
+    assert amp.sandbox.request_count("cohorts") == 0
 
 
 def test_wrong_secret_is_said_plainly(client, alice, acme, amp):
