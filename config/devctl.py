@@ -4,6 +4,8 @@
     test      embedded servers (under .data/test) + pytest ARGS...; exits with pytest's code
     services  only the embedded servers; prints the export lines; Ctrl-C stops them
     manage    embedded servers + manage.py ARGS... (e.g. makemigrations --check --dry-run)
+    smoke     a production start (DEBUG off, real keys made for the run, collectstatic, gunicorn, worker,
+              beat) on its own embedded servers, every page as each role in Chromium, every API list
 
 DATABASE_URL / REDIS_URL, when set, are used as they are and that server is not started.
 """
@@ -53,7 +55,14 @@ def say(message: str, name: str = "dev.py") -> None:
 
 def main(argv: Sequence[str]) -> int:
     """Dispatch `dev.py COMMAND [ARGS...]`; return the process exit code."""
-    commands = {"run": cmd_run, "test": cmd_test, "services": cmd_services, "manage": cmd_manage, "bench": cmd_bench}
+    commands = {
+        "run": cmd_run,
+        "test": cmd_test,
+        "services": cmd_services,
+        "manage": cmd_manage,
+        "bench": cmd_bench,
+        "smoke": cmd_smoke,
+    }
     if not argv or argv[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
@@ -294,6 +303,123 @@ def cmd_run(args: list[str]) -> int:
         stop_children(children)
         services.stop()
         say("stopped")
+
+
+SMOKE_DATA = DATA / "smoke"
+
+
+def production_env(port: int) -> dict[str, str]:
+    """Production settings for the smoke: DEBUG off and keys generated for this run only. The one
+    difference from a deployment is plain HTTP on loopback, so the TLS-only settings are off."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    return {
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "STATIC_ROOT": str(SMOKE_DATA / "static"),
+        "CELERY_BEAT_SCHEDULE_FILENAME": str(SMOKE_DATA / "beat"),
+        "DEMO_STATE_FILE": str(SMOKE_DATA / "demo-login.json"),
+        "DEMO_PASSWORD": secrets.token_urlsafe(12),
+        # Health notices go to the log: there is no mail server here.
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        "LOG_LEVEL": "ERROR",  # refused pages (403 as a viewer, ...) are expected; errors are what counts
+        "PORT": str(port),
+    }
+
+
+def cmd_smoke(args: list[str]) -> int:
+    """The production smoke (.ci/run runs it after the tests): exit 0 only if every page, static file
+    and API list answered without a server error as each role."""
+    if args:
+        say(f"`smoke` takes no arguments (got {' '.join(args)})")
+        return 2
+    ensure_chromium()
+    chromium = os.environ.get("CHROMIUM_PATH", CHROMIUM)
+    if not Path(chromium).exists():
+        say(f"the smoke needs chromium at {chromium}")
+        return 1
+    started = time.monotonic()
+    embedded = not os.environ.get("DATABASE_URL")
+    if embedded and SMOKE_DATA.exists():
+        shutil.rmtree(SMOKE_DATA)  # a fresh database every run: what a first production start meets
+    SMOKE_DATA.mkdir(parents=True, exist_ok=True)
+    services = start_services(SMOKE_DATA)
+    port = pick_port(int(os.environ.get("SMOKE_PORT") or 8100))
+    os.environ.update(production_env(port))
+    children: list[Child] = []
+    try:
+        stop = wait_for_stop_signal()
+        for step in (("migrate", "--noinput", "-v", "0"), ("collectstatic", "--noinput", "-v", "0")):
+            say(f"manage.py {' '.join(step)}   (DEBUG=0; at {time.monotonic() - started:.0f}s)")
+            if subprocess.call(manage_command(*step), cwd=ROOT) != 0:
+                say(f"manage.py {step[0]} failed with production settings")
+                return 1
+        sandbox = Child("sandbox", [sys.executable, "-m", "demo.servers", "--members", "200"])
+        sandbox.spawn()
+        children.append(sandbox)
+        if not read_sandbox_urls(sandbox) or seed_demo() is None:
+            return 1
+        py = sys.executable
+        children += [
+            Child(
+                "web",
+                [
+                    py,
+                    "-m",
+                    "gunicorn",
+                    "config.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--error-logfile",
+                    "-",
+                    "--no-control-socket",
+                ],
+            ),
+            Child("worker", [py, "-m", "celery", "-A", "config", "worker", "-Q", QUEUES, "--concurrency", "2"]),
+            Child("beat", [py, "-m", "celery", "-A", "config", "beat", "-s", str(SMOKE_DATA / "celerybeat-schedule")]),
+        ]
+        for child in children:
+            if child.proc is None:
+                child.spawn()
+        for child in children:
+            child.pump_output()
+        if not wait_for_port(port, children, stop) or not wait_for_worker(port, children, stop):
+            say("the production start did not come up (web, or /healthz never answered ok): see above")
+            return 1
+        say(f"production start up at {time.monotonic() - started:.0f}s; visiting every page as each role ...")
+        code = subprocess.call(
+            [
+                py,
+                "-m",
+                "config.smoke",
+                "--base-url",
+                f"http://127.0.0.1:{port}",
+                "--password",
+                os.environ["DEMO_PASSWORD"],
+                "--chromium",
+                chromium,
+            ],
+            cwd=ROOT,
+        )
+        dead = [c.name for c in children if c.proc is not None and c.proc.poll() is not None and c.name != "sandbox"]
+        if dead:
+            say(f"exited during the smoke: {', '.join(dead)}")
+            code = code or 1
+        say(f"smoke {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f}s")
+        return code
+    finally:
+        stop_children(children)
+        services.stop()
 
 
 def read_sandbox_urls(sandbox: Child) -> bool:

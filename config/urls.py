@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -11,8 +13,15 @@ from integrations.inbound import urls as inbound_urls
 admin.site.site_header = "Cohort Console — operations"
 admin.site.site_title = "Cohort Console ops"
 
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask /favicon.ico on pages that name none (the admin, the API docs)."""
+    return redirect(static("console/favicon.svg"), permanent=True)
+
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/amplitude/", include(inbound_urls.amplitude_urlpatterns)),

@@ -36,7 +36,8 @@ PARTS = (
 
 
 def demo_state_path() -> Path:
-    return Path(settings.BASE_DIR) / ".data" / "demo-login.json"
+    """DEMO_STATE_FILE, or .data/demo-login.json (the smoke keeps its own, next to its own database)."""
+    return Path(os.environ.get("DEMO_STATE_FILE") or Path(settings.BASE_DIR) / ".data" / "demo-login.json")
 
 
 def load_demo_state() -> dict:
