@@ -11,13 +11,15 @@ would send them. Each part skips itself, saying so, when its sandbox is not runn
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from demo import delivery, inbound, partners, sources
-from integrations.models import ApiKey, ApiKeyScope
+from integrations.models import ApiKey, ApiKeyAccess, ApiKeyScope
 from workspaces.models import Membership, Role, Workspace
 
 DEMO_PEOPLE = [
@@ -80,5 +82,17 @@ def populate_demo(workspace, state: dict, out) -> None:
         key, raw = ApiKey.issue(workspace, scope=ApiKeyScope.INBOUND, name="Amplitude cohort sync (demo)")
         state["inbound_key_prefix"], state["inbound_key"] = key.prefix, raw
     out.write(f"  Demo inbound API key: {state['inbound_key']}")
+    # A read-only management key that expires, made by the demo's owner: the API keys page shows
+    # access levels, expiry and the owner a key follows (its value is never needed, so not kept).
+    owner = workspace.memberships.filter(role=Role.OWNER).select_related("user").first()
+    if not ApiKey.objects.filter(workspace=workspace, name="Reporting script (demo)").exists():
+        ApiKey.issue(
+            workspace,
+            scope=ApiKeyScope.MANAGEMENT,
+            name="Reporting script (demo)",
+            access=ApiKeyAccess.READ,
+            expires_at=timezone.now() + timedelta(days=90),
+            created_by=owner.user if owner else None,
+        )
     for part in PARTS:
         part(workspace, state, out)

@@ -63,3 +63,24 @@ def test_sync_failures_paging_is_400(client, bob, acme, segment):
     client.force_login(bob)
     assert client.get(f"/syncs/{job.pk}/?before=abc").status_code == 400
     assert client.get(f"/syncs/{job.pk}/?q=²").status_code == 200
+
+
+JUNK = "?job=²&destination=abc&segment=abc&before=²&after=x&page=²&page_size=abc&cursor=abc&status=%00&kind=x&q=²"
+
+
+def test_no_api_list_answers_500_to_junk_parameters(acme, acme_management_key):
+    """Every list of the OpenAPI schema, with every filter name this API uses set to junk."""
+    client = key_client(acme_management_key)
+    schema = client.get("/api/schema/?format=json").json()
+    lists = [p for p, ops in schema["paths"].items() if "get" in ops and "{" not in p]
+    assert len(lists) > 10
+    answers = {path: client.get(path + JUNK).status_code for path in lists}
+    assert {path: code for path, code in answers.items() if code >= 500} == {}
+
+
+@pytest.mark.parametrize(
+    "page", ["/", "/segments/", "/syncs/", "/syncs/new/", "/people/", "/people/search/", "/sources/"]
+)
+def test_no_console_list_answers_500_to_junk_parameters(client, bob, segment, page):
+    client.force_login(bob)
+    assert client.get(page + JUNK).status_code < 500
