@@ -57,7 +57,10 @@ def _all(model, workspace, **filters) -> list[dict]:
 
 
 def _fillers() -> dict[str, Callable]:
-    """URL name -> the keyword arguments to reverse it with, from the seeded workspace."""
+    """URL name -> the keyword arguments to reverse it with, from the seeded workspace.
+
+    (The imports in this module's functions wait for main()'s django.setup(): it runs as a script.)
+    """
     from audiences.models import Profile, Segment
     from integrations.connectors.registry import CONNECTORS
     from integrations.delivery.models import Destination, SyncJob
