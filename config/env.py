@@ -5,6 +5,7 @@ mounted as a Docker/Kubernetes secret instead of living in the process environme
 A missing or malformed value stops start-up with a message that names the variable.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -55,3 +56,16 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """Comma-separated IP networks in CIDR form (a bare address means that one host)."""
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP network (write e.g. 10.0.0.0/8 or 192.0.2.7)."
+            ) from None
+    return networks

@@ -10,7 +10,7 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -137,6 +137,10 @@ except (ValueError, KeyError, TypeError) as exc:
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point to PostgreSQL (postgres:// or postgresql://).")
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# DATABASE_URL points at a pooler in transaction mode (PgBouncer pool_mode=transaction): a server-side
+# cursor would be declared on one server connection and fetched from another (docs/deployment.md).
+# psycopg 3 prepared statements are already off: Django sets prepare_threshold=None by default.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DB_TRANSACTION_POOLING", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -202,8 +206,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# /healthz is probed over plain HTTP by load balancers and must not be redirected.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# /healthz and /metrics are probed over plain HTTP by load balancers and Prometheus: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.logging.SecretSafeExceptionReporterFilter"
 
 # --- Email (destination health notices) ------------------------------------------------------------
@@ -388,3 +392,13 @@ KOCHAVA_LINK_RETRY_BASE_SECONDS = env_int("KOCHAVA_LINK_RETRY_BASE_SECONDS", 60)
 KOCHAVA_LINK_RETRY_CAP_SECONDS = env_int("KOCHAVA_LINK_RETRY_CAP_SECONDS", 6 * 3600)
 # Kochava event streams run at most this often per destination (the scheduler tick is 60 s).
 KOCHAVA_STREAM_INTERVAL_SECONDS = env_int("KOCHAVA_STREAM_INTERVAL_SECONDS", 60)
+
+# --- Metrics: GET /metrics for Prometheus (docs/metrics.md) -----------------------------------------
+# Who may scrape: a bearer token, client networks (CIDRs, matched against the TCP peer address, never
+# X-Forwarded-For), or both (then both must match). With neither, production refuses every scrape.
+METRICS_TOKEN = env_str("METRICS_TOKEN", default="")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 32`).")
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
+# Runs, rows and partner calls are counted over this trailing window (seconds).
+METRICS_WINDOW_SECONDS = env_int("METRICS_WINDOW_SECONDS", 3600)

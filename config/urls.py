@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from integrations.api_errors import json_error
 from integrations.health import healthz
 from integrations.inbound import urls as inbound_urls
+from integrations.metrics import metrics
 
 admin.site.site_header = "Cohort Console — operations"
 admin.site.site_title = "Cohort Console ops"
@@ -22,6 +23,7 @@ def favicon(request: HttpRequest) -> HttpResponse:
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/amplitude/", include(inbound_urls.amplitude_urlpatterns)),

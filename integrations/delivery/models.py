@@ -140,7 +140,12 @@ class SyncRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["job", "-id"]), models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["job", "-id"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+            # /metrics counts the runs finished in its window and the active ones (finished_at IS NULL).
+            models.Index(fields=["finished_at"], name="syncrun_finished"),
+        ]
         constraints = [
             # The overlap guard's backstop: at most one active run per job, whatever the races.
             models.UniqueConstraint(

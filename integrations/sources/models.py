@@ -187,6 +187,8 @@ class ImportRun(models.Model):
             models.Index(fields=["cohort_job", "status"], name="import_run_cohort_status"),
             models.Index(fields=["event_job", "status"], name="import_run_event_status"),
             models.Index(fields=["workspace", "-id"], name="import_run_workspace"),
+            # /metrics counts the runs finished in its window and the active ones (finished_at IS NULL).
+            models.Index(fields=["finished_at"], name="import_run_finished"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,3 @@
+# Sandbox partners and Amplitude, fast backoffs: the delivery and sources tests' fixtures.
+from tests.delivery.conftest import fast_delivery, partners  # noqa: F401
+from tests.sources.conftest import amp, amplitude_auth, cohort_job, fast_sources, project  # noqa: F401
