@@ -35,6 +35,7 @@ from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
 from integrations.delivery.planning import destination_connector
 from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
+from integrations.locks import held_lock
 
 PAGE = 1000
 _EVENT_COLUMNS = (
@@ -127,19 +128,11 @@ def stream_events(destination: Destination, *, max_events: int | None = None) ->
 
 @contextmanager
 def _one_pass(destination: Destination):
-    """A session advisory lock for the pass: a second pass would resend events and could move the
-    cursor backwards. Held across the pass's many transactions; a killed worker's session ends and
-    releases it."""
-    key = f"kochava-stream:{destination.pk}"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key])
-        acquired = cursor.fetchone()[0]
-    try:
+    """An advisory lock for the pass: a second pass would resend events and could move the cursor
+    backwards. Held across the pass's many transactions (integrations.locks); a killed worker's
+    connections close and release it."""
+    with held_lock(f"kochava-stream:{destination.pk}") as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
 
 
 def _stream_pages(destination, stream, connector, calls, stop, slots, result: StreamResult, max_events) -> None:

@@ -1,10 +1,11 @@
 """Import run state: THE function that changes it (`transition`), live progress, and whether a run is alive.
 
-A run executes under a PostgreSQL session advisory lock keyed by its id (`execution_lock`). That lock
-is how the console knows a "running" run is alive: when the worker dies its connection closes and
-the lock goes with it. A redelivered task (acks_late) finds the run still "running" with a free lock
-and redoes it from the start — safe, because each cohort and each export window is applied in one
-transaction, and a half-done one was rolled back by PostgreSQL.
+A run executes under a PostgreSQL advisory lock keyed by its id (`execution_lock`), held on a
+connection of its own (integrations.locks). That lock is how the console knows a "running" run is
+alive: when the worker dies its connections close and the lock goes with them. A redelivered task
+(acks_late) finds the run still "running" with a free lock and redoes it from the start — safe,
+because each cohort and each export window is applied in one transaction, and a half-done one was
+rolled back by PostgreSQL.
 
 Queuing runs is integrations.sources.actions; executing them, integrations.sources.execution.
 """
@@ -21,6 +22,7 @@ from typing import Self
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.utils import timezone
 
+from integrations.locks import held_lock
 from integrations.sources.models import FINISHED, CohortImportJob, EventImportJob, ImportRun, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -154,25 +156,13 @@ def _lock_key(run_id: int) -> int:
 def execution_lock(run_id: int) -> Iterator[bool]:
     """Hold the run's execution lock for the block; yields False (holding nothing) when another worker
     still holds it after LOCK_WAIT_SECONDS."""
-    key = _lock_key(run_id)
     with connection.cursor() as cursor:
         # If this worker is killed, its backend notices the lost client within seconds and rolls
         # back, instead of finishing a long statement whose row locks would block the redo.
+        # (Behind PgBouncer in transaction mode, set it for the role instead: docs/deployment.md.)
         cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while True:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            if cursor.fetchone()[0]:
-                break
-            if time.monotonic() >= deadline:
-                yield False
-                return
-            time.sleep(0.1)
-    try:
-        yield True
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    with held_lock(_lock_key(run_id), wait_seconds=LOCK_WAIT_SECONDS) as held:
+        yield held
 
 
 def is_alive(run: ImportRun) -> bool:
