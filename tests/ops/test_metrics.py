@@ -308,3 +308,33 @@ def test_malformed_metrics_settings_stop_start_up_naming_the_variable(name, valu
     result = run_manage("check", **{**PROD, name: value})
     assert result.returncode != 0
     assert name in result.stderr and says in result.stderr
+
+
+def test_the_documented_alert_rules_use_metrics_the_endpoint_serves(acme, token):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    rules_file = Path(__file__).resolve().parents[2] / "docs" / "prometheus-alerts.yaml"
+    (group,) = yaml.safe_load(rules_file.read_text())["groups"]
+    rules = group["rules"]
+    assert len(rules) == 4 and len({rule["alert"] for rule in rules}) == 4
+    # Every series a rule reads exists in a real scrape, with the labels it groups or matches by.
+    InboundBatch.objects.create(
+        workspace=acme, endpoint="list_add", body=b"{}", dedupe_key="k", received_at=timezone.now()
+    )
+    labels_by_metric: dict[str, set[str]] = {}
+    for name, labels in scrape():
+        labels_by_metric.setdefault(name, set()).update(label for label, _ in labels)
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("critical", "warning") and rule["annotations"]["summary"]
+        assert re.fullmatch(r"\d+[smh]", rule.get("for", "0s")), rule["alert"]
+        metrics = re.findall(r"cohort_console_[a-z_]+", rule["expr"])
+        assert metrics, rule["alert"]
+        for metric in metrics:
+            assert metric in labels_by_metric, f"{rule['alert']}: {metric} is not served"
+            used = set(re.findall(r"(\w+)\s*=~?", rule["expr"])) | set(
+                re.findall(r"by \(([^)]*)\)", rule["expr"])[0].split(",") if "by (" in rule["expr"] else []
+            )
+            assert {label.strip() for label in used} <= labels_by_metric[metric], rule["alert"]
