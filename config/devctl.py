@@ -285,7 +285,7 @@ def cmd_run(args: list[str]) -> int:
             # it is down right under a banner saying "running".
             if not wait_for_worker(port, children, stop) and not stop.is_set():
                 say("/healthz does not answer ok yet (no worker heartbeat?): see the lines above")
-            banner = ["", "=" * 64, f"Cohort Console is running at {url}"]
+            banner = ["", "=" * 64, f"Cohort Console is running at {url}", f"Prometheus metrics: {url}metrics"]
             banner += ["From seed_demo:", *("  " + line.strip() for line in login)] if login else []
             banner += ["Ctrl-C stops everything.", "=" * 64, ""]
             say("\n".join(banner))

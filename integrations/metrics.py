@@ -50,6 +50,19 @@ QUERY_TIMEOUT = "5s"
 CALL_QUANTILES = (0.5, 0.95, 0.99)
 # Status classes of partner calls: a code of its own for 429, the partner asking us to slow down.
 CALL_CLASSES = ("2xx", "3xx", "4xx", "429", "5xx", "error")
+# One pass over the partner call log, which keeps DELIVERY_CALL_LOG_SIZE calls per destination: the
+# calls of each status class, then the duration quantiles.
+_CALLS_SQL = """
+SELECT destination_id,
+       count(*) FILTER (WHERE status_code BETWEEN 200 AND 299),
+       count(*) FILTER (WHERE status_code BETWEEN 300 AND 399),
+       count(*) FILTER (WHERE status_code BETWEEN 400 AND 499 AND status_code <> 429),
+       count(*) FILTER (WHERE status_code = 429),
+       count(*) FILTER (WHERE status_code BETWEEN 500 AND 599),
+       count(*) FILTER (WHERE status_code IS NULL OR status_code NOT BETWEEN 200 AND 599),
+       percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (ORDER BY duration_ms)
+FROM delivery_partnercall WHERE created_at >= %(since)s GROUP BY destination_id
+"""
 
 
 # -- where each figure comes from ---------------------------------------------------------------
@@ -148,22 +161,7 @@ def _database_figures(window_seconds: int) -> dict:
             cursor, "SELECT destination_id, events_sent, events_skipped, events_rejected FROM campaigns_kochavastream"
         )
         # The partner call log is capped per destination (DELIVERY_CALL_LOG_SIZE), so this scan is bounded.
-        figures["call_codes"] = _rows(
-            cursor,
-            """SELECT destination_id,
-                      CASE WHEN status_code IS NULL OR status_code NOT BETWEEN 100 AND 599 THEN 'error'
-                           WHEN status_code = 429 THEN '429'
-                           ELSE (status_code / 100)::text || 'xx' END,
-                      count(*)
-               FROM delivery_partnercall WHERE created_at >= %s GROUP BY 1, 2""",
-            [since],
-        )
-        figures["call_latency"] = _rows(
-            cursor,
-            "SELECT destination_id, percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY duration_ms) "
-            "FROM delivery_partnercall WHERE created_at >= %s GROUP BY destination_id",
-            [list(CALL_QUANTILES), since],
-        )
+        figures["calls"] = _rows(cursor, _CALLS_SQL, {"since": since, "quantiles": list(CALL_QUANTILES)})
         # This month's cohort download budget per Amplitude project (no row yet: nothing used).
         figures["quota"] = _rows(
             cursor,
@@ -292,7 +290,7 @@ class ConsoleCollector:
         )
         sync_rows = {row[0]: row[1:] for row in figures["sync_rows"]}
         export_rows = {row[0]: row[1:] for row in figures["export_rows"]}
-        codes: dict[tuple[int, str], int] = {(dest, code): n for dest, code, n in figures["call_codes"]}
+        calls_by_destination = {row[0]: row[1:] for row in figures["calls"]}
         for destination_id, workspace, kind, name in figures["destinations"]:
             dest = str(destination_id)
             info.add_metric([dest, workspace, kind, name], {})
@@ -305,11 +303,11 @@ class ConsoleCollector:
                 ("failed", failed),
             ):
                 rows.add_metric([dest, outcome], value)
-            for code in CALL_CLASSES:
-                calls.add_metric([dest, code], codes.get((destination_id, code), 0))
-        for destination_id, quantiles in figures["call_latency"]:
-            for quantile, millis in zip(CALL_QUANTILES, quantiles, strict=True):
-                latency.add_metric([str(destination_id), str(quantile)], millis / 1000.0)
+            *by_class, quantiles = calls_by_destination.get(destination_id, (0,) * len(CALL_CLASSES) + (None,))
+            for code, count in zip(CALL_CLASSES, by_class, strict=True):
+                calls.add_metric([dest, code], count)
+            for quantile, millis in zip(CALL_QUANTILES, quantiles or (), strict=False):
+                latency.add_metric([dest, str(quantile)], millis / 1000.0)
         yield from (info, rows, calls, latency)
 
         stream = CounterMetricFamily(
