@@ -26,6 +26,7 @@ from tests.partners.test_end_to_end import kochava_destination, purchases
 from tests.test_settings import PROD, run_manage
 
 TOKEN = "metrics-token-0123456789abcdef"
+ODD_NAME = 'Lists "EU" \\ all\nof them ☃'  # quotes, a backslash, a newline: escaped in the exposition
 
 
 def scrape(client: Client | None = None, **headers) -> dict[tuple[str, frozenset], float]:
@@ -179,7 +180,7 @@ def test_sync_runs_rows_and_partner_calls_per_destination(acme, partners, token)
         "list_api",
         {"base_url": partner.base_url, "batch_size": 4},
         secrets={"api_key": "test-api-key"},
-        name="Lists",
+        name=ODD_NAME,
     )
     job = job_for(segment, dest)
     partner.fake.reject_ids = {"u6"}  # a 400 for every call containing it: bisected down to the row
@@ -194,7 +195,7 @@ def test_sync_runs_rows_and_partner_calls_per_destination(acme, partners, token)
 
     samples = scrape()
     d = str(dest.pk)
-    assert value(samples, "destination_info", destination=d, workspace="acme", kind="list_api", name="Lists") == 1
+    assert value(samples, "destination_info", destination=d, workspace="acme", kind="list_api", name=ODD_NAME) == 1
     rows = {o: value(samples, "destination_rows", destination=d, outcome=o) for o in ("sent", "rejected", "invalid")}
     assert rows == {"sent": 10, "rejected": 1, "invalid": 1}
     assert value(samples, "runs_finished", kind="sync", outcome="partially_failed") == 1
@@ -338,3 +339,18 @@ def test_the_documented_alert_rules_use_metrics_the_endpoint_serves(acme, token)
                 re.findall(r"by \(([^)]*)\)", rule["expr"])[0].split(",") if "by (" in rule["expr"] else []
             )
             assert {label.strip() for label in used} <= labels_by_metric[metric], rule["alert"]
+
+
+def test_a_query_slower_than_the_timeout_is_cut_off_and_reported(acme, token, monkeypatch):
+    from integrations import metrics
+
+    monkeypatch.setattr(metrics, "QUERY_TIMEOUT", "200ms")
+    monkeypatch.setattr(metrics, "_CALLS_SQL", "SELECT pg_sleep(5)")  # as if the call log were huge
+    started = time.monotonic()
+    samples = scrape()
+    assert time.monotonic() - started < 4
+    assert value(samples, "metrics_source_up", source="database") == 0
+    assert value(samples, "metrics_source_up", source="redis") == 1
+    assert not any(name.startswith("cohort_console_runs_") for name, _ in samples)
+    monkeypatch.undo()
+    assert value(scrape(), "inbound_pending_batches") == 0  # the connection is usable again
