@@ -6,7 +6,8 @@ Generates (by INSERT … SELECT generate_series, not through the console) a work
 `--destinations` list destinations and one real-time sync each, `--runs` finished sync runs spread
 over 24 months plus one run a minute per sync in the last hour, a tenth as many import runs, a full
 partner call log (DELIVERY_CALL_LOG_SIZE calls per destination) and a small inbound backlog. It
-scrapes /metrics with half the runs loaded, then with all of them, and prints p50/p95 of each.
+scrapes /metrics with half the runs loaded, then with all of them, and prints p50/p95 of each and
+the buffers one scrape's queries touch (EXPLAIN ANALYZE BUFFERS: unlike time, not disturbed by load).
 Baseline, same run: `SELECT count(*)` of the sync runs (what a counter over the whole table would
 cost per scrape). Cleans up after itself.
 """
@@ -28,6 +29,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
+from integrations import metrics
 from workspaces.models import Workspace
 
 SCRAPES = 20
@@ -155,8 +157,29 @@ def cleanup(workspace: Workspace) -> None:
     workspace.delete()
 
 
-def measure() -> tuple[float, float, float]:
-    """(scrape p50, scrape p95, baseline count(*)) in milliseconds."""
+def pages_per_scrape() -> int:
+    """Buffer pages the scrape's queries touch (EXPLAIN ANALYZE BUFFERS of each): unlike time, not
+    disturbed by whatever else the machine is doing."""
+    pages = 0
+    run_query = metrics._rows
+
+    def explained(cursor, sql, params=None):
+        nonlocal pages
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+        plan = cursor.fetchone()[0][0]["Plan"]
+        pages += plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+        return run_query(cursor, sql, params)
+
+    metrics._rows = explained
+    try:
+        metrics._database_figures(settings.METRICS_WINDOW_SECONDS)
+    finally:
+        metrics._rows = run_query
+    return pages
+
+
+def measure() -> tuple[float, float, float, int]:
+    """(scrape p50, scrape p95, baseline count(*)) in milliseconds, and the pages a scrape touches."""
     client = Client()
     for _ in range(2):  # warm the caches like a running server
         assert client.get("/metrics").status_code == 200
@@ -172,7 +195,7 @@ def measure() -> tuple[float, float, float]:
         cursor.fetchone()
         baseline = (time.perf_counter() - started) * 1000
     times.sort()
-    return statistics.median(times), times[int(len(times) * 0.95) - 1], baseline
+    return statistics.median(times), times[int(len(times) * 0.95) - 1], baseline, pages_per_scrape()
 
 
 def main() -> None:
@@ -193,9 +216,9 @@ def main() -> None:
                 f"generated {share:,} sync runs (+{share // 10:,} import runs) in {time.perf_counter() - started:.1f}s"
             )
             rows.append((loaded, *measure()))
-        print(f"\n{'sync runs':>12}{'scrape p50 ms':>15}{'scrape p95 ms':>15}{'count(*) ms':>13}")
-        for loaded, p50, p95, baseline in rows:
-            print(f"{loaded:>12,}{p50:>15.1f}{p95:>15.1f}{baseline:>13.1f}")
+        print(f"\n{'sync runs':>12}{'scrape p50 ms':>15}{'scrape p95 ms':>15}{'buffers':>9}{'count(*) ms':>13}")
+        for loaded, p50, p95, baseline, pages in rows:
+            print(f"{loaded:>12,}{p50:>15.1f}{p95:>15.1f}{pages:>9,}{baseline:>13.1f}")
     finally:
         cleanup(workspace)
 
