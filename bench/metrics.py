@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
-from integrations import metrics
+from config import metrics
 from workspaces.models import Workspace
 
 SCRAPES = 20

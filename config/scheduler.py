@@ -36,5 +36,11 @@ def tick() -> None:
             import_string(path)(now)
         except Exception:  # one broken dispatcher must not starve the others
             logger.exception("scheduler dispatcher %s failed", path)
-    # The timestamp lets /healthz and ops see that the scheduler is alive.
+    # The timestamp lets ops (/metrics, the beat container's health check) see that the scheduler is alive.
     redis_client().set(TICK_KEY, str(time.time()))
+
+
+def last_tick() -> float | None:
+    """Unix time of the last completed tick, or None when none was recorded."""
+    raw = redis_client().get(TICK_KEY)
+    return float(raw) if raw else None

@@ -18,10 +18,17 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from config.celery import QUEUES
+import django
+from django.conf import settings
+
+from config.celery import QUEUES, app
+from config.scheduler import last_tick
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ("web", "worker", "beat", "migrate")
@@ -66,11 +73,6 @@ def command(process: str, args: Sequence[str] = ()) -> list[str]:
 def check(process: str, args: Sequence[str] = ()) -> str | None:
     """None when `process` on this host is healthy, else what is wrong (for container health checks)."""
     if process == "web":
-        import urllib.error
-        import urllib.request
-
-        from django.conf import settings
-
         host = next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h != "*"), "localhost")
         address = os.environ.get("BIND_ADDRESS", "0.0.0.0")
         address = "127.0.0.1" if address in ("0.0.0.0", "") else f"[{address}]" if ":" in address else address
@@ -87,16 +89,10 @@ def check(process: str, args: Sequence[str] = ()) -> str | None:
         except OSError as error:
             return f"/healthz did not answer: {error}"
     if process == "worker":
-        from config.celery import app
-
         name = worker_name(_queues(args)[0])
         replies = app.control.ping(destination=[name], timeout=5.0)
         return None if replies else f"worker {name} did not answer a ping within 5 s"
     if process == "beat":
-        import time
-
-        from integrations.metrics import last_tick
-
         tick = last_tick()
         if tick is None:
             return "no scheduler tick recorded yet"
@@ -112,8 +108,6 @@ def main(argv: Sequence[str]) -> int:
     process, args = argv[0], list(argv[1:])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     if process == "check":
-        import django
-
         django.setup()
         problem = check(args[0], args[1:]) if args else "say which process: web, worker or beat"
         if problem:

@@ -6,10 +6,10 @@ from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.metrics import metrics
 from integrations.api_errors import json_error
 from integrations.health import healthz
 from integrations.inbound import urls as inbound_urls
-from integrations.metrics import metrics
 
 admin.site.site_header = "Cohort Console — operations"
 admin.site.site_title = "Cohort Console ops"

@@ -1,9 +1,12 @@
 """GET /metrics: who may scrape, and every metric's value after real runs against the sandboxes."""
 
 import datetime as dt
+import re
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 from django.test import Client, override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +16,7 @@ from campaigns.actions import request_export
 from campaigns.kahuna import refresh_campaigns, run_export
 from campaigns.kochava_stream import stream_events
 from campaigns.models import KahunaCampaign
+from config import metrics
 from config.celery import QUEUES, app
 from config.scheduler import TICK_KEY, tick
 from integrations.delivery.models import PartnerCall, RunStatus, SyncRun
@@ -312,11 +316,6 @@ def test_malformed_metrics_settings_stop_start_up_naming_the_variable(name, valu
 
 
 def test_the_documented_alert_rules_use_metrics_the_endpoint_serves(acme, token):
-    import re
-    from pathlib import Path
-
-    import yaml
-
     rules_file = Path(__file__).resolve().parents[2] / "docs" / "prometheus-alerts.yaml"
     (group,) = yaml.safe_load(rules_file.read_text())["groups"]
     rules = group["rules"]
@@ -331,9 +330,9 @@ def test_the_documented_alert_rules_use_metrics_the_endpoint_serves(acme, token)
     for rule in rules:
         assert rule["labels"]["severity"] in ("critical", "warning") and rule["annotations"]["summary"]
         assert re.fullmatch(r"\d+[smh]", rule.get("for", "0s")), rule["alert"]
-        metrics = re.findall(r"cohort_console_[a-z_]+", rule["expr"])
-        assert metrics, rule["alert"]
-        for metric in metrics:
+        names = re.findall(r"cohort_console_[a-z_]+", rule["expr"])
+        assert names, rule["alert"]
+        for metric in names:
             assert metric in labels_by_metric, f"{rule['alert']}: {metric} is not served"
             used = set(re.findall(r"(\w+)\s*=~?", rule["expr"])) | set(
                 re.findall(r"by \(([^)]*)\)", rule["expr"])[0].split(",") if "by (" in rule["expr"] else []
@@ -342,8 +341,6 @@ def test_the_documented_alert_rules_use_metrics_the_endpoint_serves(acme, token)
 
 
 def test_a_query_slower_than_the_timeout_is_cut_off_and_reported(acme, token, monkeypatch):
-    from integrations import metrics
-
     monkeypatch.setattr(metrics, "QUERY_TIMEOUT", "200ms")
     monkeypatch.setattr(metrics, "_CALLS_SQL", "SELECT pg_sleep(5)")  # as if the call log were huge
     started = time.monotonic()

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 from campaigns.models import ExportStatus
 from config.celery import QUEUES
-from config.scheduler import TICK_KEY
+from config.scheduler import last_tick
 from integrations.api_errors import json_error
 from integrations.delivery.models import ACTIVE_STATUSES as ACTIVE_SYNC_STATUSES
 from integrations.delivery.models import RunStatus as SyncStatus
@@ -66,12 +66,6 @@ FROM delivery_partnercall WHERE created_at >= %(since)s GROUP BY destination_id
 
 
 # -- where each figure comes from ---------------------------------------------------------------
-
-
-def last_tick() -> float | None:
-    """Unix time of the scheduler's last completed tick (written by the tick task), or None."""
-    raw = redis_client().get(TICK_KEY)
-    return float(raw) if raw else None
 
 
 def _redis_figures() -> dict:
