@@ -367,25 +367,13 @@ def cmd_smoke(args: list[str]) -> int:
         if not read_sandbox_urls(sandbox) or seed_demo() is None:
             return 1
         py = sys.executable
+        # The same commands the Docker image runs (config.start), so the smoke tests the real start.
+        os.environ.update(BIND_ADDRESS="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="2")
+        start = [py, "-m", "config.start"]
         children += [
-            Child(
-                "web",
-                [
-                    py,
-                    "-m",
-                    "gunicorn",
-                    "config.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--error-logfile",
-                    "-",
-                    "--no-control-socket",
-                ],
-            ),
-            Child("worker", [py, "-m", "celery", "-A", "config", "worker", "-Q", QUEUES, "--concurrency", "2"]),
-            Child("beat", [py, "-m", "celery", "-A", "config", "beat", "-s", str(SMOKE_DATA / "celerybeat-schedule")]),
+            Child("web", [*start, "web", "--error-logfile", "-", "--no-control-socket"]),
+            Child("worker", [*start, "worker", QUEUES, "--concurrency", "2"]),
+            Child("beat", [*start, "beat", "-s", str(SMOKE_DATA / "celerybeat-schedule")]),
         ]
         for child in children:
             if child.proc is None:
