@@ -1,10 +1,23 @@
 """Ops screens for people, identities, segments and the ledger. The ledger and current membership
 are read-only here: only audiences.ledger writes them (docs/invariants.md, invariant 1)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from unfold.admin import ModelAdmin, TabularInline
 
-from audiences.models import Event, Identity, MembershipChange, Profile, ProfileMerge, Segment, SegmentMember
+from audiences.erasure import ErasureBusy, erase
+from audiences.erasure_api import ERASER_ROLES
+from audiences.models import (
+    Erasure,
+    Event,
+    Identity,
+    MembershipChange,
+    Profile,
+    ProfileMerge,
+    Segment,
+    SegmentMember,
+)
+from workspaces.models import Membership
 
 
 class ReadOnlyAdmin(ModelAdmin):
@@ -36,6 +49,7 @@ class ProfileAdmin(ModelAdmin):
     search_fields = ["=id", "identities__value"]
     readonly_fields = ["workspace", "event_counts", "created_at", "updated_at"]
     inlines = [IdentityInline]
+    actions = ["erase_selected"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("workspace").prefetch_related("identities")
@@ -46,6 +60,57 @@ class ProfileAdmin(ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deleting a person must go through the ledger, not a cascade
+
+    @admin.action(description="Erase selected people (for good; partners asked to delete)")
+    def erase_selected(self, request, queryset):
+        """Owners and ops of each person's workspace (or superusers) only; a confirmation page first."""
+        profiles = list(queryset.select_related("workspace").prefetch_related("identities"))
+        allowed = _eraser_workspaces(request.user)
+        refused = [p for p in profiles if allowed is not None and p.workspace_id not in allowed]
+        if refused:
+            self.message_user(
+                request,
+                f"Only owners and ops of a person's workspace can erase them; nothing was erased "
+                f"(not allowed for {', '.join(f'#{p.pk}' for p in refused)}).",
+                messages.ERROR,
+            )
+            return None
+        if request.POST.get("confirmed") != "yes":
+            context = {**self.admin_site.each_context(request), "profiles": profiles, "title": "Erase people"}
+            return TemplateResponse(request, "admin/audiences/profile/erase.html", context)
+        for profile in profiles:
+            try:
+                result = erase(
+                    profile.workspace,
+                    profile_id=profile.pk,
+                    user=request.user,
+                    label=request.user.get_username(),
+                    via="admin",
+                )
+            except (ErasureBusy, LookupError) as exc:
+                self.message_user(request, f"Person #{profile.pk}: {exc}", messages.ERROR)
+                continue
+            outcomes = "; ".join(f"{d['destination']}: {d['outcome']} — {d['message']}" for d in result.destinations)
+            self.message_user(
+                request, f"Person #{profile.pk} erased (erasure {result.erasure_id}). {outcomes}", messages.SUCCESS
+            )
+        return None
+
+
+def _eraser_workspaces(user) -> set[int] | None:
+    """Workspaces whose people this admin user may erase; None = all (a superuser)."""
+    if user.is_superuser:
+        return None
+    return set(Membership.objects.filter(user=user, role__in=ERASER_ROLES).values_list("workspace_id", flat=True))
+
+
+@admin.register(Erasure)
+class ErasureAdmin(ReadOnlyAdmin):
+    """The audit trail: when, who asked, through which door, what went, what each partner answered."""
+
+    list_display = ["id", "created_at", "workspace", "requested_by_label", "via", "finished_at"]
+    list_filter = ["via", "workspace"]
+    readonly_fields = ["workspace", "requested_by", "requested_by_label", "via", "counts", "destinations", "created_at"]
 
 
 @admin.register(Identity)

@@ -26,6 +26,7 @@ from audiences.bulk import insert_plain_first, parallel_handoff
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values, insert_identities_sql
 from audiences.ledger import Cause, replace_members
 from audiences.models import Segment, SegmentType
+from audiences.people_lock import hold_people
 from audiences.profiles import insert_profiles_sql
 
 
@@ -95,6 +96,7 @@ def load_cohort(
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
         cursor.execute("SELECT pg_get_serial_sequence('audiences_profile', 'id')")
         params["profile_seq"] = cursor.fetchone()[0]  # resolved once, not per created profile
+        hold_people(cohort.workspace_id)  # from matching people on: an erasure waits for the commit
         _stage(cursor, raw, columns, params)
         cursor.execute(f"SELECT line FROM {STAGE} WHERE key_value IS NULL ORDER BY line")
         loaded.unidentified_lines = [line for (line,) in cursor.fetchall()]

@@ -28,6 +28,7 @@ from django.db import DatabaseError, DataError, connection, transaction
 
 from audiences.bulk import insert_plain_first, parallel_handoff, scratch_table
 from audiences.identity import MAX_IDENTITY_LENGTH, blocked_values, insert_identities_sql
+from audiences.people_lock import hold_people
 from audiences.profiles import insert_profiles_sql
 
 SAMPLE_LIMIT = 100  # skipped rows kept by reference (the rest are only counted)
@@ -98,6 +99,7 @@ def resolve_staged(
     """
     table = _safe_table(table)
     keys = [(kind, _safe_table(column)) for kind, column in keys]
+    hold_people(workspace_id)
     blocked = sorted(blocked_values())
     created = 0
     with connection.cursor() as cursor:

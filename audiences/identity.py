@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from audiences.models import Identity
+from audiences.people_lock import hold_people
 from audiences.profiles import insert_profiles_sql
 from config.safe_json import number_problem, string_problem
 
@@ -99,6 +100,9 @@ SELECT value, profile_id FROM identities
 
 
 def lookup(workspace_id: int, kind: str, values: list[str]) -> dict[str, int]:
+    """Profile ids of the known values. Everything that writes people reads them through here, so
+    here it waits for an erasure of the workspace (audiences.people_lock.hold_people)."""
+    hold_people(workspace_id)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT value, profile_id FROM audiences_identity WHERE workspace_id = %s AND kind = %s AND value = ANY(%s)",

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from audiences.identity import insert_identities_sql, lookup, resolve
 from audiences.ledger import Cause, apply_changes
 from audiences.models import KNOWN_KINDS, Profile, ProfileMerge, Segment
+from audiences.people_lock import hold_people
 
 ANONYMOUS_KIND = "device_id"
 
@@ -67,6 +68,7 @@ def merge_profiles(
     if kept_id == removed_id:
         raise ValueError("cannot merge a profile into itself")
     with transaction.atomic():
+        hold_people(workspace_id)
         # Lock both rows in id order so two merges touching the same people cannot deadlock.
         profiles = {
             p.pk: p
@@ -175,6 +177,7 @@ def link_identity(
 
 def attach_identities(workspace_id: int, kind: str, values: list[str], profile_ids: list[int], source: str) -> None:
     """Give profiles new identities, set-wise; a value someone else already holds is left alone."""
+    hold_people(workspace_id)
     with connection.cursor() as cursor:
         cursor.execute(
             insert_identities_sql(

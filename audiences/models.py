@@ -5,6 +5,7 @@ state, Segment.size its running count; both are written only by audiences.ledger
 statement as the ledger rows, so they cannot disagree.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -244,3 +245,47 @@ class Event(models.Model):
         # type and time (the Kochava stream walks the primary key), and every index costs every
         # imported event (a (workspace, event_type, event_time) index was a fifth of the insert).
         indexes = [models.Index(fields=["profile", "event_time"], name="event_profile_time")]
+
+
+class ErasureVia(models.TextChoices):
+    API = "api", "Management API"
+    CONSOLE = "console", "Console"
+    ADMIN = "admin", "Admin"
+
+
+class Erasure(models.Model):
+    """The audit row of one erasure (audiences.erasure): that it happened, when, through which door
+    and who asked; how many rows went and what each destination answered. Never whom: no identifier
+    of the person and no hash of one (a hash of an email is reversed by guessing emails)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=150, help_text="The asker as they were named then.")
+    via = models.CharField(max_length=8, choices=ErasureVia.choices)
+    counts = models.JSONField(default=dict, help_text="Rows removed or rewritten, per table.")
+    destinations = models.JSONField(default=list, help_text="Each destination's outcome.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When the partners had answered.")
+
+    objects = WorkspaceScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"erasure {self.pk} by {self.requested_by_label}"
+
+    OUTCOME_LABELS = {
+        "pending": "not asked yet",
+        "deleted": "deleted",
+        "failed": "failed",
+        "not_supported": "remove by hand",
+        "not_sent": "never sent",
+    }
+
+    @property
+    def outcomes(self) -> list[dict]:
+        """The destinations' outcomes with a label for people."""
+        return [{**d, "label": self.OUTCOME_LABELS.get(d.get("outcome"), d.get("outcome"))} for d in self.destinations]

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audiences.people_lock import hold_people
 from campaigns.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
 from integrations.connectors.kochava import HELD_BACK, KochavaConnector, resolve_source
 from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
@@ -260,6 +261,9 @@ def _record_page(
     """One transaction per page: cursor, counters, outcomes, queued links and the call log agree."""
     skipped = sum(1 for o in outcomes if o.status == "skipped")
     with transaction.atomic():
+        # The page was read before: an erasure since then took some of its people and events away.
+        hold_people(destination.workspace_id)
+        outcomes, links = _still_there(outcomes, links)
         KochavaEventOutcome.objects.bulk_create(outcomes)
         queue_links(destination, links)
         log_calls(destination.pk, None, calls.drain())
@@ -269,6 +273,15 @@ def _record_page(
             events_skipped=F("events_skipped") + skipped,
             events_rejected=F("events_rejected") + len(outcomes) - skipped,
         )
+
+
+def _still_there(outcomes: list[KochavaEventOutcome], links: list) -> tuple[list, list]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM audiences_event WHERE id = ANY(%s)", [[o.event_id for o in outcomes]])
+        events = {row[0] for row in cursor.fetchall()}
+        cursor.execute("SELECT id FROM audiences_profile WHERE id = ANY(%s)", [[p for p, _, _ in links]])
+        people = {row[0] for row in cursor.fetchall()}
+    return [o for o in outcomes if o.event_id in events], [link for link in links if link[0] in people]
 
 
 # ---- Send Users ----------------------------------------------------------------------------------
@@ -299,6 +312,7 @@ def sweep_held_back_rows(destination: Destination) -> int:
         destination=destination, defaults={"workspace_id": destination.workspace_id}
     )
     with transaction.atomic(), connection.cursor() as cursor:
+        hold_people(destination.workspace_id)  # copies delivery rows: never those of a person being erased
         cursor.execute("SELECT coalesce(max(id), 0) FROM delivery_deliveryrow")
         high = cursor.fetchone()[0]
         cursor.execute(

@@ -3,6 +3,7 @@
 from rest_framework.routers import DefaultRouter
 
 from audiences import api as audiences_api
+from audiences import erasure_api
 from campaigns import api as campaigns_api
 from integrations import api as integrations_api
 from integrations.delivery import api as delivery_api
@@ -15,6 +16,7 @@ router.register("authorizations", integrations_api.AuthorizationViewSet, basenam
 router.register("api-keys", integrations_api.ApiKeyViewSet, basename="api-key")
 router.register("segments", audiences_api.SegmentViewSet, basename="segment")
 router.register("profiles", audiences_api.ProfileViewSet, basename="profile")
+router.register("erasures", erasure_api.ErasureViewSet, basename="erasure")
 router.register("inbound-batches", inbound_api.InboundBatchViewSet, basename="inbound-batch")
 router.register("kahuna-campaigns", campaigns_api.KahunaCampaignViewSet, basename="kahuna-campaign")
 router.register("kahuna-exports", campaigns_api.KahunaExportViewSet, basename="kahuna-export")

@@ -402,3 +402,7 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS")
 # Runs, rows and partner calls are counted over this trailing window (seconds).
 METRICS_WINDOW_SECONDS = env_int("METRICS_WINDOW_SECONDS", 3600)
+# --- Erasure of a person (docs/privacy.md) ---------------------------------------------------------
+# How long an erasure waits for writers of the workspace's people (an import, a sync being planned)
+# before it gives up, changing nothing, and asks to be tried again.
+ERASURE_LOCK_TIMEOUT_SECONDS = env_int("ERASURE_LOCK_TIMEOUT_SECONDS", 30)

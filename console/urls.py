@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.views import dashboard, destinations, kahuna, people, segments, settings, sources, syncs
+from console.views import dashboard, destinations, erasure, kahuna, people, segments, settings, sources, syncs
 
 app_name = "console"
 
@@ -43,4 +43,7 @@ urlpatterns = [
     path("people/", people.find_people, name="find-people"),
     path("people/search/", people.person_search, name="person-search"),
     path("people/<int:pk>/", people.person_detail, name="person"),
+    path("people/<int:pk>/erase/", erasure.person_erase, name="person-erase"),
+    path("erasures/", erasure.erasure_list, name="erasures"),
+    path("erasures/<int:pk>/", erasure.erasure_detail, name="erasure"),
 ]

@@ -9,7 +9,7 @@ import stat
 import pytest
 from django.core.management import call_command
 
-from audiences.models import Event, ProfileMerge, Segment, SegmentType
+from audiences.models import Erasure, Event, ProfileMerge, Segment, SegmentType
 from campaigns.models import KahunaExport, KochavaStream, KochavaUserLink
 from demo.servers import running_demo_servers
 from integrations.delivery.models import Destination, RunStatus, SyncJob
@@ -84,6 +84,8 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
     assert set(InboundBatch.objects.values_list("status", flat=True)) == {BatchStatus.APPLIED}
     assert Segment.objects.filter(workspace=workspace, type=SegmentType.PARTNER_AMPLITUDE).count() == 3
     assert ProfileMerge.objects.filter(kept_profile__workspace=workspace).exists()
+    # Erasure: one person erased, so the Erasures page has something to show.
+    assert Erasure.objects.filter(workspace=workspace, requested_by_label="demo").count() == 1
 
     counts = (
         Destination.objects.count(),
@@ -101,3 +103,4 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
         ApiKey.objects.count(),
     ) == counts
     assert all(job.runs.filter(status=RunStatus.SUCCEEDED).count() == 2 for job in jobs)  # resent after restart
+    assert Erasure.objects.filter(workspace=workspace).count() == 1

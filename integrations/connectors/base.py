@@ -220,6 +220,10 @@ class Connector:
     accepts_device_id: ClassVar[bool] = True
     # How failed calls are retried (Policy says what failed; this says what the partner needs).
     retry_rule: ClassVar[RetryRule] = RetryRule()
+    # An erasure (audiences.erasure) asks a partner with a deletion API to delete the person
+    # (delete_people); for the others it tells the asker this, or `deletion_note` when set.
+    deletion_api: ClassVar[bool] = False
+    deletion_note: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -322,6 +326,11 @@ class Connector:
 
     def test_connection(self) -> str:
         """Prove the credentials and URL work without changing partner data. Returns a short message."""
+        raise NotImplementedError
+
+    def delete_people(self, identities: list[str], device_ids: list[str]) -> str:
+        """Ask the partner to delete the people it knows by these user ids or (for people sent
+        without one) device ids. Returns the partner's confirmation; ConnectorError otherwise."""
         raise NotImplementedError
 
     # ---- the one entry point the engine calls --------------------------------------------------

@@ -44,6 +44,7 @@ REGIONS = {
     "us1": "United States",
 }
 MAX_KEY_LENGTH = 120  # CleverTap's cap on profile/event property keys
+DELETE_PER_REQUEST = 100  # values per delete call, for identity and for guid alike
 _RECORD_NUMBER = re.compile(r"record number\s*:\s*(\d+)", re.IGNORECASE)
 
 
@@ -109,11 +110,14 @@ class CleverTapConnector(Connector):
         account = str(self.auth_fields.get("account_id") or "").strip()
         return f"clevertap:{account}" if account else super().concurrency_key(destination_id)
 
-    def upload_url(self) -> str:
+    def api_url(self, path: str) -> str:
         base = self.config.get("base_url") or region_base_url(
             self.config.get("region") or self.auth_fields.get("region", "")
         )
-        return base.rstrip("/") + "/1/upload"
+        return base.rstrip("/") + path
+
+    def upload_url(self) -> str:
+        return self.api_url("/1/upload")
 
     def auth_headers(self) -> dict[str, str]:
         return {
@@ -218,6 +222,32 @@ class CleverTapConnector(Connector):
             ):
                 return index
         return None
+
+    deletion_api = True
+
+    def delete_people(self, identities: list[str], device_ids: list[str]) -> str:
+        # POST /1/delete/profiles.json with {"identity": [...]} or {"guid": [...]}, never both in one
+        # call (400), at most 100 values each (docs/partner-apis.md). A device id sent as objectId is
+        # the profile's CleverTap ID, which the delete call names guid.
+        asked = 0
+        for name, values in (("identity", identities), ("guid", device_ids)):
+            for start in range(0, len(values), DELETE_PER_REQUEST):
+                chunk = values[start : start + DELETE_PER_REQUEST]
+                response = self.post_json(
+                    self.api_url("/1/delete/profiles.json"), {name: chunk}, f"erasure: delete {len(chunk)} by {name}"
+                )
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = {}
+                if isinstance(body, dict) and body.get("status") == "fail":
+                    raise ConnectorError(
+                        Policy.REJECTED,
+                        f"CleverTap: {body.get('error') or 'deletion refused'}",
+                        code=str(body.get("code") or ""),
+                    )
+                asked += len(chunk)
+        return f"CleverTap accepted the deletion ({asked} profile id{'s' if asked != 1 else ''})."
 
     def test_connection(self) -> str:
         # An empty upload proves the host, the account id and the passcode without writing anything.

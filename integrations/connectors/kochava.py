@@ -120,6 +120,11 @@ class KochavaConnector(Connector):
     Config = KochavaConfig
     limits = Limits(records_per_request=1, bytes_per_request=2 * 1024 * 1024, concurrent_requests=8)
     list_style = False
+    deletion_note = (
+        "Not asked: Kochava deletes only through its Data Subject Request API, which needs the "
+        "account id, the numeric app id, a privacy API key and the device's IDFA/ADID, none of which "
+        "this destination holds. Remove this person's devices at Kochava by hand."
+    )
 
     def concurrent_requests(self) -> int:
         # Kochava documents no concurrency limit (only 429s for senders that go too fast), so the

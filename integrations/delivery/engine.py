@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audiences.people_lock import SendGate
 from integrations.connectors.base import (
     Batch,
     CallRecord,
@@ -333,17 +334,23 @@ def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> 
     # A second connection cannot see rows of an enclosing, uncommitted transaction (the tests'
     # transactional fixtures): there the outcomes are written inline, by this thread.
     recorder = None if connection.in_atomic_block else OutcomeRecorder(run.pk, destination.pk, calls, workers)
+    gate = SendGate(run.workspace_id)  # an erasure never races a batch read before it (audiences.erasure)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"run{run.pk}") as pool:
             in_flight = set()
             exhausted = False
             while True:
                 while not exhausted and not stopping.is_set() and len(in_flight) < workers:
+                    if in_flight and gate.erasure_waiting():
+                        break  # nothing new until the batches in flight are answered and the gate is free
                     batch = next(batches, None)
                     if batch is None:
                         exhausted = True
                         break
-                    in_flight.add(pool.submit(deliver_batch, connector, batch, semaphore, stopping))
+                    gate.hold()
+                    batch = _still_pending(run.pk, batch)
+                    if batch is not None:
+                        in_flight.add(pool.submit(deliver_batch, connector, batch, semaphore, stopping))
                 if not in_flight:
                     break
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -358,10 +365,31 @@ def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> 
                     if outcome.stop and first_stop is None:
                         first_stop = outcome.stop
                         stopping.set()
+                if not in_flight:
+                    gate.release()
     finally:
+        gate.release()
         if recorder is not None:
             recorder.close()
     return first_stop
+
+
+def _still_pending(run_id: int, batch: Batch) -> Batch | None:
+    """The batch without the rows an erasure removed after they were read (asked under its gate)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM delivery_deliveryrow WHERE run_id = %s AND id BETWEEN %s AND %s AND status = 'pending'",
+            [run_id, batch.rows[0].seq, batch.rows[-1].seq],
+        )
+        if cursor.fetchone()[0] == len(batch.rows):  # the common case: one range count on the (run, id) index
+            return batch
+        cursor.execute(
+            "SELECT id FROM delivery_deliveryrow WHERE run_id = %s AND id = ANY(%s) AND status = 'pending'",
+            [run_id, [row.seq for row in batch.rows]],
+        )
+        present = {row_id for (row_id,) in cursor.fetchall()}
+    rows = [row for row in batch.rows if row.seq in present]
+    return Batch(batch.action, rows) if rows else None
 
 
 def finish_run(run: SyncRun, stop: Stop | None) -> SyncRun:

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from audiences.identity import stored_kind
+from audiences.people_lock import hold_people
 from integrations.connectors.base import Batch, CallRecord, Connector, OutRow, SegmentInfo
 from integrations.delivery.models import Destination, RunMode, SyncJob, SyncRun
 
@@ -192,6 +193,7 @@ def plan_run(run: SyncRun, connector_cls: type[Connector]) -> None:
         locked = SyncRun.objects.select_for_update().get(pk=run.pk)
         if locked.planned:
             return
+        hold_people(job.workspace_id)  # rows naming a person being erased are staged before or not at all
         # Ordered by action so batches (one action each) come out full; by profile for locality.
         cursor.execute(
             f"""INSERT INTO delivery_deliveryrow

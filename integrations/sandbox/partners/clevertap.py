@@ -1,6 +1,7 @@
-"""Fake CleverTap Upload API (docs/partner-apis.md section 6).
+"""Fake CleverTap Upload API and Delete User Profile API (docs/partner-apis.md sections 6 and 9).
 
     POST /1/upload  X-CleverTap-Account-Id / X-CleverTap-Passcode  {"d": [record, ...]}
+    POST /1/delete/profiles.json  same headers  {"identity": [...]} or {"guid": [...]}
 
 Answers like the real recordings: HTTP 200 even when records fail, each failure listed in
 ``unprocessed`` with the record re-serialised as a JSON *string*. Region routing: run one server
@@ -85,6 +86,7 @@ class CleverTapFake(FakePartner):
         self.events: list[dict] = []
         self.tokens: list[dict] = []
         self.stored = 0
+        self.deleted: list[str] = []  # identities and guids the delete call was given, in order
 
     def summary(self) -> dict:
         return {
@@ -101,7 +103,7 @@ class CleverTapFake(FakePartner):
         return req.header("x-clevertap-account-id") or "", self.faults.concurrency_cap
 
     def route(self, req: Request) -> Reply:
-        if req.path != "/1/upload":
+        if req.path not in ("/1/upload", "/1/delete/profiles.json"):
             return self.fault_reply(404, "Resource not found")
         if req.method != "POST":
             return self.fault_reply(405, "Method not allowed")
@@ -110,6 +112,8 @@ class CleverTapFake(FakePartner):
             self.passcode,
         ):
             return self.fault_reply(401, "Account ID is not valid")
+        if req.path == "/1/delete/profiles.json":
+            return self._delete(req)
         records = req.body.get("d") if isinstance(req.body, dict) else None
         if req.body_error or not isinstance(records, list):
             return self.fault_reply(400, "Payload must be a JSON object with a 'd' array")
@@ -141,6 +145,23 @@ class CleverTapFake(FakePartner):
         if self.status_style == "strict" and unprocessed:
             status = "partial" if processed else "fail"
         return Reply(200, {"status": status, "processed": processed, "unprocessed": unprocessed})
+
+    def _delete(self, req: Request) -> Reply:
+        """identity (custom user identities) or guid (CleverTap IDs; our objectId), one string or a list
+        of at most 100, never both. ASSUMPTION: the documentation shows no answer body; the fake
+        answers {"status": "success"} like the upload call, also for ids it does not know."""
+        body = req.body if isinstance(req.body, dict) else {}
+        given = [name for name in ("identity", "guid") if body.get(name) not in (None, "", [])]
+        if req.body_error or len(given) != 1:
+            return self.fault_reply(400, "Pass either identity or guid")
+        values = body[given[0]] if isinstance(body[given[0]], list) else [body[given[0]]]
+        if len(values) > 100 or not all(isinstance(v, str) and v for v in values):
+            return self.fault_reply(400, "At most 100 non-empty string values per request")
+        for value in values:
+            self.deleted.append(value)
+            self.profiles.pop(value, None)
+        self.events = [event for event in self.events if event["key"] not in values]
+        return Reply(200, {"status": "success"})
 
     def _store(self, record: dict) -> None:
         self.stored += 1
