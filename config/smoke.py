@@ -61,7 +61,7 @@ def _fillers() -> dict[str, Callable]:
 
     (The imports in this module's functions wait for main()'s django.setup(): it runs as a script.)
     """
-    from audiences.models import Profile, Segment
+    from audiences.models import Erasure, Profile, Segment
     from integrations.connectors.registry import CONNECTORS
     from integrations.delivery.models import Destination, SyncJob
     from integrations.models import ApiKey, Authorization
@@ -81,6 +81,8 @@ def _fillers() -> dict[str, Callable]:
         ),
         "retry-import-run": lambda ws: _pk(ImportRun, ws),
         "segment": lambda ws: _pk(Segment, ws),
+        "person-erase": lambda ws: _pk(Profile, ws),
+        "erasure": lambda ws: _pk(Erasure, ws),
         "segment-members-csv": lambda ws: _pk(Segment, ws),
         "export-to-kahuna": lambda ws: _pk(Segment, ws),
         "destination-new": lambda ws: [{"kind": kind} for kind in CONNECTORS],

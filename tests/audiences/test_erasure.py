@@ -20,7 +20,7 @@ from campaigns.kochava_stream import link_due_users, stream_events
 from campaigns.models import KahunaCampaign, KochavaUserLink
 from demo.erasure import DEMO_PERSON, populate_demo
 from integrations.inbound.models import BatchStatus, InboundBatch
-from tests.conftest import PASSWORD, key_client
+from tests.conftest import key_client
 from tests.delivery.conftest import fast_delivery, partners  # noqa: F401 - the sandboxes, per test
 from tests.delivery.helpers import add_members, destination, job_for, make_profiles, make_segment, remove_members, sync
 from tests.inbound.conftest import drain, fixture, push
@@ -61,7 +61,7 @@ def rows_naming(values) -> list[str]:
 
 def owner_api(user):
     client = Client()
-    client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 
