@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -172,6 +173,10 @@ def cmd_bench(args: list[str]) -> int:
         say("benchmarks: " + ", ".join(names) + "   (python3 dev.py bench NAME [--size N])")
         return 0 if not args else 2
     services = start_services(BENCH_DATA)
+    # The benchmarks' sandboxes listen on 127.0.0.1 (free ports, plain http): the outgoing-request
+    # policy refuses both unless allowed.
+    os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.1")
+    os.environ.setdefault("OUTBOUND_ALLOW_HTTP", "1")
     try:
         if subprocess.call(manage_command("migrate", "--noinput", "-v", "0"), cwd=ROOT) != 0:
             return 1
@@ -229,6 +234,7 @@ def cmd_run(args: list[str]) -> int:
             if not read_sandbox_urls(sandbox):
                 say("the sandbox servers did not start")
                 return 1
+            allow_sandboxes()
         login = seed_demo()
         if login is None:
             return 1
@@ -421,6 +427,22 @@ def read_sandbox_urls(sandbox: Child) -> bool:
             os.environ[name] = value
             say(f"{name}={value}", "sandbox")
     return False
+
+
+def allow_sandboxes() -> None:
+    """The outgoing-request policy refuses loopback and plain http: let the web server, the worker and
+    seed_demo reach exactly the sandboxes' ports (added to any OUTBOUND_ALLOWED_NETWORKS of yours)."""
+    ports = sorted(
+        {
+            urllib.parse.urlsplit(value).netloc
+            for name, value in os.environ.items()
+            if name.startswith("SANDBOX_") and name.endswith("_URL")
+        }
+    )
+    given = [item for item in os.environ.get("OUTBOUND_ALLOWED_NETWORKS", "").split(",") if item.strip()]
+    os.environ["OUTBOUND_ALLOWED_NETWORKS"] = ",".join(given + ports)
+    os.environ["OUTBOUND_ALLOW_HTTP"] = "1"
+    say(f"outgoing calls may reach the sandboxes: OUTBOUND_ALLOWED_NETWORKS={os.environ['OUTBOUND_ALLOWED_NETWORKS']}")
 
 
 def seed_demo() -> list[str] | None:

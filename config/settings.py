@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_networks, env_str
+from integrations.outbound import parse_allow_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -385,6 +386,16 @@ DELIVERY_CALL_LOG_SIZE = env_int("DELIVERY_CALL_LOG_SIZE", 200)  # partner calls
 DELIVERY_SEMAPHORE_LEASE_SECONDS = env_int("DELIVERY_SEMAPHORE_LEASE_SECONDS", 120)
 DELIVERY_INTEGRATION_NAME = env_str("DELIVERY_INTEGRATION_NAME", default="Amplitude Cohort Sync")
 DELIVERY_INTEGRATION_VERSION = env_str("DELIVERY_INTEGRATION_VERSION", default="1.0.0")
+
+# --- Outgoing calls (every partner and Amplitude call; integrations/outbound.py, docs/operations.md) ---
+# Only public addresses are called, over https. The allow-list (networks, addresses, host:port) is the
+# one way to reach a private, loopback or otherwise internal address; plain http is a test-rig switch.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", default=[])
+try:
+    parse_allow_list(OUTBOUND_ALLOWED_NETWORKS)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"OUTBOUND_ALLOWED_NETWORKS: {exc}") from None
+OUTBOUND_ALLOW_HTTP = env_bool("OUTBOUND_ALLOW_HTTP", False)
 
 # --- Partners (CleverTap, Kahuna, Kochava; docs/partners.md) ------------------------------------------
 # Kochava Send Users: a link held back (no install at Kochava yet) is retried after base·2^n s, capped.

@@ -8,6 +8,9 @@ import os
 
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
+# The sandboxes listen on 127.0.0.1 over plain http; SSRF tests narrow this to one port or to nothing.
+os.environ.setdefault("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.1")
+os.environ.setdefault("OUTBOUND_ALLOW_HTTP", "1")
 
 from config.settings import *
 

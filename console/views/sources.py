@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from console.access import action_required, credentials_required, member_required
 from integrations.models import Authorization
+from integrations.outbound import validate_outbound_url
 from integrations.sources import quota
 from integrations.sources.actions import create_run, retry_run
 from integrations.sources.amplitude import AmplitudeError
@@ -33,6 +34,7 @@ class ConnectAmplitudeForm(forms.Form):
         required=False,
         label="Base URL override",
         assume_scheme="https",
+        validators=[validate_outbound_url],
         help_text="Leave blank for Amplitude itself; set it for a proxy or the sandbox.",
     )
 

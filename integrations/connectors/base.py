@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,21 @@ import requests
 from django.conf import settings
 from rest_framework import serializers
 
+from integrations.outbound import (
+    COULD_NOT_CONNECT,
+    OutboundRefused,
+    OutboundSession,
+    check_url,
+    clip,
+    describe_failure,
+    partner_summary,
+    raw_excerpt,
+    response_summary,
+    status_phrase,
+)
+
 MASK = "••••••••"
+logger = logging.getLogger(__name__)
 
 
 class Policy(StrEnum):
@@ -132,19 +147,26 @@ class Rejection:
 
 @dataclass
 class CallRecord:
-    """What the partner-call log keeps: summaries only, secrets masked, headers never."""
+    """What the partner-call log keeps: summaries only, secrets masked, headers never.
+
+    `response_summary` and `error` are what users read (status, the partner's own code and message,
+    the policy's refusal or the generic "could not connect"); `response_excerpt` (the raw start of
+    the answer) and `error_detail` are for ops in the admin only."""
 
     method: str
     url: str
     request_summary: str
     status_code: int | None
-    response_excerpt: str
+    response_summary: str
     duration_ms: int
     error: str = ""
+    response_excerpt: str = ""
+    error_detail: str = ""
 
 
 class HttpClient:
-    """requests with timeouts, one Session per thread (Sessions are not thread-safe), and a call log hook."""
+    """The outgoing-request policy's session (integrations.outbound) with timeouts, one Session per
+    thread (Sessions are not thread-safe), and a call log hook."""
 
     def __init__(self, *, on_call: Callable[[CallRecord], None] | None = None, secrets: tuple[str, ...] = ()):
         self.on_call = on_call
@@ -155,7 +177,7 @@ class HttpClient:
     @property
     def session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
-            self._local.session = requests.Session()
+            self._local.session = OutboundSession()
         return self._local.session
 
     def mask(self, text: str) -> str:
@@ -166,18 +188,24 @@ class HttpClient:
     def send(self, request: OutboundRequest, body: bytes, summary: str) -> requests.Response:
         headers = {"Content-Type": "application/json", **request.headers}
         started = time.monotonic()
-        response = error = None
+        response = None
+        error = detail = ""
         try:
+            # Redirects are never followed: a partner that redirects is misconfigured (raise_for_response
+            # says so), and custom credential headers must not travel to another host.
             response = self.session.request(
                 request.method, request.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
             )
             return response
-        except requests.Timeout as exc:
-            error = f"timeout: {type(exc).__name__}"
-            raise ConnectorError(Policy.TRANSIENT, "The partner did not answer in time.") from exc
+        except OutboundRefused as refused:
+            error = detail = refused.message
+            raise ConnectorError(Policy.PERMANENT, refused.message) from None
         except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            raise ConnectorError(Policy.TRANSIENT, f"Could not reach the partner: {type(exc).__name__}.") from exc
+            # Refused, reset, timed out or unknown host read the same to users: no port scanning
+            # through the console. The detail is for ops (the log and the admin's call log).
+            error, detail = COULD_NOT_CONNECT.format(who="the partner"), describe_failure(exc)
+            logger.warning("partner call %s %s failed: %s", request.method, self.mask(request.url), self.mask(detail))
+            raise ConnectorError(Policy.TRANSIENT, error) from None
         finally:
             if self.on_call:
                 self.on_call(
@@ -186,9 +214,11 @@ class HttpClient:
                         url=self.mask(request.url),
                         request_summary=self.mask(summary),
                         status_code=response.status_code if response is not None else None,
-                        response_excerpt=self.mask(response.text[:500]) if response is not None else "",
+                        response_summary=self.mask(response_summary(response)) if response is not None else "",
                         duration_ms=int((time.monotonic() - started) * 1000),
-                        error=self.mask(error or ""),
+                        error=self.mask(error),
+                        response_excerpt=self.mask(raw_excerpt(response)) if response is not None else "",
+                        error_detail=self.mask(detail),
                     )
                 )
 
@@ -251,7 +281,19 @@ class Connector:
         """Validated config or serializers.ValidationError naming each bad field."""
         serializer = cls.Config(data=data)
         serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
+        validated = dict(serializer.validated_data)
+        # Every URL the connector will call passes the outgoing-request policy's URL rule here, so a
+        # form, the API or the admin refuses an inward URL when it is saved, naming the rule.
+        refused = {}
+        for name, field_ in serializer.fields.items():
+            if isinstance(field_, serializers.URLField) and validated.get(name):
+                try:
+                    check_url(validated[name])
+                except OutboundRefused as refusal:
+                    refused[name] = [refusal.message]
+        if refused:
+            raise serializers.ValidationError(refused)
+        return validated
 
     def prepare(self) -> dict:
         """Create the partner-side target on the first sync (e.g. a list); returns the new partner_state."""
@@ -265,25 +307,17 @@ class Connector:
         return []
 
     def error_message(self, response: requests.Response) -> str:
-        """The vendor's own words for an error, for the operator."""
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text[:300] or response.reason or f"HTTP {response.status_code}"
-        if isinstance(body, dict):
-            error = body.get("error") or body.get("message") or body.get("errors")
-            if isinstance(error, dict):
-                error = error.get("message") or json.dumps(error)
-            if error:
-                return str(error)[:300]
-        return json.dumps(body)[:300]
+        """The vendor's own error code and message, parsed and bounded (integrations.outbound.partner_summary);
+        never the raw body, which users may not read."""
+        return partner_summary(response) or status_phrase(response.status_code)
 
     def raise_for_response(self, response: requests.Response) -> None:
         """Turn an HTTP answer into a ConnectorError with the right policy (vendors may override)."""
         status = response.status_code
         if 200 <= status < 300:
             return
-        message = f"HTTP {status}: {self.error_message(response)}"
+        # Bounded whatever a vendor's error_message returns: this lands in last_error and run errors.
+        message = f"HTTP {status}: {clip(self.error_message(response), 300)}"
         if status in (401, 403):
             raise ConnectorError(Policy.AUTH, message, status=status)
         if status == 429:

@@ -1,14 +1,37 @@
 """Ops screens: destinations with their health, syncs, run history and the partner-call log."""
 
+from django import forms
 from django.contrib import admin, messages
+from rest_framework import serializers
 from unfold.admin import ModelAdmin
 
+from integrations.connectors.registry import connector_class
 from integrations.delivery import actions
 from integrations.delivery.models import Destination, PartnerCall, SyncJob, SyncRun
 
 
+class DestinationAdminForm(forms.ModelForm):
+    """The config is checked by the connector here too (its URLs pass the outgoing-request policy),
+    as it is in the console and the API."""
+
+    class Meta:
+        model = Destination
+        fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        if data.get("kind") and "config" in data:
+            try:
+                data["config"] = connector_class(data["kind"]).validate_config(data["config"] or {})
+            except serializers.ValidationError as exc:
+                detail = exc.detail if isinstance(exc.detail, dict) else {"config": exc.detail}
+                self.add_error("config", [f"{name}: {' '.join(map(str, errors))}" for name, errors in detail.items()])
+        return data
+
+
 @admin.register(Destination)
 class DestinationAdmin(ModelAdmin):
+    form = DestinationAdminForm
     list_display = ["name", "workspace", "kind", "health", "health_changed_at", "last_error"]
     list_filter = ["health", "kind", "workspace"]
     readonly_fields = ["health", "last_error", "health_changed_at"]
@@ -74,8 +97,35 @@ class SyncRunAdmin(ModelAdmin):
 
 @admin.register(PartnerCall)
 class PartnerCallAdmin(ModelAdmin):
-    list_display = ["created_at", "destination", "method", "url", "status_code", "duration_ms", "request_summary"]
+    """The raw start of each answer and the exact connection error are shown here, to ops only: the
+    console and the API show the parsed summary."""
+
+    list_display = [
+        "created_at",
+        "destination",
+        "method",
+        "url",
+        "status_code",
+        "duration_ms",
+        "request_summary",
+        "response_summary",
+    ]
     list_filter = ["status_code"]
+    fields = [
+        "destination",
+        "run",
+        "created_at",
+        "method",
+        "url",
+        "request_summary",
+        "status_code",
+        "duration_ms",
+        "response_summary",
+        "error",
+        "response_excerpt",
+        "error_detail",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False

@@ -199,10 +199,10 @@ class PartnerCallSerializer(serializers.ModelSerializer):
             "url",
             "request_summary",
             "status_code",
-            "response_excerpt",
+            "response_summary",
             "duration_ms",
             "error",
-        ]
+        ]  # never the raw answer (response_excerpt) nor error_detail: those are for ops in the admin
 
 
 class SyncJobViewSet(

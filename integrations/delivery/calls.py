@@ -136,9 +136,11 @@ def log_calls(destination_id: int, run_id: int | None, calls: list[CallRecord]) 
                     url=c.url[:1000],
                     request_summary=c.request_summary[:500],
                     status_code=c.status_code,
+                    response_summary=c.response_summary[:500],
                     response_excerpt=c.response_excerpt,
                     duration_ms=c.duration_ms,
                     error=c.error,
+                    error_detail=c.error_detail,
                 )
                 for c in calls
             ]

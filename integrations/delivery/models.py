@@ -206,7 +206,11 @@ class DeliveryRow(models.Model):
 
 
 class PartnerCall(models.Model):
-    """The last N calls per destination: summaries only. Headers and secrets are never stored."""
+    """The last N calls per destination: summaries only. Headers and secrets are never stored.
+
+    Users (the console, the API) read `response_summary` and `error`: the status, the partner's own
+    code and message, the policy's refusal or the generic "could not connect". `response_excerpt`
+    (the raw start of the answer) and `error_detail` are shown to ops in the admin only."""
 
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="calls")
     run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls")
@@ -215,9 +219,11 @@ class PartnerCall(models.Model):
     url = models.CharField(max_length=1000)
     request_summary = models.CharField(max_length=500)
     status_code = models.IntegerField(null=True, blank=True)
-    response_excerpt = models.TextField(blank=True)
+    response_summary = models.CharField(max_length=500, blank=True)
+    response_excerpt = models.TextField(blank=True, help_text="Raw start of the answer: ops only (admin).")
     duration_ms = models.IntegerField(default=0)
     error = models.TextField(blank=True)
+    error_detail = models.TextField(blank=True, help_text="What exactly failed: ops only (admin).")
 
     class Meta:
         ordering = ["-id"]

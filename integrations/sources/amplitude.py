@@ -25,6 +25,16 @@ from urllib.parse import urljoin
 import requests
 from django.conf import settings
 
+from integrations.outbound import (
+    COULD_NOT_CONNECT,
+    OutboundRefused,
+    OutboundSession,
+    clip,
+    describe_failure,
+    partner_summary,
+    raw_excerpt,
+    status_phrase,
+)
 from integrations.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
@@ -43,16 +53,11 @@ class AmplitudeError(Exception):
 
 
 def error_message(response: requests.Response) -> str:
-    """Amplitude's error body {"error": {"message", "metadata": {"details"}}} as one readable line."""
-    try:
-        error = response.json().get("error") or {}
-        if isinstance(error, dict):
-            details = (error.get("metadata") or {}).get("details")
-            message = error.get("message") or ""
-            return message if not details or details == message else f"{message} ({details})"
-        return str(error)
-    except (ValueError, AttributeError):
-        return response.text[:300].strip() or response.reason or ""
+    """Amplitude's error code and message ({"error": {"message", "metadata": {"details"}}}, or S3's XML
+    error) parsed and bounded: users read it in run errors and test results. The raw start of the
+    answer goes to the log, for ops only."""
+    logger.warning("Amplitude answered HTTP %s: %r", response.status_code, raw_excerpt(response))
+    return partner_summary(response) or status_phrase(response.status_code)
 
 
 # A counting semaphore with leases: a crashed worker's slot expires instead of leaking forever.
@@ -106,8 +111,8 @@ class AmplitudeClient:
         )
 
     def __post_init__(self) -> None:
-        self.session = requests.Session()
-        self.session.trust_env = False  # never pick credentials from ~/.netrc or proxies from the env
+        # The outgoing-request policy (integrations.outbound): https, public addresses, no env proxies.
+        self.session = OutboundSession()
         self.session.headers["User-Agent"] = "CohortConsole/1.0"
 
     def for_thread(self) -> Self:
@@ -142,12 +147,15 @@ class AmplitudeClient:
                     stream=stream,
                     timeout=(10, settings.SOURCES_HTTP_TIMEOUT),
                 )
+            except OutboundRefused as refused:
+                raise AmplitudeError(refused.message) from None
             except requests.RequestException as exc:
+                # One message whatever the cause (refused, reset, timed out, unknown host): no port
+                # scanning through the console; the detail is in the log for ops.
+                logger.warning("Amplitude call %s failed: %s", url.split("?", 1)[0], describe_failure(exc))
                 retries += 1
                 if retries > settings.SOURCES_HTTP_RETRIES:
-                    raise AmplitudeError(
-                        f"Amplitude did not answer: {exc.__class__.__name__}", transient=True
-                    ) from None
+                    raise AmplitudeError(COULD_NOT_CONNECT.format(who="Amplitude"), transient=True) from None
                 self.sleep(backoff * 2 ** (retries - 1))
                 continue
             status = response.status_code
@@ -194,7 +202,7 @@ class AmplitudeClient:
             response = self._get("/api/3/cohorts")
         try:
             cohorts = response.json()["cohorts"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise AmplitudeError('Amplitude\'s cohort list was not the expected JSON ({"cohorts": [...]}).') from None
         return cohorts
 
@@ -205,7 +213,7 @@ class AmplitudeClient:
             response = self._get(f"/api/5/cohorts/request/{cohort_id}", params=params)
         try:
             return str(response.json()["request_id"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise AmplitudeError(f"Requesting cohort {cohort_id}: no request_id in Amplitude's answer.") from None
 
     def wait_for_cohort(self, request_id: str, on_poll: Callable[[int], None] | None = None) -> None:
@@ -219,13 +227,13 @@ class AmplitudeClient:
             polls += 1
             try:
                 state = response.json().get("async_status")
-            except ValueError:
+            except (ValueError, AttributeError, RecursionError):
                 state = None
             if response.status_code == 200 and state == "JOB COMPLETED":
                 return
             if response.status_code != 202 or state != "JOB INPROGRESS":
                 raise AmplitudeError(
-                    f"Amplitude's cohort job {request_id} ended as {state or 'unknown'} (HTTP {response.status_code}).",
+                    f"Amplitude's cohort job {request_id} ended as {clip(state or 'unknown', 80)} (HTTP {response.status_code}).",
                     status=response.status_code,
                 )
             if on_poll:
@@ -244,7 +252,8 @@ class AmplitudeClient:
 
         A 302 goes to a pre-signed S3 link valid for a minute. It is followed by hand, WITHOUT the
         Basic auth header (S3 rejects a second auth mechanism, and the key must not leak to a third
-        host). An expired link is re-minted by asking /file again.
+        host), through the same session: the hop passes the outgoing-request policy like any call, so
+        a redirect inward is refused. An expired link is re-minted by asking /file again.
         """
         path = f"/api/5/cohorts/request/{request_id}/file"
         for attempt in range(3):
@@ -254,11 +263,12 @@ class AmplitudeClient:
                     location = urljoin(response.url, response.headers.get("Location", ""))
                     response.close()
                     response = self._get(location, auth=False, stream=True, passthrough=frozenset({400, 403}))
-                    if response.status_code == 403 and b"expired" in response.content.lower() and attempt < 2:
-                        continue  # the one-minute link expired before we got to it: mint a new one
                     if response.status_code in (400, 403):
+                        message = error_message(response)
+                        if response.status_code == 403 and "expired" in message.lower() and attempt < 2:
+                            continue  # the one-minute link expired before we got to it: mint a new one
                         raise AmplitudeError(
-                            f"The cohort file link failed (HTTP {response.status_code}): {_s3_message(response)}",
+                            f"The cohort file link failed (HTTP {response.status_code}): {message}",
                             status=response.status_code,
                         )
                 if response.status_code != 200:
@@ -287,12 +297,6 @@ class AmplitudeClient:
                     status=response.status_code,
                 )
             return _stream_to(response, dest)
-
-
-def _s3_message(response: requests.Response) -> str:
-    text = response.text
-    start, end = text.find("<Message>"), text.find("</Message>")
-    return text[start + 9 : end] if 0 <= start < end else text[:200]
 
 
 def _stream_to(response: requests.Response, dest: BinaryIO) -> int:

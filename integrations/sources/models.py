@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from integrations.models import Authorization
+from integrations.outbound import validate_outbound_url
 from integrations.schedules import IMPORT_CADENCES, Cadence
 from workspaces.models import Workspace, WorkspaceScopedQuerySet, validate_timezone
 
@@ -27,7 +28,11 @@ class AmplitudeProject(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="amplitude_projects")
     label = models.CharField(max_length=120)
     region = models.CharField(max_length=2, choices=Region.choices, default=Region.US)
-    base_url = models.URLField(blank=True, help_text="Overrides the region's host (the sandbox, a proxy).")
+    base_url = models.URLField(
+        blank=True,
+        validators=[validate_outbound_url],
+        help_text="Overrides the region's host (the sandbox, a proxy).",
+    )
     authorization = models.ForeignKey(
         Authorization,
         on_delete=models.PROTECT,
