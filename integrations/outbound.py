@@ -69,7 +69,7 @@ _V4_RULES: tuple[tuple[str, str], ...] = (
     ("172.16.0.0/12", "a private address"),
     ("192.168.0.0/16", "a private address"),
     ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
-    ("169.254.0.0/16", "a link-local address (cloud metadata lives there)"),
+    ("169.254.0.0/16", "a link-local address"),
     ("192.0.0.0/24", "a reserved (IETF protocol assignment) address"),
     ("192.0.2.0/24", "a reserved (documentation) address"),
     ("198.51.100.0/24", "a reserved (documentation) address"),
@@ -113,14 +113,24 @@ class OutboundRefused(Exception):
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
     """The IPv4 address an IPv6 address wraps (and the wrapping's name), if it wraps one."""
     if ip.ipv4_mapped is not None:
-        return "IPv4-mapped", ip.ipv4_mapped
+        return "an IPv4-mapped", ip.ipv4_mapped
     if ip.sixtofour is not None:
-        return "6to4", ip.sixtofour
+        return "a 6to4", ip.sixtofour
     if ip in _NAT64:
-        return "NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        return "a NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip in _V4_COMPATIBLE and int(ip) > 1:
-        return "IPv4-compatible", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        return "an IPv4-compatible", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
+
+
+def shown(ip: IPAddress) -> str:
+    """How messages write an address: IPv4 inside IPv6 in dotted form (::ffff:10.1.2.3), as people do."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"::ffff:{ip.ipv4_mapped}"
+        if ip in _V4_COMPATIBLE and int(ip) > 1:
+            return f"::{ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)}"
+    return str(ip)
 
 
 def address_refusal(ip: IPAddress) -> str | None:
@@ -133,8 +143,8 @@ def address_refusal(ip: IPAddress) -> str | None:
             kind, inner = wrapped
             why = address_refusal(inner)
             if why is not None:
-                return f"an {kind} form of {inner}, {why}"
-            if kind == "IPv4-compatible":
+                return f"{kind} form of {inner}, {why}"
+            if kind == "an IPv4-compatible":
                 return "a reserved (deprecated IPv4-compatible) address"
             return None  # a public IPv4 address reached through IPv6
         table = _V6_TABLE
@@ -213,9 +223,14 @@ def allow_listed(host: str, ip: IPAddress | None, port: int) -> bool:
     return any(entry.matches(host, ip, port) for entry in parse_allow_list(settings.OUTBOUND_ALLOWED_NETWORKS))
 
 
-def _refusal(host: str, ip: IPAddress, port: int, why: str) -> OutboundRefused:
-    shown = f"{host} resolves to {ip}, {why}" if host != str(ip) else f"{ip} is {why}"
-    return OutboundRefused(f"{shown} ({ALLOW_HINT})")
+def _refusal(host: str, ip: IPAddress, why: str) -> OutboundRefused:
+    """ "10.1.2.3 is a private address (…)", or "name resolves to 10.1.2.3, a private address (…)"."""
+    if literal_address(host) is not None:
+        written = host.strip("[]")
+        said = f"{written} is {why}" if written == shown(ip) else f"{written} is {shown(ip)}, {why}"
+    else:
+        said = f"{host} resolves to {shown(ip)}, {why}"
+    return OutboundRefused(f"{said} ({ALLOW_HINT})")
 
 
 # ---- rule 1: the URL -------------------------------------------------------------------------------
@@ -252,7 +267,7 @@ def check_url(url: str) -> None:
     scheme = (parts.scheme or "").lower()
     if scheme != "https" and not (scheme == "http" and settings.OUTBOUND_ALLOW_HTTP):
         raise OutboundRefused(
-            f"{scheme or 'a URL without a scheme'}:// is not allowed: only https "
+            f"{scheme + '://' if scheme else 'a URL without a scheme'} is not allowed: only https "
             "(plain http only where OUTBOUND_ALLOW_HTTP is set, for test rigs)"
         )
     if parts.auth is not None:
@@ -268,14 +283,12 @@ def check_url(url: str) -> None:
     if not standard:
         why = address_refusal(ip)
         raise OutboundRefused(
-            f"{host} is a non-standard spelling of {ip}{', ' + why if why else ''}: write the address as four decimal numbers"
+            f"{host} is a non-standard spelling of {ip}{', ' + why if why else ''}: "
+            "write the address as four decimal numbers"
         )
     why = address_refusal(ip)
     if why is not None and not allow_listed(host, ip, port):
-        shown = host.strip("[]")
-        if shown != str(ip):
-            raise OutboundRefused(f"{shown} is {ip}, {why} ({ALLOW_HINT})")
-        raise _refusal(str(ip), ip, port, why)
+        raise _refusal(host, ip, why)
 
 
 def validate_outbound_url(value: str) -> None:
@@ -304,7 +317,7 @@ def resolve_checked(host: str, port: int) -> list[tuple[int, int, int, Any]]:
         why = address_refusal(ip)
         if why is not None and not allow_listed(host, ip, port):
             logger.warning("outbound call refused: %s (%s) port %s is %s", host, ip, port, why)
-            raise _refusal(host, ip, port, why)
+            raise _refusal(host, ip, why)
         answers.append((family, type_, proto, sockaddr))
     if not answers:
         raise socket.gaierror(socket.EAI_NONAME, f"{host} has no IPv4 or IPv6 address")

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from integrations.models import ApiKey, Authorization
+from tests.network import network_fence, no_connection_left_loopback  # noqa: F401  (no test leaves loopback)
 from workspaces.models import Membership, Role, Workspace
 
 PASSWORD = "correct horse battery staple"

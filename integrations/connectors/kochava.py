@@ -24,6 +24,7 @@ import requests
 from rest_framework import serializers
 
 from integrations.connectors.base import Batch, Connector, ConnectorError, Limits, OutboundRequest, Policy, Rejection
+from integrations.outbound import clip
 
 DEVICE_ID_KEYS = ("idfa", "idfv", "adid", "android_id")
 HELD_BACK = "held_back"  # partner_code of a row Kochava could not link yet (no install for the device)
@@ -241,8 +242,8 @@ def read_answer(response: requests.Response) -> tuple[bool, str]:
     """Kochava judges success by the body: {"success": "1"} (or 1 / true)."""
     try:
         body = response.json()
-    except ValueError:
-        return False, response.text[:300] or "empty answer"
+    except (ValueError, RecursionError):
+        return False, "the answer was not JSON"  # never the raw body: users read this reason
     if isinstance(body, dict) and body.get("success") in ("1", 1, True, "true"):
         return True, ""
-    return False, str(body.get("error") if isinstance(body, dict) else body)[:300] or "not accepted"
+    return False, clip(body.get("error") if isinstance(body, dict) else body, 300) or "not accepted"

@@ -82,6 +82,7 @@ class Faults:
     redirect: str = "large"  # /file answer: "never" (200), "large" (302 above threshold), "always"
     redirect_threshold: int = 1000  # members
     s3_ttl: float = 60.0  # seconds a minted /s3 link stays valid
+    s3_origin: str = ""  # scheme://host:port the /file redirect points to; blank: this server (SSRF tests)
     gzip: bool = False  # gzip cohort files (Content-Encoding: gzip), direct and S3
     export_max_bytes: int = 4 * 1024**3  # estimated export size above which -> 400
     export_bytes_per_event: int = 250  # estimate used for export_max_bytes
@@ -653,7 +654,8 @@ class _Handler(BaseHTTPRequestHandler):
             token = self.sb.mint_s3_link(job)
             query = f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={int(f.s3_ttl)}&X-Amz-Signature={token[:16]}"
             host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
-            self._send(302, b"", "text/plain", {"Location": f"http://{host}/s3/{token}?{query}"})
+            origin = f.s3_origin or f"http://{host}"
+            self._send(302, b"", "text/plain", {"Location": f"{origin}/s3/{token}?{query}"})
             return
         self._stream_csv(job, "text/csv; charset=utf-8", {})
 

@@ -246,7 +246,9 @@ def test_partner_call_log_keeps_the_last_n_calls_without_secrets(list_sync, sett
     sync(job)
     calls = list(PartnerCall.objects.filter(destination=job.destination))
     assert len(calls) == 3
-    assert all("test-api-key" not in (c.request_summary + c.response_summary + c.response_excerpt + c.url) for c in calls)
+    assert all(
+        "test-api-key" not in (c.request_summary + c.response_summary + c.response_excerpt + c.url) for c in calls
+    )
     assert calls[0].request_summary.startswith("add ") and calls[0].status_code == 200
 
 
