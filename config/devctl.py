@@ -370,7 +370,10 @@ def cmd_smoke(args: list[str]) -> int:
         sandbox = Child("sandbox", [sys.executable, "-m", "demo.servers", "--members", "200"])
         sandbox.spawn()
         children.append(sandbox)
-        if not read_sandbox_urls(sandbox) or seed_demo() is None:
+        if not read_sandbox_urls(sandbox):
+            return 1
+        allow_sandboxes()  # production settings refuse loopback and plain http: the sandboxes' ports only
+        if seed_demo() is None:
             return 1
         py = sys.executable
         # The same commands the Docker image runs (config.start), so the smoke tests the real start.
