@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("delivery", "0002_deliveryrow_carry_over_hot_updates"),
+        ("delivery", "0003_syncrun_finished_index"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ import integrations.outbound
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sources", "0002_import_run_phase_fits_cohort_names"),
+        ("sources", "0003_import_run_finished_index"),
     ]
 
     operations = [
