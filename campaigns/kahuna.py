@@ -32,8 +32,7 @@ def connector_for(
     destination: Destination, segment: Segment | None = None, calls: CallLog | None = None
 ) -> KahunaConnector:
     """The Kahuna destination's connector (its class comes from the destination's kind)."""
-    info = SegmentInfo(segment.pk, segment.name, segment.external_id, segment.partner_name) if segment else None
-    return destination_connector(destination, segment=info, on_call=calls)
+    return destination_connector(destination, segment=SegmentInfo.of(segment) if segment else None, on_call=calls)
 
 
 # ---- the campaign list ---------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 from django import forms
 from django.utils import timezone
 
+from integrations.connectors.registry import credentials, provider_choices
 from integrations.models import ApiKey, ApiKeyAccess, ApiKeyScope, Authorization
-from integrations.providers import PROVIDER_CHOICES, PROVIDERS
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -37,28 +37,31 @@ class ApiKeyForm(forms.ModelForm):
 class AuthorizationForm(forms.Form):
     """Plain and secret fields of one provider. Secret inputs never render a saved value."""
 
-    provider = forms.ChoiceField(choices=PROVIDER_CHOICES)
+    provider = forms.ChoiceField(choices=provider_choices)
     label = forms.CharField(max_length=120)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
     def __init__(self, *args, provider: str, instance: Authorization | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance = instance
-        self.spec = PROVIDERS[provider]
+        self.spec = credentials(provider)
         self.fields["provider"].initial = provider
         self.fields["provider"].widget = forms.HiddenInput()
         saved = instance.masked_secrets() if instance else {}
-        for name in self.spec.plain_fields:
-            self.fields[f"field_{name}"] = forms.CharField(
-                label=name.replace("_", " ").capitalize(),
-                required=True,
-                initial=(instance.fields.get(name) if instance else ""),
-            )
-        for name in self.spec.secret_fields:
-            is_saved = bool(saved.get(name))
-            self.fields[f"secret_{name}"] = forms.CharField(
-                label=name.replace("_", " ").capitalize(),
-                required=not is_saved,
+        for field in sorted(self.spec.fields, key=lambda f: f.secret):  # plain fields first
+            if not field.secret:
+                self.fields[f"field_{field.name}"] = forms.CharField(
+                    label=field.label,
+                    required=not field.optional,
+                    help_text=field.help,
+                    initial=(instance.fields.get(field.name) if instance else ""),
+                )
+                continue
+            is_saved = bool(saved.get(field.name))
+            self.fields[f"secret_{field.name}"] = forms.CharField(
+                label=field.label,
+                required=not (is_saved or field.optional),
+                help_text=field.help,
                 widget=forms.PasswordInput(
                     render_value=False,
                     attrs={"placeholder": "saved — leave blank to keep" if is_saved else "", "autocomplete": "off"},

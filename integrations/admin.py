@@ -6,10 +6,10 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from unfold.admin import ModelAdmin
 
+from integrations.connectors.registry import all_credentials, credentials
 from integrations.models import ApiKey, ApiKeyAccess, Authorization
-from integrations.providers import PROVIDERS
 
-ALL_SECRET_FIELDS = sorted({name for spec in PROVIDERS.values() for name in spec.secret_fields})
+ALL_SECRET_FIELDS = sorted({name for spec in all_credentials().values() for name in spec.secret_fields})
 
 
 def _secret_input(name: str) -> forms.CharField:
@@ -30,7 +30,7 @@ class _AuthorizationAdminFormBase(forms.ModelForm):
         data = super().clean()
         provider = data.get("provider")
         if provider:
-            spec = PROVIDERS[provider]
+            spec = credentials(provider)
             for name in ALL_SECRET_FIELDS:
                 if data.get(f"secret_{name}") and name not in spec.secret_fields:
                     self.add_error(f"secret_{name}", f"{spec.label} has no secret named {name}.")
@@ -41,7 +41,7 @@ class _AuthorizationAdminFormBase(forms.ModelForm):
 
     def save(self, commit=True):
         auth = super().save(commit=False)
-        spec = PROVIDERS[auth.provider]
+        spec = credentials(auth.provider)
         auth.set_secrets({name: self.cleaned_data.get(f"secret_{name}", "") for name in spec.secret_fields})
         if commit:
             auth.save()

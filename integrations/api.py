@@ -9,8 +9,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from integrations.api_auth import CanManageCredentials, KeyPrincipal, ManagementAccess
+from integrations.connectors.registry import credentials
 from integrations.models import ApiKey, ApiKeyAccess, ApiKeyScope, Authorization
-from integrations.providers import PROVIDERS
 
 
 class WorkspaceScopedViewSet(viewsets.GenericViewSet):
@@ -66,7 +66,7 @@ class AuthorizationSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         provider = attrs.get("provider") or (self.instance and self.instance.provider)
-        spec = PROVIDERS[provider]
+        spec = credentials(provider)
         unknown = set(attrs.get("fields", {})) - set(spec.plain_fields)
         if unknown:
             raise ValidationError({"fields": [f"{spec.label} has no field {name!r}." for name in sorted(unknown)]})

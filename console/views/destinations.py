@@ -20,12 +20,12 @@ from rest_framework import serializers
 from config.params import is_plain_int
 from console.access import credentials_required, member_required
 from console.views.partner_state import partner_context
-from integrations.connectors.registry import CONNECTORS, connector_class
+from integrations.connectors.registry import CONNECTORS, connector_class, credentials
+from integrations.credentials import Credentials
 from integrations.delivery import actions
 from integrations.delivery.api import DestinationSerializer
 from integrations.delivery.models import ACTIVE_STATUSES, Destination, PartnerCall, SyncRun
 from integrations.models import Authorization
-from integrations.providers import PROVIDERS
 
 CALLS_SHOWN = 50
 
@@ -124,29 +124,31 @@ def parse_config(kind: str, post) -> tuple[dict, dict]:
     return config, errors
 
 
-def credential_inputs(provider: str, post=None, errors: dict | None = None) -> list[Input]:
-    spec, errors = PROVIDERS[provider], errors or {}
+def credential_inputs(spec: Credentials, post=None, errors: dict | None = None) -> list[Input]:
+    errors = errors or {}
     inputs = [
         Input(
-            name=f"cred_{name}",
-            label=name.replace("_", " ").capitalize(),
+            name=f"cred_{field.name}",
+            label=field.label,
             widget="text",
-            value=(post or {}).get(f"cred_{name}", ""),
-            help=spec.help.get(name, ""),
-            errors=errors.get(name, []),
+            value=(post or {}).get(f"cred_{field.name}", ""),
+            help=field.help,
+            errors=errors.get(field.name, []),
         )
-        for name in spec.plain_fields
+        for field in spec.fields
+        if not field.secret
     ]
     # Password inputs that never carry a value: a saved secret is never sent back to a browser.
     inputs += [
         Input(
-            name=f"secret_{name}",
-            label=name.replace("_", " ").capitalize(),
+            name=f"secret_{field.name}",
+            label=field.label,
             widget="password",
-            help=spec.help.get(name, ""),
-            errors=errors.get(name, []),
+            help=field.help,
+            errors=errors.get(field.name, []),
         )
-        for name in spec.secret_fields
+        for field in spec.fields
+        if field.secret
     ]
     return inputs
 
@@ -163,18 +165,18 @@ def destination_list(request):
 def _form_context(
     request, kind: str, instance: Destination | None, config_values: dict, config_errors: dict, errors: dict, post=None
 ) -> dict:
-    cls = connector_class(kind)
+    spec = credentials(kind)
     return {
         "kind": kind,
         "kind_label": CONNECTORS[kind].label,
         "instance": instance,
         "name": (post or {}).get("name", instance.name if instance else ""),
         "name_errors": errors.get("name", []),
-        "credentials": credential_inputs(cls.provider, post, errors.get("credentials")),
+        "credentials": credential_inputs(spec, post, errors.get("credentials")),
         "credential_errors": errors.get("authorization", []),
-        "provider_label": PROVIDERS[cls.provider].label,
+        "provider_label": spec.label,
         "authorizations": Authorization.objects.for_workspace(request.workspace)
-        .filter(provider=cls.provider)
+        .filter(provider=kind)
         .order_by("label"),
         "chosen_authorization": str(
             (post or {}).get("authorization", instance.authorization_id if instance else "") or ""
@@ -186,8 +188,7 @@ def _form_context(
 
 def _save(request, kind: str, instance: Destination | None):
     """Validate with the API serializer; on success save the destination (and new credentials) atomically."""
-    cls = connector_class(kind)
-    spec = PROVIDERS[cls.provider]
+    cls, spec = connector_class(kind), credentials(kind)
     config, parse_errors = parse_config(kind, request.POST)
     chosen = request.POST.get("authorization", "")
     plain = {name: request.POST.get(f"cred_{name}", "").strip() for name in spec.plain_fields}
@@ -198,12 +199,12 @@ def _save(request, kind: str, instance: Destination | None):
     if chosen and not new_credentials:
         authorization = (
             Authorization.objects.for_workspace(request.workspace)
-            .filter(provider=cls.provider, pk=int(chosen) if is_plain_int(chosen) else 0)
+            .filter(provider=kind, pk=int(chosen) if is_plain_int(chosen) else 0)
             .first()
         )
         if authorization is None:
             errors["authorization"] = [f"Choose a {spec.label} authorization of this workspace."]
-    elif not new_credentials and instance is None and cls.provider != "kochava":  # Kochava's keys are optional
+    elif not new_credentials and instance is None and spec.required:  # else every credential is optional
         errors["authorization"] = ["Enter the credentials, or choose a saved authorization."]
     data = {
         "kind": kind,
@@ -238,7 +239,7 @@ def _save(request, kind: str, instance: Destination | None):
     with transaction.atomic():
         extra = {}
         if new_credentials:
-            auth = Authorization(workspace=request.workspace, provider=cls.provider, label=label, fields=plain)
+            auth = Authorization(workspace=request.workspace, provider=kind, label=label, fields=plain)
             auth.set_secrets({k: v for k, v in secret.items() if v})
             auth.save()
             extra["authorization"] = auth

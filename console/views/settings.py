@@ -7,8 +7,8 @@ from django.views.decorators.http import require_POST
 
 from console.access import credentials_required, member_required
 from console.forms import ApiKeyForm, AuthorizationForm
+from integrations.connectors.registry import all_credentials
 from integrations.models import ApiKey, Authorization
-from integrations.providers import PROVIDERS
 from workspaces.middleware import SESSION_KEY
 from workspaces.models import Membership
 
@@ -74,8 +74,9 @@ def revoke_api_key(request, pk):
 def authorizations(request):
     workspace = request.workspace
     provider = request.POST.get("provider") or request.GET.get("provider")
+    providers = all_credentials()
     form = None
-    if provider in PROVIDERS:
+    if provider in providers:
         form = AuthorizationForm(request.POST or None, provider=provider, initial={"workspace_id": workspace.pk})
         if request.method == "POST" and form.is_valid():
             auth = form.save(workspace)
@@ -85,7 +86,7 @@ def authorizations(request):
     return render(
         request,
         "console/authorizations.html",
-        {"rows": rows, "form": form, "providers": PROVIDERS, "provider": provider},
+        {"rows": rows, "form": form, "providers": providers, "provider": provider},
     )
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from audiences.models import DEVICE_KINDS, KNOWN_KINDS, Segment
 from config.params import int_param, is_plain_int
 from console.access import action_required, member_required
-from integrations.connectors.registry import CONNECTORS
+from integrations.connectors.base import SegmentInfo
 from integrations.delivery import actions, planning
 from integrations.delivery.api import SyncJobSerializer
 from integrations.delivery.models import (
@@ -39,22 +39,9 @@ FAILURES_PER_PAGE = 50
 RUNS_SHOWN = 30
 
 
-def api_target(kind: str, segment: Segment, destination: Destination) -> str:
-    """In words: what the connector will create or use at the partner for this segment."""
-    config = destination.config or {}
-    list_name = f"[{segment.partner_name}] {segment.name}: {segment.external_id}"
-    return {
-        "list_api": f"A list named “{list_name}”, created on the first sync (never twice); "
-        "members are added to and removed from it.",
-        "traits_api": f"Identify calls setting the trait “[{config.get('trait_prefix', 'Amplitude')}] {segment.name}” "
-        "to true when a person enters and false when they leave.",
-        "cohort_webhook": f"POSTs of enter/exit batches for “{segment.name}” to {config.get('url', 'the webhook URL')}.",
-        "clevertap": f"Profile uploads flagging membership of “{segment.name}”"
-        f"{' and a Partner Sync event per change' if config.get('send_partner_sync_event', True) else ''}.",
-        "kahuna": f"User attribute updates for “{segment.name}” in the {config.get('environment', 'p')} environment.",
-        "kochava": f"IdentityLink calls (and events) for members of “{segment.name}” in app "
-        f"{config.get('app_guid') or 'of the authorization'}.",
-    }.get(kind, f"{CONNECTORS[kind].label} for “{segment.name}”.")
+def api_target(segment: Segment, destination: Destination) -> str:
+    """In words: what the destination's connector will create or use at the partner for this segment."""
+    return destination.connector_class.describe_target(destination.config or {}, SegmentInfo.of(segment))
 
 
 def _kind(data, field: str, default: str) -> str:
@@ -101,7 +88,7 @@ def sync_new(request: HttpRequest) -> HttpResponse:
         "existing": SyncJob.objects.filter(segment=segment, destination=destination).first()
         if segment and destination
         else None,
-        "target": api_target(destination.kind, segment, destination) if segment and destination else "",
+        "target": api_target(segment, destination) if segment and destination else "",
         "accepts_device": bool(connector_cls and connector_cls.accepts_device_id),
         "user_kinds": sorted(KNOWN_KINDS),
         "device_kinds": sorted(DEVICE_KINDS),
@@ -191,7 +178,7 @@ def _render_detail(request, job: SyncJob, dry: dict | None = None):
         "job": job,
         "runs": runs,
         "progress": progress_of(runs[0] if runs else None),
-        "target": api_target(job.destination.kind, job.segment, job.destination),
+        "target": api_target(job.segment, job.destination),
         "dry": dry,
         **_failures(request, job),
     }

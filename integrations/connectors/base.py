@@ -25,6 +25,7 @@ import requests
 from django.conf import settings
 from rest_framework import serializers
 
+from integrations.credentials import CredentialField
 from integrations.outbound import (
     COULD_NOT_CONNECT,
     OutboundRefused,
@@ -79,6 +80,14 @@ class RetryRule:
 
 
 @dataclass(frozen=True)
+class Host:
+    """A host the partner fixes (a region, its one API host): chosen from a list, never typed."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Limits:
     """A partner's documented caps. The engine never exceeds any of them."""
 
@@ -125,6 +134,11 @@ class SegmentInfo:
     name: str
     external_id: str
     partner_name: str = "Amplitude"
+
+    @classmethod
+    def of(cls, segment: Any) -> SegmentInfo:
+        """From an audiences.Segment (connectors never see the model itself)."""
+        return cls(segment.pk, segment.name, segment.external_id, segment.partner_name)
 
 
 @dataclass
@@ -238,15 +252,23 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class Connector:
-    """One vendor = one subclass: declare kind/provider/Config/limits, build requests, read answers."""
+    """One vendor = one subclass: declare kind/Config/credentials/limits, build requests, read answers."""
 
-    kind: ClassVar[str]
-    provider: ClassVar[str]  # integrations.providers key of the Authorization it uses
+    kind: ClassVar[str]  # its key in integrations.connectors.registry, and its authorizations' provider
     Config: ClassVar[type[serializers.Serializer]]
     limits: ClassVar[Limits]
+    # What its authorization holds: which fields are secret, which optional (integrations.credentials).
+    credential_fields: ClassVar[tuple[CredentialField, ...]] = ()
+    # Request headers that carry credentials (lower case): masked in the dry run, never logged.
+    # credential_headers() adds the ones a destination's config names.
+    secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
+    # Hosts the partner fixes, by code (e.g. CleverTap's regions); empty when the URL is the customer's.
+    hosts: ClassVar[dict[str, Host]] = {}
+    # Config fields naming where the credentials are sent (URL, host, region).
+    host_fields: ClassVar[tuple[str, ...]] = ()
     # True when the partner keeps membership (a list): re-sending a row is harmless but wasteful.
     list_style: ClassVar[bool] = True
-    # Which row fields may carry the partner id; "user" means anonymous (device-only) rows are invalid.
+    # The sync wizard asks for a device id (anonymous people) only when the partner takes them.
     accepts_device_id: ClassVar[bool] = True
     # How failed calls are retried (Policy says what failed; this says what the partner needs).
     retry_rule: ClassVar[RetryRule] = RetryRule()
@@ -276,6 +298,15 @@ class Connector:
         self.http = HttpClient(on_call=on_call, secrets=tuple(str(v) for v in secrets.values()))
 
     # ---- hooks -------------------------------------------------------------------------------
+    @classmethod
+    def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
+        """In words, for the sync wizard and the sync page: what a sync of `segment` does at the partner."""
+        return f"Updates at the partner for “{segment.name}”."
+
+    def credential_headers(self) -> frozenset[str]:
+        """The request headers (lower case) that carry this destination's credentials."""
+        return self.secret_headers
+
     @classmethod
     def validate_config(cls, data: dict) -> dict:
         """Validated config or serializers.ValidationError naming each bad field."""
@@ -349,7 +380,7 @@ class Connector:
 
     def concurrency_key(self, destination_id: int) -> str:
         """What the concurrent-requests cap counts: one destination by default; a partner whose cap is
-        per account (CleverTap) shares it between every destination of that account."""
+        per account shares it between every destination of that account."""
         return f"destination:{destination_id}"
 
     def records_per_request(self) -> int:
@@ -382,7 +413,11 @@ class Connector:
     def sample_request(self, batch: Batch) -> dict:
         """What would be sent (dry run), with auth headers masked."""
         request = self.build_request(batch)
-        headers = {name: MASK if _is_secret_header(name) else value for name, value in request.headers.items()}
+        secret = self.credential_headers()
+        headers = {
+            name: MASK if name.lower() in secret or _is_secret_header(name) else value
+            for name, value in request.headers.items()
+        }
         return {"method": request.method, "url": request.url, "headers": headers, "body": request.json}
 
     def post_json(self, url: str, payload: Any, summary: str) -> requests.Response:
@@ -397,8 +432,9 @@ class Connector:
 
 
 def _is_secret_header(name: str) -> bool:
+    """A header named like a credential, whoever sends it (a net under each connector's secret_headers)."""
     lowered = name.lower()
-    return lowered in {"authorization", "cookie", "x-clevertap-passcode", "api_key", "x-api-key"} or any(
+    return lowered in {"cookie", "api_key", "x-api-key"} or any(
         word in lowered for word in ("key", "token", "secret", "passcode", "auth")
     )
 
@@ -419,13 +455,23 @@ class AmplitudeAuthConfig(serializers.Serializer):
     )
 
 
-def amplitude_auth_headers(config: dict, secrets: dict) -> dict[str, str]:
-    api_key = secrets.get("api_key", "")
-    mode = config.get("auth_mode", "basic")
-    if mode == "basic":
-        return {"Authorization": "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()}
-    if mode == "header":
-        return {config.get("auth_header") or "api_key": api_key}
-    if mode == "bearer":
-        return {"Authorization": f"Bearer {api_key}"}
-    return {}
+class AmplitudeContractConnector(Connector):
+    """A partner on one of Amplitude's own contracts: one API key, sent as its AmplitudeAuthConfig says."""
+
+    credential_fields = (CredentialField("api_key"),)
+
+    def auth_headers(self) -> dict[str, str]:
+        api_key = self.secrets.get("api_key", "")
+        mode = self.config.get("auth_mode", "basic")
+        if mode == "basic":
+            return {"Authorization": "Basic " + base64.b64encode(f"{api_key}:".encode()).decode()}
+        if mode == "header":
+            return {self.config.get("auth_header") or "api_key": api_key}
+        if mode == "bearer":
+            return {"Authorization": f"Bearer {api_key}"}
+        return {}
+
+    def credential_headers(self) -> frozenset[str]:
+        if self.config.get("auth_mode", "basic") == "header":
+            return self.secret_headers | {(self.config.get("auth_header") or "api_key").lower()}
+        return self.secret_headers

@@ -26,34 +26,38 @@ from integrations.connectors.base import (
     Batch,
     Connector,
     ConnectorError,
+    Host,
     Limits,
     OutboundRequest,
     OutRow,
     Policy,
     Rejection,
+    SegmentInfo,
 )
+from integrations.credentials import CredentialField
 
-# code -> label; "eu1" is Europe, CleverTap's default region, served from api.clevertap.com.
-REGIONS = {
-    "eu1": "Europe (default)",
-    "in1": "India",
-    "aps3": "Indonesia",
-    "mec1": "Middle East (UAE)",
-    "sg1": "Singapore",
-    "sk1": "South Korea",
-    "us1": "United States",
+# CleverTap's regional hosts by region code; "eu1" is Europe, the default, served from api.clevertap.com.
+HOSTS = {
+    "eu1": Host("Europe (default)", "https://api.clevertap.com"),
+    "in1": Host("India", "https://in1.api.clevertap.com"),
+    "aps3": Host("Indonesia", "https://aps3.api.clevertap.com"),
+    "mec1": Host("Middle East (UAE)", "https://mec1.api.clevertap.com"),
+    "sg1": Host("Singapore", "https://sg1.api.clevertap.com"),
+    "sk1": Host("South Korea", "https://sk1.api.clevertap.com"),
+    "us1": Host("United States", "https://us1.api.clevertap.com"),
 }
+REGIONS = {code: host.label for code, host in HOSTS.items()}
 MAX_KEY_LENGTH = 120  # CleverTap's cap on profile/event property keys
 DELETE_PER_REQUEST = 100  # values per delete call, for identity and for guid alike
 _RECORD_NUMBER = re.compile(r"record number\s*:\s*(\d+)", re.IGNORECASE)
 
 
 def region_base_url(region: str) -> str:
-    if region not in ("", "eu1") and region not in REGIONS:
-        raise ConnectorError(Policy.PERMANENT, f"Unknown CleverTap region {region!r}; choose from {sorted(REGIONS)}.")
     # A wrong regional host answers like bad credentials (401), so the region is validated up front.
-    host = "api.clevertap.com" if region in ("", "eu1") else f"{region}.api.clevertap.com"
-    return f"https://{host}"
+    host = HOSTS.get(region or "eu1")
+    if host is None:
+        raise ConnectorError(Policy.PERMANENT, f"Unknown CleverTap region {region!r}; choose from {sorted(HOSTS)}.")
+    return host.url
 
 
 class CleverTapConfig(serializers.Serializer):
@@ -89,11 +93,28 @@ class CleverTapConfig(serializers.Serializer):
 
 class CleverTapConnector(Connector):
     kind = "clevertap"
-    provider = "clevertap"
     Config = CleverTapConfig
     # 1,000 records per call and 15 uploads in flight per account (docs); 2 MB per request (Amplitude's note).
     limits = Limits(records_per_request=1000, bytes_per_request=2 * 1024 * 1024, concurrent_requests=15)
     list_style = False  # every call raises Partner Sync events at CleverTap: a re-send is visible
+    credential_fields = (
+        CredentialField("account_id", secret=False),
+        CredentialField(
+            "region",
+            secret=False,
+            optional=True,
+            help="Blank = Europe (api.clevertap.com); in1, aps3, mec1, sg1, sk1, us1.",
+        ),
+        CredentialField("passcode"),
+    )
+    secret_headers = frozenset({"x-clevertap-passcode"})
+    hosts = HOSTS
+    host_fields = ("region", "base_url")
+
+    @classmethod
+    def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
+        event = " and a Partner Sync event per change" if config.get("send_partner_sync_event", True) else ""
+        return f"Profile uploads flagging membership of “{segment.name}”{event}."
 
     @property
     def records_per_row(self) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from integrations.connectors.base import Batch, Connector, Limits, OutboundRequest
+from integrations.connectors.base import Batch, Connector, Limits, OutboundRequest, SegmentInfo
+from integrations.credentials import CredentialField
 
 
 class CohortWebhookConfig(serializers.Serializer):
@@ -33,10 +34,20 @@ class CohortWebhookConfig(serializers.Serializer):
 
 class CohortWebhookConnector(Connector):
     kind = "cohort_webhook"
-    provider = "cohort_webhook"
     Config = CohortWebhookConfig
     limits = Limits(records_per_request=10_000, bytes_per_request=2 * 1024 * 1024, concurrent_requests=4)
     list_style = False
+    # The receiver's own header: its name is plain, its value the secret.
+    credential_fields = (CredentialField("header_name", secret=False), CredentialField("header_value"))
+    host_fields = ("url",)
+
+    @classmethod
+    def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
+        return f"POSTs of enter/exit batches for “{segment.name}” to {config.get('url', 'the webhook URL')}."
+
+    def credential_headers(self) -> frozenset[str]:
+        name = (self.auth_fields.get("header_name") or "").strip().lower()
+        return self.secret_headers | {name} if name else self.secret_headers
 
     def headers(self) -> dict[str, str]:
         headers = {"User-Agent": "Amplitude/Webhook/1.0", **self.config.get("headers", {})}

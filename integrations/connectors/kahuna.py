@@ -18,15 +18,26 @@ import base64
 import requests
 from rest_framework import serializers
 
-from integrations.connectors.base import Batch, Connector, Limits, OutboundRequest, OutRow, RetryRule
+from integrations.connectors.base import (
+    Batch,
+    Connector,
+    Host,
+    Limits,
+    OutboundRequest,
+    OutRow,
+    RetryRule,
+    SegmentInfo,
+)
+from integrations.credentials import CredentialField
 
 ENVIRONMENTS = {"p": "Production", "s": "Staging (Sandbox)"}
+HOSTS = {"tap-nexus": Host("Kahuna", "https://tap-nexus.appspot.com")}
 CREDENTIALS = ("username", "email", "fbid", "user_id")
 
 
 class KahunaConfig(serializers.Serializer):
     environment = serializers.ChoiceField(choices=list(ENVIRONMENTS.items()), default="p")
-    base_url = serializers.URLField(default="https://tap-nexus.appspot.com")
+    base_url = serializers.URLField(default=HOSTS["tap-nexus"].url)
     user_credential = serializers.ChoiceField(
         choices=[*CREDENTIALS, "fb_id"],
         default="user_id",
@@ -55,13 +66,20 @@ class KahunaConfig(serializers.Serializer):
 
 class KahunaConnector(Connector):
     kind = "kahuna"
-    provider = "kahuna"
     Config = KahunaConfig
     # 100 users per user-attributes call (docs); populate has its own cap of 10 simultaneous calls.
     limits = Limits(records_per_request=100, bytes_per_request=2 * 1024 * 1024, concurrent_requests=4)
     # Export to Kahuna (campaigns.kahuna) has no waiting state to park in: a long Retry-After on a
     # populate call is cut to the short wait and the call tried again (segment syncs park as usual).
     export_retry_rule = RetryRule(park_long_waits=False)
+    # Basic secret_key:api_key on every call.
+    credential_fields = (CredentialField("secret_key"), CredentialField("api_key"))
+    hosts = HOSTS
+    host_fields = ("base_url",)
+
+    @classmethod
+    def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
+        return f"User attribute updates for “{segment.name}” in the {config.get('environment', 'p')} environment."
 
     def url(self, path: str) -> str:
         return f"{self.config['base_url'].rstrip('/')}{path}?env={self.config.get('environment', 'p')}"

@@ -23,7 +23,18 @@ from typing import Any
 import requests
 from rest_framework import serializers
 
-from integrations.connectors.base import Batch, Connector, ConnectorError, Limits, OutboundRequest, Policy, Rejection
+from integrations.connectors.base import (
+    Batch,
+    Connector,
+    ConnectorError,
+    Host,
+    Limits,
+    OutboundRequest,
+    Policy,
+    Rejection,
+    SegmentInfo,
+)
+from integrations.credentials import CredentialField
 from integrations.outbound import clip
 
 DEVICE_ID_KEYS = ("idfa", "idfv", "adid", "android_id")
@@ -43,6 +54,7 @@ EVENT_COLUMNS = (
     "event_type",
 )
 _SOURCE_PREFIXES = ("user_properties.", "event_properties.", "data.")
+HOSTS = {"control": Host("Kochava", "https://control.kochava.com")}
 
 
 def _source_field(required: bool) -> serializers.CharField:
@@ -80,7 +92,7 @@ class KochavaConfig(serializers.Serializer):
     app_guid = serializers.CharField(
         default="", allow_blank=True, max_length=200, help_text="Kochava App GUID; blank: the authorization's app_guid."
     )
-    base_url = serializers.URLField(default="https://control.kochava.com")
+    base_url = serializers.URLField(default=HOSTS["control"].url)
     mapping = KochavaMapping()
     send_events = serializers.BooleanField(default=True)
     event_types = serializers.ListField(
@@ -117,7 +129,6 @@ def resolve_source(event: dict, source: str) -> Any:
 
 class KochavaConnector(Connector):
     kind = "kochava"
-    provider = "kochava"
     Config = KochavaConfig
     limits = Limits(records_per_request=1, bytes_per_request=2 * 1024 * 1024, concurrent_requests=8)
     list_style = False
@@ -126,6 +137,23 @@ class KochavaConnector(Connector):
         "account id, the numeric app id, a privacy API key and the device's IDFA/ADID, none of which "
         "this destination holds. Remove this person's devices at Kochava by hand."
     )
+    # All optional: the App GUID may be each destination's, the key and secret are Kochava's opt-in.
+    credential_fields = (
+        CredentialField("app_guid", secret=False, optional=True, help="Blank: each destination names its own."),
+        CredentialField("api_key", optional=True, help="Optional (Enable Authentication)."),
+        CredentialField("api_secret", optional=True, help="Optional, from Kochava CS."),
+    )
+    hosts = HOSTS
+    host_fields = ("base_url",)
+
+    @classmethod
+    def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
+        app = config.get("app_guid") or "of the authorization"
+        return f"IdentityLink calls (and events) for members of “{segment.name}” in app {app}."
+
+    def credential_headers(self) -> frozenset[str]:
+        named = (("api_key_header", "X-Kochava-Api-Key"), ("api_secret_header", "X-Kochava-Api-Secret"))
+        return self.secret_headers | {(self.config.get(name) or default).lower() for name, default in named}
 
     def concurrent_requests(self) -> int:
         # Kochava documents no concurrency limit (only 429s for senders that go too fast), so the
@@ -142,7 +170,7 @@ class KochavaConnector(Connector):
         return guid
 
     def track_url(self) -> str:
-        return self.config.get("base_url", "https://control.kochava.com").rstrip("/") + "/track/json"
+        return self.config.get("base_url", HOSTS["control"].url).rstrip("/") + "/track/json"
 
     def auth_headers(self) -> dict[str, str]:
         headers = {}

@@ -11,14 +11,14 @@ from rest_framework import serializers
 
 from integrations.connectors.base import (
     AmplitudeAuthConfig,
+    AmplitudeContractConnector,
     Batch,
-    Connector,
     ConnectorError,
     Limits,
     OutboundRequest,
     Policy,
     Rejection,
-    amplitude_auth_headers,
+    SegmentInfo,
     amplitude_context,
 )
 
@@ -32,28 +32,36 @@ class ListApiConfig(AmplitudeAuthConfig):
     batch_size = serializers.IntegerField(default=10_000, min_value=1, max_value=10_000)
 
 
+def list_name(segment: SegmentInfo) -> str:
+    return f"[{segment.partner_name}] {segment.name}: {segment.external_id}"
+
+
 def dig(body: object, path: str) -> object:
     for key in path.split("."):
         body = body.get(key) if isinstance(body, dict) else None
     return body
 
 
-class ListApiConnector(Connector):
+class ListApiConnector(AmplitudeContractConnector):
     kind = "list_api"
-    provider = "list_api"
     Config = ListApiConfig
     limits = Limits(records_per_request=10_000, bytes_per_request=2 * 1024 * 1024, concurrent_requests=4)
+    host_fields = ("base_url",)
+
+    @classmethod
+    def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
+        return (
+            f"A list named “{list_name(segment)}”, created on the first sync (never twice); "
+            "members are added to and removed from it."
+        )
 
     def url(self, path: str) -> str:
         return self.config["base_url"].rstrip("/") + path.format(list_id=self.partner_state.get("list_id", ""))
 
-    def auth_headers(self) -> dict[str, str]:
-        return amplitude_auth_headers(self.config, self.secrets)
-
     def prepare(self) -> dict:
         if self.partner_state.get("list_id"):
             return self.partner_state  # created on an earlier run: never create a second list
-        name = f"[{self.segment.partner_name}] {self.segment.name}: {self.segment.external_id}"
+        name = list_name(self.segment)
         response = self.post_json(
             self.url(self.config["create_path"]),
             {"name": name, "context": amplitude_context()},

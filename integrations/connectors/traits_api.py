@@ -10,12 +10,12 @@ from rest_framework import serializers
 
 from integrations.connectors.base import (
     AmplitudeAuthConfig,
+    AmplitudeContractConnector,
     Batch,
-    Connector,
     Limits,
     OutboundRequest,
     Rejection,
-    amplitude_auth_headers,
+    SegmentInfo,
     amplitude_context,
 )
 from integrations.connectors.list_api import rejections_by_user_id
@@ -27,11 +27,18 @@ class TraitsApiConfig(AmplitudeAuthConfig):
     batch_size = serializers.IntegerField(default=1_000, min_value=1, max_value=10_000)
 
 
-class TraitsApiConnector(Connector):
+class TraitsApiConnector(AmplitudeContractConnector):
     kind = "traits_api"
-    provider = "traits_api"
     Config = TraitsApiConfig
     limits = Limits(records_per_request=10_000, bytes_per_request=2 * 1024 * 1024, concurrent_requests=4)
+    host_fields = ("url",)
+
+    @classmethod
+    def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
+        return (
+            f"Identify calls setting the trait “[{config.get('trait_prefix', 'Amplitude')}] {segment.name}” "
+            "to true when a person enters and false when they leave."
+        )
 
     @property
     def trait(self) -> str:
@@ -46,18 +53,14 @@ class TraitsApiConnector(Connector):
             if row.device_id:
                 item["anonymousId"] = row.device_id
             items.append(item)
-        return OutboundRequest(
-            "POST", self.config["url"], {"batch": items}, amplitude_auth_headers(self.config, self.secrets)
-        )
+        return OutboundRequest("POST", self.config["url"], {"batch": items}, self.auth_headers())
 
     def parse_response(self, response: requests.Response, batch: Batch) -> list[Rejection]:
         return rejections_by_user_id(response, batch)
 
     def test_connection(self) -> str:
         # An empty batch is refused by well-behaved partners with 400 but only after auth: 401 tells us.
-        probe = OutboundRequest(
-            "POST", self.config["url"], {"batch": []}, amplitude_auth_headers(self.config, self.secrets)
-        )
+        probe = OutboundRequest("POST", self.config["url"], {"batch": []}, self.auth_headers())
         response = self.http.send(probe, probe.encode(), "connection test")
         if response.status_code in (401, 403) or response.status_code >= 500:
             self.raise_for_response(response)

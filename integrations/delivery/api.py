@@ -15,7 +15,7 @@ from config.params import int_param
 from integrations.api import InWorkspace, WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.api_errors import json_error
-from integrations.connectors.registry import CONNECTORS, connector_class
+from integrations.connectors.registry import connector_class, kind_choices
 from integrations.delivery import actions, planning
 from integrations.delivery.models import (
     Cadence,
@@ -41,7 +41,7 @@ def _reads_or(permission):
 
 
 class DestinationSerializer(serializers.ModelSerializer):
-    kind = serializers.ChoiceField(choices=[(k, v.label) for k, v in CONNECTORS.items()])
+    kind = serializers.ChoiceField(choices=kind_choices())
     authorization = InWorkspace(queryset=Authorization.objects.all(), allow_null=True, required=False)
 
     class Meta:
@@ -70,8 +70,8 @@ class DestinationSerializer(serializers.ModelSerializer):
         except ValidationError as exc:
             raise ValidationError({"config": exc.detail}) from None
         auth = attrs.get("authorization", self.instance.authorization if self.instance else None)
-        if auth is not None and auth.provider != cls.provider:
-            raise ValidationError({"authorization": [f"Choose a {cls.provider} authorization of this workspace."]})
+        if auth is not None and auth.provider != cls.kind:
+            raise ValidationError({"authorization": [f"Choose a {cls.kind} authorization of this workspace."]})
         return attrs
 
     def save(self, **kwargs):

@@ -270,10 +270,9 @@ def build_connector(
     job: SyncJob, *, run: SyncRun | None = None, on_call: Callable[[CallRecord], None] | None = None
 ) -> Connector:
     """The connector a run (or a dry run) of `job` sends with: its segment, its partner-side state."""
-    segment = job.segment
     return destination_connector(
         job.destination,
-        segment=SegmentInfo(segment.pk, segment.name, segment.external_id, segment.partner_name),
+        segment=SegmentInfo.of(job.segment),
         partner_state=job.partner_state,
         run=run,
         on_call=on_call,

@@ -25,6 +25,7 @@ from urllib.parse import urljoin
 import requests
 from django.conf import settings
 
+from integrations.credentials import CredentialField
 from integrations.outbound import (
     COULD_NOT_CONNECT,
     OutboundRefused,
@@ -38,6 +39,9 @@ from integrations.outbound import (
 from integrations.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
+
+# What an Amplitude authorization holds: the project's API key and secret key (Basic auth).
+CREDENTIAL_FIELDS = (CredentialField("api_key"), CredentialField("secret_key"))
 
 CHUNK = 1 << 20
 AUTH_HINT = "Amplitude refused the credentials (HTTP {status}): the API key or secret key is wrong, or the project lives in the other data region (US/EU)."

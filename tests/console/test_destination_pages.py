@@ -99,3 +99,38 @@ def test_every_kind_renders_its_form_and_delete_confirms(client, alice, acme):
     assert "Delete" in client.get(f"/destinations/{dest.pk}/delete/").content.decode()
     client.post(f"/destinations/{dest.pk}/delete/")
     assert not Destination.objects.exists()
+
+
+def test_credentials_are_asked_for_unless_the_partner_makes_every_one_optional(client, alice, acme):
+    client.force_login(alice)
+    refused = client.post("/destinations/new/cohort_webhook/", {"name": "Hook", "cfg_url": "https://hook.example"})
+    assert refused.status_code == 400 and "Enter the credentials" in refused.content.decode()
+    saved = client.post(
+        "/destinations/new/kochava/",
+        {
+            "name": "Kochava app",
+            "cfg_app_guid": "koapp-1",
+            "cfg_mapping": '{"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}',
+            "cfg_send_events": "on",
+            "cfg_event_types": "Purchase",
+            "cfg_send_users": "on",
+        },
+    )
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    assert Destination.objects.get(workspace=acme, kind="kochava").authorization is None
+
+
+def test_the_authorization_form_asks_only_for_required_fields(client, alice, acme):
+    client.force_login(alice)
+    form = client.get("/settings/authorizations/?provider=clevertap").content.decode()
+    assert "Blank = Europe" in form  # the field's help, from the connector's description
+    client.post(
+        "/settings/authorizations/",
+        {"provider": "clevertap", "label": "CT", "field_account_id": "ACC-1", "secret_passcode": "pc-1"},
+    )
+    client.post("/settings/authorizations/", {"provider": "kochava", "label": "KV"})
+    saved = {a.label: a for a in Authorization.objects.filter(workspace=acme)}
+    assert saved["CT"].fields == {"account_id": "ACC-1", "region": ""} and saved["CT"].secrets == {"passcode": "pc-1"}
+    assert saved["KV"].fields == {"app_guid": ""}
+    refused = client.post("/settings/authorizations/", {"provider": "clevertap", "label": "CT2"})
+    assert refused.status_code == 200 and not Authorization.objects.filter(label="CT2").exists()

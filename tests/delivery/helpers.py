@@ -65,7 +65,7 @@ def destination(
     if secrets is not None:
         auth = Authorization(
             workspace=workspace,
-            provider=Destination(kind=kind).connector_class.provider,
+            provider=kind,
             label=f"{name or kind} credentials",
             fields=fields or {},
         )
