@@ -31,8 +31,8 @@ django.setup()
 import requests
 from django.db import connection
 
-from campaigns.kochava_stream import _read_events, stream_events
-from integrations.connectors.kochava import KochavaConnector
+from integrations.connectors.kochava.connector import KochavaConnector
+from integrations.connectors.kochava.stream import _read_events, stream_events
 from integrations.delivery.models import Destination
 from workspaces.models import Workspace
 

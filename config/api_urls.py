@@ -4,8 +4,8 @@ from rest_framework.routers import DefaultRouter
 
 from audiences import api as audiences_api
 from audiences import erasure_api
-from campaigns import api as campaigns_api
 from integrations import api as integrations_api
+from integrations.connectors.registry import api_routes
 from integrations.delivery import api as delivery_api
 from integrations.inbound import api as inbound_api
 from integrations.sources import api as sources_api
@@ -18,9 +18,8 @@ router.register("segments", audiences_api.SegmentViewSet, basename="segment")
 router.register("profiles", audiences_api.ProfileViewSet, basename="profile")
 router.register("erasures", erasure_api.ErasureViewSet, basename="erasure")
 router.register("inbound-batches", inbound_api.InboundBatchViewSet, basename="inbound-batch")
-router.register("kahuna-campaigns", campaigns_api.KahunaCampaignViewSet, basename="kahuna-campaign")
-router.register("kahuna-exports", campaigns_api.KahunaExportViewSet, basename="kahuna-export")
-router.register("kochava-streams", campaigns_api.KochavaStreamViewSet, basename="kochava-stream")
+for prefix, viewset, basename in api_routes():  # the partners' own resources
+    router.register(prefix, viewset, basename=basename)
 router.register("destinations", delivery_api.DestinationViewSet, basename="destination")
 router.register("sync-jobs", delivery_api.SyncJobViewSet, basename="sync-job")
 router.register("sync-runs", delivery_api.SyncRunViewSet, basename="sync-run")

@@ -19,6 +19,7 @@ from django.conf import settings
 from kombu import Queue
 
 from config.heartbeat import start_heartbeat, stop_heartbeat
+from integrations.connectors.registry import PARTNER_APPS
 from integrations.redis_client import redis_client
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -73,7 +74,7 @@ app.autodiscover_tasks(
         "integrations.sources",
         "integrations.delivery",
         "audiences",
-        "campaigns",
+        *PARTNER_APPS,
     ],
     related_name="tasks",
 )

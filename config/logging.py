@@ -16,8 +16,8 @@ _PATTERNS = [
     re.compile(r"gAAAAA[A-Za-z0-9_=-]{20,}"),
     re.compile(r"(?i)\b(basic|bearer|api-key)\s+[A-Za-z0-9._~+/=:-]{6,}"),
     re.compile(
-        r"(?i)([\"']?(?:authorization|api[_-]?key|x-api-key|password|passcode|passwd|secret(?:_key)?|token|"
-        r"x-clevertap-passcode)[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
+        r"(?i)([\"']?(?:authorization|api[_-]?key|x-api-key|password|passcode|passwd|secret(?:_key)?|token)"
+        r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)"
     ),
 ]
 

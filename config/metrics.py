@@ -31,10 +31,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 from redis.exceptions import RedisError
 
-from campaigns.models import ExportStatus
 from config.celery import QUEUES
 from config.scheduler import last_tick
 from integrations.api_errors import json_error
+from integrations.connectors.kahuna.models import ExportStatus
 from integrations.delivery.models import ACTIVE_STATUSES as ACTIVE_SYNC_STATUSES
 from integrations.delivery.models import RunStatus as SyncStatus
 from integrations.redis_client import redis_client

@@ -14,6 +14,7 @@ from celery import shared_task
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from integrations.connectors.registry import PARTNER_DISPATCHERS
 from integrations.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ DISPATCHERS: tuple[str, ...] = (
     "integrations.inbound.tasks.dispatch_pending",
     "integrations.delivery.scheduling.dispatch_due",
     "integrations.sources.scheduling.dispatch_due",
-    "campaigns.tasks.dispatch_due",
+    *PARTNER_DISPATCHERS,  # the partners' own (their streams, their lost exports)
 )
 
 

@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_networks, env_str
+from integrations.connectors.registry import PARTNER_APPS
 from integrations.outbound import parse_allow_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -90,6 +91,7 @@ INSTALLED_APPS = [
     "integrations.delivery",
     "audiences",
     "campaigns",
+    *PARTNER_APPS,  # the partners' own apps (integrations.connectors.registry): models, tasks, pages, API
     "console",
     "demo",
 ]

@@ -1,7 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.views import dashboard, destinations, erasure, kahuna, people, segments, settings, sources, syncs
+from console.views import dashboard, destinations, erasure, people, segments, settings, sources, syncs
+from integrations.connectors.registry import console_urlpatterns
 
 app_name = "console"
 
@@ -23,18 +24,12 @@ urlpatterns = [
     path("segments/", segments.segment_list, name="segments"),
     path("segments/<int:pk>/", segments.segment_detail, name="segment"),
     path("segments/<int:pk>/members.csv", segments.segment_members_csv, name="segment-members-csv"),
-    path("segments/<int:pk>/export-to-kahuna/", kahuna.export_to_kahuna, name="export-to-kahuna"),
     path("destinations/", destinations.destination_list, name="destinations"),
     path("destinations/new/<str:kind>/", destinations.destination_new, name="destination-new"),
     path("destinations/<int:pk>/", destinations.destination_detail, name="destination"),
     path("destinations/<int:pk>/edit/", destinations.destination_edit, name="destination-edit"),
     path("destinations/<int:pk>/test/", destinations.destination_test, name="destination-test"),
     path("destinations/<int:pk>/delete/", destinations.destination_delete, name="destination-delete"),
-    path(
-        "destinations/<int:pk>/kahuna-campaigns/refresh/",
-        kahuna.refresh_kahuna_campaigns,
-        name="kahuna-campaigns-refresh",
-    ),
     path("syncs/", syncs.sync_list, name="syncs"),
     path("syncs/new/", syncs.sync_new, name="sync-new"),
     path("syncs/<int:pk>/", syncs.sync_detail, name="sync"),
@@ -46,4 +41,5 @@ urlpatterns = [
     path("people/<int:pk>/erase/", erasure.person_erase, name="person-erase"),
     path("erasures/", erasure.erasure_list, name="erasures"),
     path("erasures/<int:pk>/", erasure.erasure_detail, name="erasure"),
+    *console_urlpatterns(),  # the partners' own pages (integrations.connectors.registry)
 ]

@@ -16,11 +16,11 @@ import requests
 from django.db import connection
 
 from audiences.models import Segment
-from campaigns.actions import request_export
-from campaigns.kahuna import refresh_campaigns, run_export
-from campaigns.kochava_stream import run_stream
-from campaigns.models import KahunaCampaign, KahunaExport
 from demo.servers import DEMO_CREDENTIALS
+from integrations.connectors.kahuna.actions import request_export
+from integrations.connectors.kahuna.export import refresh_campaigns, run_export
+from integrations.connectors.kahuna.models import KahunaCampaign, KahunaExport
+from integrations.connectors.kochava.stream import run_stream
 from integrations.delivery.actions import run_now
 from integrations.delivery.models import Destination, SyncJob
 from integrations.delivery.scheduling import schedule_if_unscheduled

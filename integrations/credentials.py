@@ -16,7 +16,7 @@ class CredentialField:
     name: str
     # Secret: encrypted at rest, write-only in every form and API, masked wherever it could be echoed.
     secret: bool = True
-    # Optional: an authorization may leave it blank (e.g. Kochava's keys, used only when enabled).
+    # Optional: an authorization may leave it blank (e.g. a key the partner asks for only when enabled).
     optional: bool = False
     help: str = ""
 

@@ -10,8 +10,9 @@ import pytest
 from django.core.management import call_command
 
 from audiences.models import Erasure, Event, ProfileMerge, Segment, SegmentType
-from campaigns.models import KahunaExport, KochavaStream, KochavaUserLink
 from demo.servers import running_demo_servers
+from integrations.connectors.kahuna.models import KahunaExport
+from integrations.connectors.kochava.models import KochavaStream, KochavaUserLink
 from integrations.delivery.models import Destination, RunStatus, SyncJob
 from integrations.inbound.models import BatchStatus, InboundBatch
 from integrations.models import ApiKey

@@ -19,8 +19,7 @@ from rest_framework import serializers
 
 from config.params import is_plain_int
 from console.access import credentials_required, member_required
-from console.views.partner_state import partner_context
-from integrations.connectors.registry import CONNECTORS, connector_class, credentials
+from integrations.connectors.registry import CONNECTORS, connector_class, credentials, destination_section
 from integrations.credentials import Credentials
 from integrations.delivery import actions
 from integrations.delivery.api import DestinationSerializer
@@ -284,7 +283,7 @@ def destination_detail(request, pk):
         "destination": destination,
         "calls": PartnerCall.objects.filter(destination=destination).order_by("-id")[:CALLS_SHOWN],
         "jobs": destination.sync_jobs.select_related("segment").order_by("segment__name"),
-        **partner_context(destination),  # Kahuna campaigns and exports, the Kochava stream and links
+        **destination_section(destination),  # the partner's own section, when it has one
     }
     return render(request, "console/destinations/detail.html", context)
 

@@ -14,6 +14,7 @@ from audiences.models import Identity, MembershipChange, Segment, SegmentMember
 from audiences.stats import activity_24h, daily_history
 from config.params import int_param
 from console.access import member_required
+from integrations.connectors.registry import segment_actions
 from integrations.delivery.models import SyncJob
 
 MEMBERS_PAGE = 50
@@ -106,6 +107,7 @@ def segment_detail(request, pk):
         "ledger": ledger,
         "next_before": next_before,
         "ledger_filters": {k: request.GET.get(k, "") for k in ("action", "from", "to")},
+        "partner_actions": segment_actions(),
     }
     if request.htmx and request.GET.get("part") == "members":
         return render(request, "console/segments/_members.html", context)

@@ -262,7 +262,7 @@ class Connector:
     # Request headers that carry credentials (lower case): masked in the dry run, never logged.
     # credential_headers() adds the ones a destination's config names.
     secret_headers: ClassVar[frozenset[str]] = frozenset({"authorization"})
-    # Hosts the partner fixes, by code (e.g. CleverTap's regions); empty when the URL is the customer's.
+    # Hosts the partner fixes, by code (e.g. regional hosts); empty when the URL is the customer's.
     hosts: ClassVar[dict[str, Host]] = {}
     # Config fields naming where the credentials are sent (URL, host, region).
     host_fields: ClassVar[tuple[str, ...]] = ()

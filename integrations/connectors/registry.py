@@ -5,15 +5,29 @@ Connector): its config, its credentials (`credential_fields`, `secret_headers`),
 what a sync sends (`describe_target`). The console, the management API and the admin read those,
 so none of them names a partner.
 
+A partner with more than a connector (Kahuna's exports, Kochava's event stream) is a package next to
+this file, `integrations/connectors/<kind>/`, and a Django app (label <kind>): the connector in
+`connector.py`, and as it needs them `models.py`, `admin.py`, `templates/<kind>/` and
+- `tasks.py` with `dispatch_due(now)`: joins the scheduler tick (config.scheduler);
+- `urls.py` with `urlpatterns`: console pages, joined to the console's URLs (namespace "console");
+- `views.py` with `destination_section(destination)`: what its destination page adds (a dict naming
+  its "partner_template"), and optionally `SEGMENT_ACTIONS`: buttons on a segment page;
+- `api.py` with `ROUTES`: (prefix, viewset, basename) registered under /api/v1/.
+The functions below hand these to the settings, Celery, the scheduler, the console and the API, so
+none of those names a partner.
+
 An authorization's provider is the kind of destination it serves, or "amplitude" for the source.
 Model choices are callables over this dict (adding a kind needs no migration) and the classes are
 imported only when used, so a broken vendor module cannot stop the app from starting.
-Adding a partner = one module with one small class + one entry here.
+Adding a partner = one module with one small class (or one package) + one entry here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from importlib import import_module
+from importlib.util import find_spec
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.utils.module_loading import import_string
 
@@ -27,6 +41,7 @@ class Kind(NamedTuple):
     label: str  # the destination kind, as the console and the API list it
     partner: str  # the partner's own name: how its authorizations are labelled
     path: str  # dotted path of the connector class
+    app: str = ""  # the partner's own Django app (a package next to this file), when it has one
 
 
 CONNECTORS: dict[str, Kind] = {
@@ -49,14 +64,23 @@ CONNECTORS: dict[str, Kind] = {
         "integrations.connectors.clevertap.CleverTapConnector",
     ),
     "kahuna": Kind(
-        "Kahuna (user attributes, credential sync)", "Kahuna", "integrations.connectors.kahuna.KahunaConnector"
+        "Kahuna (user attributes, credential sync)",
+        "Kahuna",
+        "integrations.connectors.kahuna.connector.KahunaConnector",
+        app="integrations.connectors.kahuna",
     ),
     "kochava": Kind(
         "Kochava Post Install (IdentityLink, event streaming)",
         "Kochava",
-        "integrations.connectors.kochava.KochavaConnector",
+        "integrations.connectors.kochava.connector.KochavaConnector",
+        app="integrations.connectors.kochava",
     ),
 }
+
+# For INSTALLED_APPS and Celery's task discovery (plain names: read before the apps load).
+PARTNER_APPS: tuple[str, ...] = tuple(kind.app for kind in CONNECTORS.values() if kind.app)
+# For the scheduler tick: each partner app's dispatcher, named, not imported.
+PARTNER_DISPATCHERS: tuple[str, ...] = tuple(f"{app}.tasks.dispatch_due" for app in PARTNER_APPS)
 
 # The one provider of credentials that is not a destination kind: the Amplitude source.
 AMPLITUDE = "amplitude"
@@ -87,3 +111,31 @@ def credentials(provider: str) -> Credentials:
 
 def all_credentials() -> dict[str, Credentials]:
     return {provider: credentials(provider) for provider, _ in provider_choices()}
+
+
+# ---- the partner apps' parts, for the wiring that joins them in -----------------------------------
+
+
+def _partner_modules(name: str) -> list[ModuleType]:
+    return [import_module(f"{app}.{name}") for app in PARTNER_APPS if find_spec(f"{app}.{name}")]
+
+
+def console_urlpatterns() -> list:
+    """The partners' console pages (console/urls.py adds them to its own)."""
+    return [pattern for module in _partner_modules("urls") for pattern in module.urlpatterns]
+
+
+def api_routes() -> list[tuple[str, Any, str]]:
+    """The partners' management API resources: (prefix, viewset, basename)."""
+    return [route for module in _partner_modules("api") for route in module.ROUTES]
+
+
+def destination_section(destination: Any) -> dict:
+    """What a destination's page adds for its partner ({} for a kind without an app of its own)."""
+    app = CONNECTORS[destination.kind].app
+    return import_module(f"{app}.views").destination_section(destination) if app else {}
+
+
+def segment_actions() -> list[tuple[str, str]]:
+    """Buttons the partners add to a segment page: (label, URL name taking the segment's pk)."""
+    return [action for module in _partner_modules("views") for action in getattr(module, "SEGMENT_ACTIONS", ())]

@@ -1,5 +1,5 @@
 """Calling a partner: the retry policy, backoff and the partner-call log, shared by the delivery engine
-and the partner flows in campaigns/ (Export to Kahuna, the Kochava stream).
+and the partners' own flows (integrations/connectors/<kind>/).
 
 `call_with_retries` is the one place a ConnectorError's Policy, Retry-After, backoff and the attempt
 caps are read; it answers sent / rejected / failed / park / stop and each caller says what that means

@@ -14,11 +14,12 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences.erasure import Redactor, erase, reference_columns, scrub_batch_body
 from audiences.models import Erasure, Event, Identity, MembershipChange, Profile, ProfileMerge, Segment, SegmentMember
-from campaigns.actions import request_export
-from campaigns.kahuna import refresh_campaigns, run_export
-from campaigns.kochava_stream import link_due_users, stream_events
-from campaigns.models import KahunaCampaign, KochavaUserLink
 from demo.erasure import DEMO_PERSON, populate_demo
+from integrations.connectors.kahuna.actions import request_export
+from integrations.connectors.kahuna.export import refresh_campaigns, run_export
+from integrations.connectors.kahuna.models import KahunaCampaign
+from integrations.connectors.kochava.models import KochavaUserLink
+from integrations.connectors.kochava.stream import link_due_users, stream_events
 from integrations.inbound.models import BatchStatus, InboundBatch
 from tests.conftest import key_client
 from tests.delivery.conftest import fast_delivery, partners  # noqa: F401 - the sandboxes, per test

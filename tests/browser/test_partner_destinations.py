@@ -5,8 +5,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from audiences.models import Event, Profile
-from campaigns.kochava_stream import link_due_users, stream_events
-from campaigns.models import KahunaExport
+from integrations.connectors.kahuna.models import KahunaExport
+from integrations.connectors.kochava.stream import link_due_users, stream_events
 from tests.browser.conftest import screenshot, sign_in
 from tests.conftest import PASSWORD
 from tests.delivery.conftest import fast_delivery, partners  # noqa: F401  (fixtures)

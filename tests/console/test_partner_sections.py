@@ -6,16 +6,10 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Event, Profile
-from campaigns.kochava_stream import link_due_users, stream_events
-from campaigns.models import (
-    ExportStatus,
-    KahunaCampaign,
-    KahunaExport,
-    KochavaStream,
-    KochavaUserLink,
-    LinkStatus,
-)
-from console.views.partner_state import capped_count
+from integrations.connectors.kahuna.models import ExportStatus, KahunaCampaign, KahunaExport
+from integrations.connectors.kochava.models import KochavaStream, KochavaUserLink, LinkStatus
+from integrations.connectors.kochava.stream import link_due_users, stream_events
+from integrations.connectors.kochava.views import capped_count
 from tests.delivery.conftest import fast_delivery, partners  # noqa: F401  (fixtures)
 from tests.delivery.helpers import destination, make_segment
 
@@ -280,7 +274,7 @@ def test_partner_sections_cost_the_same_queries_whatever_the_volume(client, vera
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from campaigns.models import KochavaEventOutcome
+    from integrations.connectors.kochava.models import KochavaEventOutcome
 
     dest = kochava(acme)
     stream = KochavaStream.objects.create(workspace=acme, destination=dest, last_event_id=10)

@@ -6,11 +6,11 @@ import threading
 import pytest
 from django.utils import timezone
 
-from campaigns.actions import request_export
-from campaigns.kahuna import run_export
-from campaigns.models import ExportStatus, KahunaCampaign
 from integrations.connectors.base import Policy, RetryRule
-from integrations.connectors.kahuna import KahunaConnector
+from integrations.connectors.kahuna.actions import request_export
+from integrations.connectors.kahuna.connector import KahunaConnector
+from integrations.connectors.kahuna.export import run_export
+from integrations.connectors.kahuna.models import ExportStatus, KahunaCampaign
 from integrations.delivery.calls import Verdict, call_with_retries
 from integrations.delivery.models import RunStatus
 from integrations.delivery.planning import destination_connector

@@ -4,7 +4,7 @@ body reference (400 naming the field) and in a URL (404). Nobody can tell Globex
 import pytest
 
 from audiences.models import Segment
-from campaigns.models import KahunaCampaign
+from integrations.connectors.kahuna.models import KahunaCampaign
 from integrations.delivery.models import Destination
 from integrations.models import Authorization
 from integrations.sources.models import AmplitudeProject

@@ -12,13 +12,13 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from audiences.models import Event
-from campaigns.actions import request_export
-from campaigns.kahuna import refresh_campaigns, run_export
-from campaigns.kochava_stream import stream_events
-from campaigns.models import KahunaCampaign
 from config import metrics
 from config.celery import QUEUES, app
 from config.scheduler import TICK_KEY, tick
+from integrations.connectors.kahuna.actions import request_export
+from integrations.connectors.kahuna.export import refresh_campaigns, run_export
+from integrations.connectors.kahuna.models import KahunaCampaign
+from integrations.connectors.kochava.stream import stream_events
 from integrations.delivery.models import PartnerCall, RunStatus, SyncRun
 from integrations.inbound.models import InboundBatch
 from integrations.redis_client import redis_client

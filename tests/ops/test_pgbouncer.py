@@ -147,7 +147,7 @@ def test_a_cohort_import_a_sync_a_stream_and_a_scrape_through_the_pooler(pooler,
         f"""
         from django.db import connection
         from django.test import Client
-        from campaigns.kochava_stream import stream_events
+        from integrations.connectors.kochava.stream import stream_events
         from integrations.delivery.actions import start_run
         from integrations.delivery.engine import execute_run
         from integrations.delivery.models import Destination, SyncJob

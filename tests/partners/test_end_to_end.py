@@ -6,10 +6,11 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Event, Identity, Segment
-from campaigns.actions import ExportRefused, request_export
-from campaigns.kahuna import refresh_campaigns, run_export
-from campaigns.kochava_stream import link_due_users, stream_events, sweep_held_back_rows
-from campaigns.models import KahunaCampaign, KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
+from integrations.connectors.kahuna.actions import ExportRefused, request_export
+from integrations.connectors.kahuna.export import refresh_campaigns, run_export
+from integrations.connectors.kahuna.models import KahunaCampaign
+from integrations.connectors.kochava.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
+from integrations.connectors.kochava.stream import link_due_users, stream_events, sweep_held_back_rows
 from integrations.models import ApiKey
 from tests.conftest import key_client
 from tests.delivery.helpers import destination, job_for, sync
@@ -385,7 +386,7 @@ def test_kochava_stream_and_syncs_share_the_destinations_request_slots(acme):
     from integrations.delivery.semaphore import connector_slots
 
     dest = kochava_destination(acme, "http://127.0.0.1:9", concurrency=3)  # never called
-    from campaigns.kochava_stream import connector_for
+    from integrations.connectors.kochava.stream import connector_for
 
     stream_slots = connector_slots(connector_for(dest), dest.pk)
     sync_slots = connector_slots(dest.connector_class(dest.config, {}, segment=SegmentInfo(1, "s", "1")), dest.pk)

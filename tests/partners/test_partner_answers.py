@@ -8,8 +8,8 @@ import responses
 
 from integrations.connectors.base import Batch, ConnectorError, OutRow, Policy, SegmentInfo
 from integrations.connectors.clevertap import CleverTapConnector
-from integrations.connectors.kahuna import KahunaConnector
-from integrations.connectors.kochava import HELD_BACK, KochavaConnector
+from integrations.connectors.kahuna.connector import KahunaConnector
+from integrations.connectors.kochava.connector import HELD_BACK, KochavaConnector
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "partners"
 SEGMENT = SegmentInfo(7, "Cart Drop off", "1638361188")

@@ -1,5 +1,4 @@
-"""The partner-specific state a destination page shows: Kahuna campaigns and exports, the Kochava
-event stream and Send Users (IdentityLink).
+"""The Kochava section of a destination page: the event stream and Send Users (IdentityLink).
 
 Every query here is bounded: lists are LIMITed and read through an index, counts of links are
 capped (a destination may have linked millions of people; the page never counts them all). The
@@ -14,18 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from audiences.models import Event
-from campaigns.models import (
-    KahunaCampaign,
-    KahunaExport,
-    KochavaEventOutcome,
-    KochavaStream,
-    KochavaUserLink,
-    LinkStatus,
-)
+from integrations.connectors.kochava.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
 from integrations.delivery.models import Destination
 
-CAMPAIGNS_SHOWN = 100
-EXPORTS_SHOWN = 10
 OUTCOMES_SHOWN = 20
 LINKS_SHOWN = 10
 COUNT_CAP = 10_000  # link counts above this show as "10,000+"
@@ -46,29 +36,14 @@ def capped_count(queryset, cap: int = COUNT_CAP) -> CappedCount:
     return CappedCount(min(found, cap), found > cap)
 
 
-def kahuna_context(destination: Destination) -> dict:
-    campaigns = list(
-        KahunaCampaign.objects.filter(destination=destination).order_by("environment", "name")[: CAMPAIGNS_SHOWN + 1]
-    )
-    exports = (
-        KahunaExport.objects.filter(campaign__destination=destination)
-        .select_related("segment", "campaign")
-        .order_by("-id")[:EXPORTS_SHOWN]
-    )
-    return {
-        "kahuna_campaigns": campaigns[:CAMPAIGNS_SHOWN],
-        "kahuna_campaigns_more": len(campaigns) > CAMPAIGNS_SHOWN,
-        "kahuna_exports": exports,
-    }
-
-
 @dataclass
 class OutcomeRow:
     outcome: KochavaEventOutcome
     event: Event | None  # None when the event was deleted since
 
 
-def kochava_context(destination: Destination) -> dict:
+def destination_section(destination: Destination) -> dict:
+    """What the destination page adds for a Kochava destination (its template and what it shows)."""
     now = timezone.now()
     stream = KochavaStream.objects.filter(destination=destination).first()
     outcomes, cursor_event, paused_until = [], None, None
@@ -86,6 +61,7 @@ def kochava_context(destination: Destination) -> dict:
     links = KochavaUserLink.objects.filter(destination=destination)
     pending = links.filter(status=LinkStatus.PENDING)
     return {
+        "partner_template": "kochava/destination.html",
         "kochava_stream": stream,
         "kochava_cursor_event": cursor_event,
         "kochava_paused_until": paused_until,
@@ -103,11 +79,3 @@ def kochava_context(destination: Destination) -> dict:
         "links_failed": list(links.filter(status=LinkStatus.FAILED).order_by("-updated_at")[:LINKS_SHOWN]),
         "now": now,
     }
-
-
-SECTIONS = {"kahuna": kahuna_context, "kochava": kochava_context}
-
-
-def partner_context(destination: Destination) -> dict:
-    build = SECTIONS.get(destination.kind)
-    return build(destination) if build else {}

@@ -1,22 +1,49 @@
-"""Export to Kahuna, as Kahuna's Amplitude guide describes: Environment, then Campaign (the enabled
-Adaptive campaigns of that environment), then Export."""
+"""Kahuna's console pages: Export to Kahuna (Environment, then Campaign — the enabled Adaptive
+campaigns of that environment — then Export, as Kahuna's Amplitude guide describes), refreshing the
+campaign list, and the Kahuna section of a destination page (its campaigns and recent exports).
+"""
 
 from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from audiences.models import Segment
-from campaigns.actions import ExportRefused, request_export
-from campaigns.kahuna import refresh_campaigns
-from campaigns.models import Environment, KahunaCampaign, KahunaExport
 from config.params import int_param
 from console.access import action_required
 from integrations.connectors.base import ConnectorError
+from integrations.connectors.kahuna.actions import ExportRefused, request_export
+from integrations.connectors.kahuna.export import refresh_campaigns
+from integrations.connectors.kahuna.models import Environment, KahunaCampaign, KahunaExport
 from integrations.delivery.models import Destination
+
+CAMPAIGNS_SHOWN = 100
+EXPORTS_SHOWN = 10
+
+# What a segment page offers for Kahuna: (button label, URL name taking the segment's pk).
+SEGMENT_ACTIONS = [("Export to Kahuna", "console:export-to-kahuna")]
+
+
+def destination_section(destination: Destination) -> dict:
+    """What the destination page adds for a Kahuna destination (its template and what it shows)."""
+    campaigns = list(
+        KahunaCampaign.objects.filter(destination=destination).order_by("environment", "name")[: CAMPAIGNS_SHOWN + 1]
+    )
+    exports = (
+        KahunaExport.objects.filter(campaign__destination=destination)
+        .select_related("segment", "campaign")
+        .order_by("-id")[:EXPORTS_SHOWN]
+    )
+    return {
+        "partner_template": "kahuna/destination.html",
+        "kahuna_campaigns": campaigns[:CAMPAIGNS_SHOWN],
+        "kahuna_campaigns_more": len(campaigns) > CAMPAIGNS_SHOWN,
+        "kahuna_exports": exports,
+    }
 
 
 @action_required
-def export_to_kahuna(request, pk):
+def export_to_kahuna(request: HttpRequest, pk: int) -> HttpResponse:
     segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=pk)
     environment = request.POST.get("environment") or request.GET.get("environment") or Environment.PRODUCTION
     campaigns = (
@@ -41,10 +68,10 @@ def export_to_kahuna(request, pk):
                 return redirect("console:segment", pk=segment.pk)
     exports = KahunaExport.objects.filter(segment=segment).select_related("campaign").order_by("-id")[:10]
     if request.htmx and request.GET.get("part") == "campaigns":
-        return render(request, "console/kahuna/_campaigns.html", {"campaigns": campaigns})
+        return render(request, "kahuna/_campaigns.html", {"campaigns": campaigns})
     return render(
         request,
-        "console/kahuna/export.html",
+        "kahuna/export.html",
         {
             "segment": segment,
             "environments": Environment.choices,
@@ -57,7 +84,7 @@ def export_to_kahuna(request, pk):
 
 
 @action_required
-def refresh_kahuna_campaigns(request, pk):
+def refresh_kahuna_campaigns(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask Kahuna for its campaigns (both environments) and update the list Export to Kahuna offers.
 
     Marketers may: it changes nothing at Kahuna and shows no credential. Campaigns entered by hand stay.

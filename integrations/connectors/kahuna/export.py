@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from audiences.identity import stored_kind
 from audiences.models import Segment
-from campaigns.models import Environment, ExportStatus, KahunaCampaign, KahunaExport
 from integrations.connectors.base import ConnectorError, OutboundRequest, Policy, SegmentInfo
-from integrations.connectors.kahuna import KahunaConnector
+from integrations.connectors.kahuna.connector import KahunaConnector
+from integrations.connectors.kahuna.models import Environment, ExportStatus, KahunaCampaign, KahunaExport
 from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health

@@ -29,8 +29,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from audiences.people_lock import hold_people
-from campaigns.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
-from integrations.connectors.kochava import HELD_BACK, KochavaConnector, resolve_source
+from integrations.connectors.kochava.connector import HELD_BACK, KochavaConnector, resolve_source
+from integrations.connectors.kochava.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
 from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.health import set_health
 from integrations.delivery.models import Destination, Health
@@ -387,7 +387,7 @@ def resolve_mapping_preview(destination: Destination, event: dict) -> dict:
 
 
 def run_stream(destination_id: int) -> dict:
-    """The periodic unit of work for one Kochava destination (called by campaigns.tasks)."""
+    """The periodic unit of work for one Kochava destination (called by tasks.run_kochava_stream)."""
     destination = Destination.objects.select_related("authorization").get(pk=destination_id)
     started = time.monotonic()
     result = stream_events(destination)

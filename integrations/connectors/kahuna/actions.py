@@ -1,6 +1,6 @@
-"""What people ask of the partner features: an Export to Kahuna, checked and queued.
+"""What people ask of Kahuna from the console, the API and the admin: an Export to Kahuna, checked and queued.
 
-The export itself is sent by a worker (campaigns.tasks -> campaigns.kahuna.run_export).
+The export itself is sent by a worker (tasks.run_kahuna_export -> export.run_export).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
 from audiences.models import Segment
-from campaigns.models import KahunaCampaign, KahunaExport
-from campaigns.tasks import run_kahuna_export
+from integrations.connectors.kahuna.models import KahunaCampaign, KahunaExport
+from integrations.connectors.kahuna.tasks import run_kahuna_export
 from integrations.delivery.models import Health
 
 

@@ -1,12 +1,12 @@
-"""Ops screens: Kahuna campaigns (editable, refreshable), Export to Kahuna, Kochava streams and links."""
+"""Ops screens: Kahuna campaigns (editable, refreshable) and Export to Kahuna."""
 
 from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
 
-from campaigns.actions import ExportRefused, request_export
-from campaigns.kahuna import refresh_campaigns
-from campaigns.models import KahunaCampaign, KahunaExport, KochavaStream, KochavaUserLink
 from integrations.connectors.base import ConnectorError
+from integrations.connectors.kahuna.actions import ExportRefused, request_export
+from integrations.connectors.kahuna.export import refresh_campaigns
+from integrations.connectors.kahuna.models import KahunaCampaign, KahunaExport
 
 
 @admin.register(KahunaCampaign)
@@ -82,50 +82,3 @@ class KahunaExportAdmin(ModelAdmin):
                 request_export(export.segment, export.campaign, user=request.user)
             except ExportRefused as refused:
                 self.message_user(request, f"Export {export.pk}: {refused.message}", messages.ERROR)
-
-
-@admin.register(KochavaStream)
-class KochavaStreamAdmin(ModelAdmin):
-    list_display = [
-        "destination",
-        "last_event_id",
-        "events_sent",
-        "events_skipped",
-        "events_rejected",
-        "next_run_at",
-        "last_error",
-    ]
-    readonly_fields = [
-        "workspace",
-        "destination",
-        "last_event_id",
-        "last_swept_row_id",
-        "events_sent",
-        "events_skipped",
-        "events_rejected",
-        "last_error",
-    ]
-
-
-@admin.register(KochavaUserLink)
-class KochavaUserLinkAdmin(ModelAdmin):
-    list_display = [
-        "destination",
-        "profile_id",
-        "kochava_device_id",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "last_error",
-    ]
-    list_filter = ["status", "destination"]
-    search_fields = ["kochava_device_id"]
-    readonly_fields = [
-        "workspace",
-        "destination",
-        "profile_id",
-        "kochava_device_id",
-        "identities",
-        "attempts",
-        "linked_at",
-    ]

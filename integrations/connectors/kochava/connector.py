@@ -3,11 +3,11 @@
 Two feeds, one request per record (Kochava has no batch endpoint), each body < 2 MB:
 - events: POST {base}/track/json {"action": "event", "kochava_app_id", "kochava_device_id",
   "data": {usertime, device_ids, origination_ip, device_ua, device_ver: "", event_name, event_data}}
-  streamed from audiences.Event by campaigns.kochava_stream (a cursor over event ids);
+  streamed from audiences.Event by stream.py, next to this (a cursor over event ids);
 - users ("Send Users"): IdentityLink, {"action": "identityLink", .., "data": {"identity_link": {..}}}.
   This connector sends a segment's members that way through the delivery engine; Kochava attaches
   an identity only to a device whose install it already has, so "device not found" is not a
-  failure but a hold: the row is answered `held_back` and campaigns.kochava_stream retries it at
+  failure but a hold: the row is answered `held_back` and stream.py retries it at
   its next_attempt_at until the install arrives.
 
 Mapping validation follows Amplitude's Kochava Post Install setup: Kochava Device ID and IP address

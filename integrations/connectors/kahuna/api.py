@@ -1,4 +1,4 @@
-"""Management API: Kahuna campaigns (list, edit, refresh from Kahuna), Export to Kahuna, Kochava streams."""
+"""Management API: Kahuna campaigns (list, edit, refresh from Kahuna) and Export to Kahuna."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -7,14 +7,13 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from audiences.models import Segment
-from campaigns.actions import ExportRefused, request_export
-from campaigns.kahuna import refresh_campaigns
-from campaigns.models import KahunaCampaign, KahunaExport, KochavaStream, KochavaUserLink
-from campaigns.tasks import run_kochava_stream
 from config.params import int_param
 from integrations.api import InWorkspace, WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.connectors.base import ConnectorError
+from integrations.connectors.kahuna.actions import ExportRefused, request_export
+from integrations.connectors.kahuna.export import refresh_campaigns
+from integrations.connectors.kahuna.models import KahunaCampaign, KahunaExport
 from integrations.delivery.models import Destination
 
 
@@ -140,44 +139,8 @@ class KahunaExportViewSet(
         return Response(self.get_serializer(export).data, status=status.HTTP_201_CREATED)
 
 
-class KochavaStreamSerializer(serializers.ModelSerializer):
-    links_pending = serializers.SerializerMethodField()
-    links_linked = serializers.SerializerMethodField()
-
-    class Meta:
-        model = KochavaStream
-        fields = [
-            "id",
-            "destination",
-            "last_event_id",
-            "next_run_at",
-            "events_sent",
-            "events_skipped",
-            "events_rejected",
-            "last_error",
-            "links_pending",
-            "links_linked",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
-    def get_links_pending(self, obj) -> int:
-        return KochavaUserLink.objects.filter(destination_id=obj.destination_id, status="pending").count()
-
-    def get_links_linked(self, obj) -> int:
-        return KochavaUserLink.objects.filter(destination_id=obj.destination_id, status="linked").count()
-
-
-class KochavaStreamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
-    """Kochava event streams: cursor, counts, held-back users. POST …/run streams now."""
-
-    model = KochavaStream
-    serializer_class = KochavaStreamSerializer
-    permission_classes = [ManagementAccess, CanAct]
-
-    @extend_schema(request=None, responses={202: dict})
-    @action(detail=True, methods=["post"])
-    def run(self, request, pk=None) -> Response:
-        stream = self.get_object()
-        run_kochava_stream.delay(stream.destination_id)
-        return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
+# Registered under /api/v1/ by the registry: (prefix, viewset, basename).
+ROUTES = [
+    ("kahuna-campaigns", KahunaCampaignViewSet, "kahuna-campaign"),
+    ("kahuna-exports", KahunaExportViewSet, "kahuna-export"),
+]

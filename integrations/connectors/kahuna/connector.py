@@ -8,7 +8,7 @@ user also carries the mapped identity under the configured Kahuna credential (us
 fbid or user_id); an anonymous user carries install_token only.
 
 Kahuna refuses a whole call (400 with {"success": false, "error": ..}) when one target is bad, so
-the engine bisects to the bad row. "Export to Kahuna" (Adaptive campaigns) is in campaigns.kahuna.
+the engine bisects to the bad row. "Export to Kahuna" (Adaptive campaigns) is in export.py, next to this.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class KahunaConnector(Connector):
     Config = KahunaConfig
     # 100 users per user-attributes call (docs); populate has its own cap of 10 simultaneous calls.
     limits = Limits(records_per_request=100, bytes_per_request=2 * 1024 * 1024, concurrent_requests=4)
-    # Export to Kahuna (campaigns.kahuna) has no waiting state to park in: a long Retry-After on a
+    # Export to Kahuna (export.py) has no waiting state to park in: a long Retry-After on a
     # populate call is cut to the short wait and the call tried again (segment syncs park as usual).
     export_retry_rule = RetryRule(park_long_waits=False)
     # Basic secret_key:api_key on every call.
