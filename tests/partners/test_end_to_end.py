@@ -1,6 +1,7 @@
 """From an inbound Amplitude push to each partner's sandbox receiving the right payload."""
 
 import datetime as dt
+import time
 
 import pytest
 from django.utils import timezone
@@ -378,6 +379,15 @@ def test_kochava_a_second_pass_of_one_stream_is_refused_while_the_first_runs(acm
     finally:
         running.close()
     assert refused.stopped == "another pass of this stream is running" and partner.fake.events == []
+    # The server ends a closed session's backend (and its locks) a moment after the client hangs
+    # up: wait for that, as a real second pass would find it, instead of racing it under load.
+    with psycopg.connect(test_database_url(), autocommit=True) as probe:
+        deadline = time.monotonic() + 10
+        key = f"kochava-stream:{dest.pk}"
+        while not probe.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()[0]:
+            assert time.monotonic() < deadline, "the closed session's lock was never released"
+            time.sleep(0.05)
+        probe.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
     assert stream_events(dest).sent == 1  # the lock went with the other session
 
 
