@@ -50,7 +50,10 @@ class Identity(models.Model):
     )
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="identities", db_constraint=False)
     kind = models.CharField(max_length=64, help_text="user_id, email, device_id, install_token, amplitude_id, …")
-    value = models.CharField(max_length=512)
+    # Collated "C" (byte order): equality is the same as under any deterministic collation, and a
+    # prefix ("find people whose id starts with …") is one range of the unique index below, whatever
+    # the database's default collation.
+    value = models.CharField(max_length=512, db_collation="C")
     source = models.CharField(max_length=32, default="push", help_text="Which path first gave it: push, import, …")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -6,42 +6,49 @@ from datetime import datetime, time
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
-from audiences.identity import identity_kinds
+from audiences.identity import identities_starting_with, identity_kinds
 from audiences.models import Event, Identity, MembershipChange, Profile, ProfileMerge, Segment, SegmentMember
 from config.params import int_param, is_plain_int
+from config.safe_json import string_problem
 from console.access import member_required
+from console.paging import keyset_page
 from console.trace import person_timeline, why_lines
 
 COMMON_PROPERTIES = ("country", "city", "region", "platform", "os", "language", "device_type")
+FIND_PAGE = 100
+SEARCH_SHOWN = 50
 
 
 @member_required
 def person_search(request):
+    """A person by any identity value, exact or by its start (a prefix)."""
     query = request.GET.get("q", "").strip()
-    matches = []
-    if query:
-        # The typed value and its lower-case form under each kind the workspace uses: probes of the
-        # unique (workspace, kind, value) index, fast with millions of identities (an iexact match
-        # would read them all). Emails typed with capitals still find their person.
-        identities = Identity.objects.filter(
-            workspace=request.workspace,
-            kind__in=identity_kinds(request.workspace.pk),
-            value__in=list(dict.fromkeys([query, query.lower()])),
-        )
+    exact, prefixed = [], []
+    if query and not string_problem(query):
+        workspace_id = request.workspace.pk
+        kinds = identity_kinds(workspace_id)
+        typed = list(dict.fromkeys([query, query.lower()]))
+        # Probes of the unique (workspace, kind, value) index under each kind the workspace uses, fast
+        # with millions of identities (an iexact match would read them all): emails typed with
+        # capitals still find their person.
+        identities = Identity.objects.filter(workspace_id=workspace_id, kind__in=kinds, value__in=typed)
         if is_plain_int(query):
-            identities = identities | Identity.objects.filter(workspace=request.workspace, profile_id=int(query))
-        matches = list(identities.select_related("profile").order_by("profile_id")[:50])
-        profile_ids = sorted({identity.profile_id for identity in matches})
+            identities = identities | Identity.objects.filter(workspace_id=workspace_id, profile_id=int(query))
+        exact = list(identities.select_related("profile").order_by("profile_id")[:SEARCH_SHOWN])
+        profile_ids = sorted({identity.profile_id for identity in exact})
         if len(profile_ids) == 1:
             return redirect("console:person", pk=profile_ids[0])
-    return render(request, "console/people/search.html", {"q": query, "matches": matches})
+        prefixed = identities_starting_with(workspace_id, kinds, typed, SEARCH_SHOWN + 1, exclude=exact)
+    more = len(prefixed) > SEARCH_SHOWN
+    context = {"q": query, "matches": exact, "prefixed": prefixed[:SEARCH_SHOWN], "more": more}
+    return render(request, "console/people/search.html", context)
 
 
 @member_required
 def find_people(request):
     """People who had a Partner Sync event, by segment, action and date, with their common properties."""
     workspace = request.workspace
-    changes = MembershipChange.objects.filter(workspace=workspace).select_related("segment").order_by("-id")
+    changes = MembershipChange.objects.filter(workspace=workspace).select_related("segment")
     filters = {key: request.GET.get(key, "") for key in ("segment", "action", "from", "to")}
     segment = int_param(request.GET, "segment")
     if segment is not None:
@@ -55,7 +62,8 @@ def find_people(request):
             continue
         moment = timezone.make_aware(datetime.combine(day, time.min if op == "gte" else time.max), workspace.tz)
         changes = changes.filter(**{f"occurred_at__{op}": moment})
-    rows = list(changes[:200])
+    page = keyset_page(changes, ("-id",), request.GET, size=FIND_PAGE)
+    rows = page.rows
     profiles = Profile.objects.in_bulk({row.profile_id for row in rows})
     identities: dict[int, list[Identity]] = {}
     for identity in Identity.objects.filter(profile_id__in=profiles.keys()).order_by("kind"):
@@ -68,6 +76,7 @@ def find_people(request):
                 common[name][str(value)] += 1
     context = {
         "rows": [(row, profiles.get(row.profile_id), identities.get(row.profile_id, [])) for row in rows],
+        "page": page,
         "people_count": len(profiles),
         "common": {name: counter.most_common(5) for name, counter in common.items() if counter},
         "segments": Segment.objects.for_workspace(workspace).order_by("name"),
