@@ -66,6 +66,7 @@ def _fillers() -> dict[str, Callable]:
     from integrations.delivery.models import Destination, SyncJob
     from integrations.models import ApiKey, Authorization
     from integrations.sources.models import AmplitudeProject, CohortImportJob, EventImportJob, ImportRun
+    from workspaces.models import SetupRequest
 
     def destinations(ws):  # every partner's page differs (Kahuna campaigns, Kochava streams, ...)
         return _all(Destination, ws)
@@ -95,6 +96,7 @@ def _fillers() -> dict[str, Callable]:
         "sync-progress": lambda ws: _pk(SyncJob, ws),
         "sync-action": lambda ws: [{"action": "pause", **kwargs} for kwargs in _pk(SyncJob, ws)],
         "person": lambda ws: _pk(Profile, ws),
+        "setup-request-done": lambda ws: _pk(SetupRequest, ws),
     }
 
 

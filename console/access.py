@@ -37,6 +37,25 @@ def credentials_required(view):
     return wrapper
 
 
+def setup_page(view):
+    """A page where owners and ops set up credentials: the other members read it (the view shows it
+    read-only, with "ask an owner or ops") and may not post to it."""
+
+    @member_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD") and not request.membership.can_manage_credentials:
+            return render(
+                request,
+                "console/forbidden.html",
+                {"reason": "Only owners and ops can see or change credentials and API keys."},
+                status=403,
+            )
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def action_required(view):
     """Viewers read; marketers, ops and owners act."""
 

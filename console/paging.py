@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.http import QueryDict
@@ -168,15 +168,14 @@ def _after(keys: list[tuple[str, bool]], values: list) -> Q:
 
 
 def _typed(queryset: QuerySet, keys: list[tuple[str, bool]], values: list, name: str) -> list:
-    """Cursor values as their model fields hold them (a date read back from its ISO text); BadParameter if one
-    does not fit its field."""
+    """Cursor values as their fields (or annotations) hold them, a date read back from its ISO text;
+    BadParameter if one does not fit."""
     typed = []
     for (key, _), value in zip(keys, values, strict=True):
-        try:
+        if key in queryset.query.annotations:
+            field = queryset.query.annotations[key].output_field
+        else:
             field = queryset.model._meta.get_field("id" if key == "pk" else key)
-        except FieldDoesNotExist:  # an annotation: ints and strings as they are
-            typed.append(value)
-            continue
         try:
             typed.append(field.to_python(value))
         except ValidationError:

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.views import dashboard, destinations, erasure, people, segments, settings, sources, syncs
+from console.views import dashboard, destinations, erasure, people, segments, settings, setup, sources, syncs
 from integrations.connectors.registry import console_urlpatterns
 
 app_name = "console"
@@ -16,6 +16,8 @@ urlpatterns = [
     path("settings/authorizations/", settings.authorizations, name="authorizations"),
     path("settings/authorizations/<int:pk>/", settings.authorization_edit, name="authorization-edit"),
     path("settings/amplitude-setup/", settings.amplitude_setup, name="amplitude-setup"),
+    path("settings/ask/", setup.ask_setup, name="ask-setup"),
+    path("settings/requests/<int:pk>/done/", setup.setup_request_done, name="setup-request-done"),
     path("sources/", sources.source_list, name="sources"),
     path("sources/<int:pk>/", sources.source_detail, name="source"),
     path("sources/<int:pk>/test/", sources.test_connection, name="source-test"),

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from integrations.models import Authorization
 from integrations.sources.actions import create_run
+from integrations.sources.amplitude import AmplitudeError
+from integrations.sources.cohorts import list_project_cohorts
 from integrations.sources.execution import execute_run
 from integrations.sources.models import AmplitudeProject, Cadence, CohortImportJob, EventImportJob, RunStatus
 from integrations.sources.scheduling import first_run_at
@@ -50,6 +52,10 @@ def populate_demo(workspace, state: dict, out) -> None:
     if created:
         event_job.next_run_at = now
         event_job.save(update_fields=["next_run_at"])
+    try:  # the cohort picker's listing (Load cohorts does the same in the console)
+        out.write(f"  Amplitude lists {len(list_project_cohorts(project))} cohorts (the picker on the source page).")
+    except AmplitudeError as exc:
+        out.write(f"  Amplitude cohort listing failed: {exc}")
     for job in (cohort_job, event_job):
         if not job.runs.filter(status=RunStatus.SUCCEEDED).exists():
             run = create_run(job, trigger="manual", enqueue=False)

@@ -66,3 +66,42 @@ class Membership(models.Model):
 class WorkspaceScopedQuerySet(models.QuerySet):
     def for_workspace(self, workspace: Workspace) -> "WorkspaceScopedQuerySet":
         return self.filter(workspace=workspace)
+
+
+class SetupTopic(models.TextChoices):
+    """What a member without credential rights may ask the owners and ops to set up."""
+
+    AMPLITUDE = "amplitude", "connect an Amplitude project"
+    INBOUND_KEY = "inbound_key", "create an inbound API key so Amplitude can push cohorts"
+    DESTINATION = "destination", "add a destination"
+    AUTHORIZATION = "authorization", "add partner credentials"
+
+
+class SetupRequest(models.Model):
+    """A marketer asking the owners and ops to set something up that needs credentials: mailed to
+    them and shown on their dashboard until one of them marks it done (workspaces.setup_requests)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="setup_requests")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="setup_requests"
+    )
+    topic = models.CharField(max_length=16, choices=SetupTopic.choices)
+    detail = models.CharField(max_length=120, blank=True, help_text="E.g. the kind of destination asked for.")
+    path = models.CharField(max_length=200, help_text="The console page where it is set up.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["workspace", "done_at"], name="setup_request_open")]
+
+    def __str__(self) -> str:
+        return f"{self.requested_by}: {self.what}"
+
+    @property
+    def what(self) -> str:
+        label = self.get_topic_display()
+        return f"{label}: {self.detail}" if self.detail else label

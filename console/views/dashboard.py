@@ -9,10 +9,12 @@ from django.utils import timezone
 
 from audiences.models import Profile, Segment
 from console.access import member_required
+from console.views.setup import checklist
 from integrations.delivery.models import Destination, SyncRun
 from integrations.inbound.models import InboundBatch
 from integrations.models import ApiKey, Authorization
 from integrations.sources.models import AmplitudeProject, ImportRun
+from workspaces.setup_requests import open_requests
 
 PROBLEMS = 8
 
@@ -85,7 +87,12 @@ def dashboard(request):
             )
         )
     problems.sort(key=lambda item: item[0] or since, reverse=True)
+    steps = checklist(workspace)
     context = {
+        "steps": steps,
+        "steps_done": sum(step.done for step in steps),
+        "first_run": not all(step.done for step in steps),
+        "setup_requests": open_requests(workspace.pk) if request.membership.can_manage_credentials else [],
         "segment_count": Segment.objects.filter(workspace=workspace).count(),
         "member_total": sum(Segment.objects.filter(workspace=workspace).values_list("size", flat=True)),
         "profile_count": profile_count(workspace),

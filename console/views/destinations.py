@@ -18,13 +18,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from rest_framework import serializers
 
 from config.params import is_plain_int
-from console.access import credentials_required, member_required
+from console.access import credentials_required, member_required, setup_page
+from console.asking import ask_context, kind_label
+from console.paging import keyset_page
 from integrations.connectors.registry import CONNECTORS, connector_class, credentials, destination_section
 from integrations.credentials import Credentials
 from integrations.delivery import actions
 from integrations.delivery.api import DestinationSerializer
 from integrations.delivery.models import ACTIVE_STATUSES, Destination, PartnerCall, SyncRun
 from integrations.models import Authorization
+from workspaces.models import SetupTopic
 
 CALLS_SHOWN = 50
 
@@ -245,10 +248,16 @@ def _save(request, kind: str, instance: Destination | None):
         return serializer.save(workspace=request.workspace, **extra), None
 
 
-@credentials_required
+@setup_page
 def destination_new(request, kind):
     if kind not in CONNECTORS:
         raise Http404("unknown kind")
+    if not request.membership.can_manage_credentials:  # read-only: what it asks for, and "ask an owner or ops"
+        context = _form_context(request, kind, None, {}, {}, {})
+        context.update(readonly=True, kind=kind, authorizations=[])
+        why = f"Adding a {CONNECTORS[kind].partner} destination needs its credentials."
+        context.update(ask_context(request, SetupTopic.DESTINATION, kind_label(kind), why=why))
+        return render(request, "console/destinations/form.html", context)
     if request.method == "POST":
         destination, context = _save(request, kind, None)
         if destination is not None:
@@ -279,9 +288,18 @@ def destination_detail(request, pk):
     destination = get_object_or_404(
         Destination.objects.for_workspace(request.workspace).select_related("authorization"), pk=pk
     )
+    calls = PartnerCall.objects.filter(destination=destination)
+    outcome = request.GET.get("outcome", "")
+    if outcome in PartnerCall.OUTCOMES:
+        calls = calls.filter(PartnerCall.OUTCOMES[outcome][1])
     context = {
         "destination": destination,
-        "calls": PartnerCall.objects.filter(destination=destination).order_by("-id")[:CALLS_SHOWN],
+        "calls": keyset_page(calls, ("-id",), request.GET, prefix="calls_", size=CALLS_SHOWN),
+        "call_outcome": outcome if outcome in PartnerCall.OUTCOMES else "",
+        "call_outcomes": [(key, label) for key, (label, _) in PartnerCall.OUTCOMES.items()],
+        "calls_refused": PartnerCall.objects.filter(destination=destination)
+        .filter(PartnerCall.OUTCOMES["refused"][1])
+        .count(),  # the call log keeps DELIVERY_CALL_LOG_SIZE calls per destination: a small count
         "jobs": destination.sync_jobs.select_related("segment").order_by("segment__name"),
         **destination_section(destination),  # the partner's own section, when it has one
     }

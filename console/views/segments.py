@@ -4,7 +4,7 @@ import csv
 from datetime import datetime, time
 
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -15,7 +15,7 @@ from audiences.stats import activity_24h, daily_history
 from config.params import int_param
 from console.access import member_required
 from integrations.connectors.registry import segment_actions
-from integrations.delivery.models import SyncJob
+from integrations.delivery.models import SyncJob, SyncRun
 
 MEMBERS_PAGE = 50
 
@@ -31,19 +31,32 @@ def segment_list(request):
         segments = segments.filter(Q(name__icontains=query) | Q(external_id=query))
     page = Paginator(segments, 50).get_page(request.GET.get("page"))
     activity = activity_24h([segment.pk for segment in page])
-    synced: dict[int, list[str]] = {}
-    for segment_id, name in SyncJob.objects.filter(segment__in=list(page)).values_list(
-        "segment_id", "destination__name"
-    ):
-        synced.setdefault(segment_id, []).append(name)
+    synced = synced_to([segment.pk for segment in page])
     for segment in page:
-        segment.synced_to = sorted(set(synced.get(segment.pk, [])))
+        segment.synced_to = synced.get(segment.pk, [])
     rows = [(segment, activity[segment.pk]) for segment in page]
     return render(
         request,
         "console/segments/list.html",
         {"rows": rows, "page": page, "types": Segment._meta.get_field("type").choices, "type": kind, "q": query},
     )
+
+
+def synced_to(segment_ids: list[int]) -> dict[int, list[SyncJob]]:
+    """Each segment's syncs with the destination's name and `last_delivery`: when a run of it last
+    delivered rows (the newest such run, read backwards on the (job, id) index), None if never."""
+    last_delivery = (
+        SyncRun.objects.filter(job=OuterRef("pk"), delivered__gt=0).order_by("-id").values("finished_at")[:1]
+    )
+    synced: dict[int, list[SyncJob]] = {}
+    for job in (
+        SyncJob.objects.filter(segment_id__in=segment_ids)
+        .select_related("destination")
+        .annotate(last_delivery=Subquery(last_delivery))
+        .order_by("destination__name")
+    ):
+        synced.setdefault(job.segment_id, []).append(job)
+    return synced
 
 
 def _member_rows(segment: Segment, query: str, after: int | None):
@@ -108,6 +121,7 @@ def segment_detail(request, pk):
         "next_before": next_before,
         "ledger_filters": {k: request.GET.get(k, "") for k in ("action", "from", "to")},
         "partner_actions": segment_actions(),
+        "synced_to": synced_to([segment.pk]).get(segment.pk, []),
     }
     if request.htmx and request.GET.get("part") == "members":
         return render(request, "console/segments/_members.html", context)

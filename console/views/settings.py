@@ -5,12 +5,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from console.access import credentials_required, member_required
+from console.access import credentials_required, member_required, setup_page
+from console.asking import ask_context
 from console.forms import ApiKeyForm, AuthorizationForm
 from integrations.connectors.registry import all_credentials
 from integrations.models import ApiKey, Authorization
 from workspaces.middleware import SESSION_KEY
-from workspaces.models import Membership
+from workspaces.models import Membership, SetupTopic
 
 
 @login_required
@@ -36,9 +37,17 @@ def safe_next(request, target: str | None, default: str = "console:dashboard") -
 NEW_KEY_SESSION = "new_api_key"
 
 
-@credentials_required
+@setup_page
 def api_keys(request):
     workspace = request.workspace
+    if not request.membership.can_manage_credentials:  # read-only: the keys' prefixes and states, no form
+        keys = ApiKey.objects.for_workspace(workspace).order_by("-created_at")
+        context = {
+            "keys": keys,
+            "readonly": True,
+            **ask_context(request, SetupTopic.INBOUND_KEY, why="An inbound key lets Amplitude push cohorts here."),
+        }
+        return render(request, "console/api_keys.html", context)
     form = ApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -70,12 +79,22 @@ def revoke_api_key(request, pk):
     return redirect("console:api-keys")
 
 
-@credentials_required
+@setup_page
 def authorizations(request):
     workspace = request.workspace
     provider = request.POST.get("provider") or request.GET.get("provider")
     providers = all_credentials()
     form = None
+    if not request.membership.can_manage_credentials:  # read-only: labels and providers, never a field
+        context = {
+            "rows": Authorization.objects.for_workspace(workspace).order_by("label"),
+            "providers": providers,
+            "readonly": True,
+            **ask_context(
+                request, SetupTopic.AUTHORIZATION, why="Partner credentials let destinations reach partners."
+            ),
+        }
+        return render(request, "console/authorizations.html", context)
     if provider in providers:
         form = AuthorizationForm(request.POST or None, provider=provider, initial={"workspace_id": workspace.pk})
         if request.method == "POST" and form.is_valid():
@@ -120,4 +139,7 @@ def amplitude_setup(request):
         ("Cohort webhook destination", "POST", f"{base}/api/amplitude/cohort-webhook"),
         ("Segment / RudderStack SDK endpoint (data plane URL)", "POST", f"{base}/v1/batch"),
     ]
-    return render(request, "console/amplitude_setup.html", {"endpoints": endpoints, "keys": keys, "base": base})
+    context = {"endpoints": endpoints, "keys": keys, "base": base}
+    if not request.membership.can_manage_credentials and not keys:
+        context.update(ask_context(request, SetupTopic.INBOUND_KEY, why="Amplitude needs an inbound key to push here."))
+    return render(request, "console/amplitude_setup.html", context)

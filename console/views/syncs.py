@@ -18,7 +18,8 @@ from django.utils import timezone
 from audiences.models import DEVICE_KINDS, KNOWN_KINDS, Segment
 from config.params import int_param, is_plain_int
 from console.access import action_required, member_required
-from integrations.connectors.base import SegmentInfo
+from console.paging import keyset_page
+from integrations.connectors.base import Arrival, SegmentInfo
 from integrations.delivery import actions, planning
 from integrations.delivery.api import SyncJobSerializer
 from integrations.delivery.models import (
@@ -42,6 +43,13 @@ RUNS_SHOWN = 30
 def api_target(segment: Segment, destination: Destination) -> str:
     """In words: what the destination's connector will create or use at the partner for this segment."""
     return destination.connector_class.describe_target(destination.config or {}, SegmentInfo.of(segment))
+
+
+def _when(moment, tz_name: str) -> str:
+    """A scheduled moment in the job's own zone, labelled ("2026-12-05 06:00 Europe/Berlin")."""
+    if moment is None:
+        return "when you start it"
+    return f"at {moment.astimezone(zoneinfo.ZoneInfo(tz_name or 'UTC')):%Y-%m-%d %H:%M} {tz_name or 'UTC'}"
 
 
 def _kind(data, field: str, default: str) -> str:
@@ -73,8 +81,15 @@ def sync_new(request: HttpRequest) -> HttpResponse:
             context={"request": request},
         )
         if serializer.is_valid():
-            job = actions.schedule_new_job(serializer.save(workspace=request.workspace))
-            messages.success(request, f"Sync of “{segment.name}” to “{destination.name}” saved.")
+            job = serializer.save(workspace=request.workspace)
+            run = actions.start_new_job(job)
+            saved = f"Sync of “{segment.name}” to “{destination.name}” saved"
+            if run is None:
+                messages.success(request, f"{saved}; its first run starts {_when(job.next_run_at, job.timezone)}.")
+            elif run.status == RunStatus.QUEUED:
+                messages.success(request, f"{saved}; run #{run.pk} is queued and starts within a minute.")
+            else:
+                messages.error(request, f"{saved}, but its first run could not start. {run.error}")
             return redirect("console:sync", pk=job.pk)
         errors = {key: [str(m) for m in value] for key, value in serializer.errors.items()}
         if "non_field_errors" in errors:  # the unique (segment, destination) constraint
@@ -93,6 +108,7 @@ def sync_new(request: HttpRequest) -> HttpResponse:
         "user_kinds": sorted(KNOWN_KINDS),
         "device_kinds": sorted(DEVICE_KINDS),
         "cadences": Cadence.choices,
+        "starts_at_once": [str(c) for c in actions.STARTS_AT_ONCE],
         "timezones": TIMEZONES,
         "values": {
             "cadence": source.get("cadence", Cadence.ONE_TIME),
@@ -135,9 +151,44 @@ def progress_of(run: SyncRun | None) -> dict:
     return {
         "run": run,
         "active": active,
+        # Succeeded with nothing to send: the partner already had every change.
+        "nothing_changed": run.status == RunStatus.SUCCEEDED and run.rows_total == 0,
         "rate": round(rate, 1),
         "seconds_left": round(left) if left is not None else None,
         "percent": round(100 * run.rows_done / run.rows_total) if run.rows_total else (100 if not active else 0),
+    }
+
+
+def arrival_of(job: SyncJob) -> Arrival | None:
+    """Where the data landed at the partner and how to use it there, once a run delivered any (the
+    connector says it: Connector.describe_arrival)."""
+    if not SyncRun.objects.filter(job_id=job.pk, delivered__gt=0).exists():
+        return None
+    destination = job.destination
+    return destination.connector_class.describe_arrival(
+        destination.config or {},
+        SegmentInfo.of(job.segment),
+        partner_state=job.partner_state or {},
+        auth_fields=destination.authorization.fields if destination.authorization_id else {},
+    )
+
+
+def live_state(job: SyncJob) -> dict:
+    """What the live part of the sync page shows, and how often it asks again: every 2 s while a run
+    is queued or running, every 10 s while a scheduled run is due, not at all otherwise."""
+    run = SyncRun.objects.filter(job=job).order_by("-id").first()
+    progress = progress_of(run)
+    if progress["active"]:
+        poll = "2s"
+    elif job.next_run_at is not None and not job.paused:
+        poll = "10s"
+    else:
+        poll = ""
+    return {
+        "progress": progress,
+        "arrival": arrival_of(job),
+        "poll": poll,
+        "seen": f"{run.pk}:{run.status}" if run else "none",
     }
 
 
@@ -173,13 +224,14 @@ def sync_detail(request, pk):
 
 
 def _render_detail(request, job: SyncJob, dry: dict | None = None):
-    runs = list(SyncRun.objects.filter(job=job).order_by("-id")[:RUNS_SHOWN])
     context = {
         "job": job,
-        "runs": runs,
-        "progress": progress_of(runs[0] if runs else None),
+        "runs": keyset_page(SyncRun.objects.filter(job=job), ("-id",), request.GET, prefix="runs_", size=RUNS_SHOWN),
         "target": api_target(job.segment, job.destination),
         "dry": dry,
+        # Before a run has finished there is nothing to say about delivered or failed rows.
+        "finished_once": job.last_run_at is not None,
+        **live_state(job),
         **_failures(request, job),
     }
     return render(request, "console/syncs/detail.html", context)
@@ -187,9 +239,16 @@ def _render_detail(request, job: SyncJob, dry: dict | None = None):
 
 @member_required
 def sync_progress(request, pk):
+    """The live part of the sync page (htmx polls it). When the latest run is another one, or in
+    another state, than the page last saw, the answer triggers `sync-run-changed`: the run history
+    and the failures reload themselves."""
     job = _job(request, pk)
-    run = SyncRun.objects.filter(job=job).order_by("-id").first()
-    return render(request, "console/syncs/_progress.html", {"job": job, "progress": progress_of(run)})
+    context = {"job": job, **live_state(job)}
+    response = render(request, "console/syncs/_progress.html", context)
+    seen = request.GET.get("seen", "")
+    if seen and seen != context["seen"]:
+        response["HX-Trigger"] = "sync-run-changed"
+    return response
 
 
 RUN_ACTIONS = {"sync-now": RunMode.AUTO, "full-resync": RunMode.FULL, "retry-failed": RunMode.RETRY}

@@ -141,6 +141,18 @@ class SegmentInfo:
         return cls(segment.pk, segment.name, segment.external_id, segment.partner_name)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """Where a sync's data is at the partner once a run delivered it, and how to use it there: the
+    sync page says this after a run (Connector.describe_arrival)."""
+
+    where: str  # a sentence: what the partner now holds for the segment
+    names: tuple[tuple[str, str], ...] = ()  # the exact names to use there: (what it is, the name)
+    how: tuple[str, ...] = ()  # how to use it at the partner, a sentence each
+    dashboard_url: str = ""  # the partner's own dashboard, where one exists
+    dashboard_label: str = ""
+
+
 @dataclass
 class OutboundRequest:
     method: str
@@ -199,7 +211,9 @@ class HttpClient:
             text = text.replace(secret, MASK)
         return text
 
-    def send(self, request: OutboundRequest, body: bytes, summary: str) -> requests.Response:
+    def send(self, request: OutboundRequest, body: bytes, summary: str, *, hold: bool = False) -> requests.Response:
+        """Make the call and log it. `hold`: when an answer comes back, its log entry waits for
+        `release`, which the caller makes once it has read the answer (a 2xx may still refuse rows)."""
         headers = {"Content-Type": "application/json", **request.headers}
         started = time.monotonic()
         response = None
@@ -222,19 +236,32 @@ class HttpClient:
             raise ConnectorError(Policy.TRANSIENT, error) from None
         finally:
             if self.on_call:
-                self.on_call(
-                    CallRecord(
-                        method=request.method,
-                        url=self.mask(request.url),
-                        request_summary=self.mask(summary),
-                        status_code=response.status_code if response is not None else None,
-                        response_summary=self.mask(response_summary(response)) if response is not None else "",
-                        duration_ms=int((time.monotonic() - started) * 1000),
-                        error=self.mask(error),
-                        response_excerpt=self.mask(raw_excerpt(response)) if response is not None else "",
-                        error_detail=self.mask(detail),
-                    )
+                record = CallRecord(
+                    method=request.method,
+                    url=self.mask(request.url),
+                    request_summary=self.mask(summary),
+                    status_code=response.status_code if response is not None else None,
+                    response_summary=self.mask(response_summary(response)) if response is not None else "",
+                    duration_ms=int((time.monotonic() - started) * 1000),
+                    error=self.mask(error),
+                    response_excerpt=self.mask(raw_excerpt(response)) if response is not None else "",
+                    error_detail=self.mask(detail),
                 )
+                if hold and response is not None:
+                    self._local.held = record
+                else:
+                    self.on_call(record)
+
+    def release(self, refused: str = "") -> None:
+        """Log the call `send(hold=True)` kept back; `refused` is what the partner refused in an answer
+        whose status says success, so the call log never shows that call as a plain success."""
+        record = getattr(self._local, "held", None)
+        self._local.held = None
+        if record is None or not self.on_call:
+            return
+        if refused and not record.error:
+            record.error = self.mask(clip(refused, 500))
+        self.on_call(record)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -302,6 +329,13 @@ class Connector:
     def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
         """In words, for the sync wizard and the sync page: what a sync of `segment` does at the partner."""
         return f"Updates at the partner for “{segment.name}”."
+
+    @classmethod
+    def describe_arrival(cls, config: dict, segment: SegmentInfo, *, partner_state: dict, auth_fields: dict) -> Arrival:
+        """In words, for the sync page after a run: where the data landed at the partner and how to use
+        it there. `partner_state` is what the syncs created there (e.g. a list id); `auth_fields` the
+        authorization's plain fields (an account's region), never its secrets."""
+        return Arrival(where=cls.describe_target(config, segment))
 
     def credential_headers(self) -> frozenset[str]:
         """The request headers (lower case) that carry this destination's credentials."""
@@ -406,9 +440,25 @@ class Connector:
             # Caught before sending: the engine splits the batch; the partner never sees an oversize call.
             raise ConnectorError(Policy.TOO_LARGE, f"{len(body)} bytes is over the {self.limits.bytes_per_request} cap")
         summary = f"{batch.action} {len(batch.rows)} rows, {len(body)} bytes, batch {batch.key}"
-        response = self.http.send(request, body, summary)
-        self.raise_for_response(response)
-        return self.parse_response(response, batch)
+        response = self.http.send(request, body, summary, hold=True)
+        refused = ""
+        try:
+            self.raise_for_response(response)
+            rejections = self.parse_response(response, batch)
+            if rejections:
+                count = (
+                    f"all {len(batch.rows)}"
+                    if len(rejections) == len(batch.rows)
+                    else f"{len(rejections)} of {len(batch.rows)}"
+                )
+                refused = f"{count} rows refused in a {response.status_code} answer: {rejections[0].reason}"
+            return rejections
+        except ConnectorError as error:
+            if 200 <= response.status_code < 300:  # a refusal inside a success status (CleverTap's "fail")
+                refused = error.message
+            raise
+        finally:
+            self.http.release(refused)
 
     def sample_request(self, batch: Batch) -> dict:
         """What would be sent (dry run), with auth headers masked."""

@@ -23,6 +23,7 @@ import requests
 from rest_framework import serializers
 
 from integrations.connectors.base import (
+    Arrival,
     Batch,
     Connector,
     ConnectorError,
@@ -50,6 +51,16 @@ REGIONS = {code: host.label for code, host in HOSTS.items()}
 MAX_KEY_LENGTH = 120  # CleverTap's cap on profile/event property keys
 DELETE_PER_REQUEST = 100  # values per delete call, for identity and for guid alike
 _RECORD_NUMBER = re.compile(r"record number\s*:\s*(\d+)", re.IGNORECASE)
+
+
+# The dashboard of each region (eu1 is Europe's; UNCONFIRMED beyond the pattern: docs/partner-apis.md).
+DASHBOARD = "https://{region}.dashboard.clevertap.com/"
+
+
+def membership_key(config: dict, segment: SegmentInfo) -> str:
+    """The profile property flagging membership of `segment` (true in it, false once left)."""
+    key = config.get("membership_property") or f"[{segment.partner_name}] {segment.name}: {segment.external_id}"
+    return key[:MAX_KEY_LENGTH]
 
 
 def region_base_url(region: str) -> str:
@@ -116,6 +127,37 @@ class CleverTapConnector(Connector):
         event = " and a Partner Sync event per change" if config.get("send_partner_sync_event", True) else ""
         return f"Profile uploads flagging membership of “{segment.name}”{event}."
 
+    @classmethod
+    def describe_arrival(cls, config: dict, segment: SegmentInfo, *, partner_state: dict, auth_fields: dict) -> Arrival:
+        key = membership_key(config, segment)
+        where, names, how = [], [], []
+        if config.get("send_profile", True):
+            where.append(
+                f"Each member's CleverTap profile has the property “{key}”: true while they are in "
+                f"“{segment.name}”, false once they leave."
+            )
+            names.append(("Profile property", key))
+            how.append(f"For a CleverTap segment of the people in it now: the profile property “{key}” is true.")
+        if config.get("send_partner_sync_event", True):
+            where.append("Each entry and exit is also a “Partner Sync” event on the person's profile.")
+            names += [
+                ("Event", "Partner Sync"),
+                ("Event property “Partner Segment Name”", segment.name),
+                ("Event property “Action”", "Added (entered) or Removed (left)"),
+            ]
+            how.append(
+                f"For a campaign as people enter: trigger on the event “Partner Sync” where Partner Segment "
+                f"Name is “{segment.name}” and Action is Added (Removed for people leaving)."
+            )
+        region = config.get("region") or auth_fields.get("region") or "eu1"
+        return Arrival(
+            where=" ".join(where),
+            names=tuple(names),
+            how=tuple(how),
+            dashboard_url=DASHBOARD.format(region=region if region in HOSTS else "eu1"),
+            dashboard_label="Open CleverTap",
+        )
+
     @property
     def records_per_row(self) -> int:
         return int(self.config.get("send_profile", True)) + int(self.config.get("send_partner_sync_event", True))
@@ -149,11 +191,7 @@ class CleverTapConnector(Connector):
 
     @property
     def membership_key(self) -> str:
-        key = (
-            self.config.get("membership_property")
-            or f"[{self.segment.partner_name}] {self.segment.name}: {self.segment.external_id}"
-        )
-        return key[:MAX_KEY_LENGTH]
+        return membership_key(self.config, self.segment)
 
     def partner_sync_properties(self, action: str) -> dict:
         # The ledger row's "Partner Sync" properties (audiences.MembershipChange.partner_sync_properties);

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from integrations.connectors.base import Batch, Connector, Limits, OutboundRequest, SegmentInfo
+from integrations.connectors.base import Arrival, Batch, Connector, Limits, OutboundRequest, SegmentInfo
 from integrations.credentials import CredentialField
 
 
@@ -44,6 +44,15 @@ class CohortWebhookConnector(Connector):
     @classmethod
     def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
         return f"POSTs of enter/exit batches for “{segment.name}” to {config.get('url', 'the webhook URL')}."
+
+    @classmethod
+    def describe_arrival(cls, config: dict, segment: SegmentInfo, *, partner_state: dict, auth_fields: dict) -> Arrival:
+        return Arrival(
+            where=f"Your webhook {config.get('url', '')} received each entry into and exit from “{segment.name}”, "
+            "in batches that are all enter or all exit.",
+            names=(("Cohort name in each call", segment.name), ("Cohort id", segment.external_id)),
+            how=("The receiving service decides what happens next; a retried call carries the same message_id.",),
+        )
 
     def credential_headers(self) -> frozenset[str]:
         name = (self.auth_fields.get("header_name") or "").strip().lower()

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from integrations.connectors.base import (
     AmplitudeAuthConfig,
     AmplitudeContractConnector,
+    Arrival,
     Batch,
     ConnectorError,
     Limits,
@@ -53,6 +54,17 @@ class ListApiConnector(AmplitudeContractConnector):
         return (
             f"A list named “{list_name(segment)}”, created on the first sync (never twice); "
             "members are added to and removed from it."
+        )
+
+    @classmethod
+    def describe_arrival(cls, config: dict, segment: SegmentInfo, *, partner_state: dict, auth_fields: dict) -> Arrival:
+        list_id = partner_state.get("list_id")
+        return Arrival(
+            where=f"The partner's list “{list_name(segment)}”"
+            + (f" (list id {list_id})" if list_id else "")
+            + " holds the segment's members: added as they enter, removed as they leave.",
+            names=(("List", list_name(segment)),) + ((("List id", str(list_id)),) if list_id else ()),
+            how=("Use that list wherever the partner's tool picks an audience.",),
         )
 
     def url(self, path: str) -> str:

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from integrations.connectors.base import (
     AmplitudeAuthConfig,
     AmplitudeContractConnector,
+    Arrival,
     Batch,
     Limits,
     OutboundRequest,
@@ -27,6 +28,10 @@ class TraitsApiConfig(AmplitudeAuthConfig):
     batch_size = serializers.IntegerField(default=1_000, min_value=1, max_value=10_000)
 
 
+def trait_name(config: dict, segment: SegmentInfo) -> str:
+    return f"[{config.get('trait_prefix') or 'Amplitude'}] {segment.name}: {segment.external_id}"
+
+
 class TraitsApiConnector(AmplitudeContractConnector):
     kind = "traits_api"
     Config = TraitsApiConfig
@@ -40,9 +45,19 @@ class TraitsApiConnector(AmplitudeContractConnector):
             "to true when a person enters and false when they leave."
         )
 
+    @classmethod
+    def describe_arrival(cls, config: dict, segment: SegmentInfo, *, partner_state: dict, auth_fields: dict) -> Arrival:
+        trait = trait_name(config, segment)
+        return Arrival(
+            where=f"Each member has the trait “{trait}” at the partner: true while they are in “{segment.name}”, "
+            "false once they leave.",
+            names=(("Trait", trait),),
+            how=(f"At the partner, build the audience on the trait “{trait}” being true.",),
+        )
+
     @property
     def trait(self) -> str:
-        return f"[{self.config['trait_prefix']}] {self.segment.name}: {self.segment.external_id}"
+        return trait_name(self.config, self.segment)
 
     def build_request(self, batch: Batch) -> OutboundRequest:
         value = batch.action == "add"

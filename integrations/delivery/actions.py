@@ -86,6 +86,26 @@ def schedule_new_job(job: SyncJob, now: dt.datetime | None = None) -> SyncJob:
     return job
 
 
+STARTS_AT_ONCE = (Cadence.ONE_TIME, Cadence.REALTIME)
+
+
+def start_new_job(job: SyncJob, now: dt.datetime | None = None) -> SyncRun | None:
+    """The wizard's "Save and sync now": a new one-time or real-time sync's first run is queued at
+    once, not at the scheduler's next tick. Returns that run (skipped, with its reason, if it could not start), or
+    None for hourly and daily syncs, which start at their first slot.
+
+    A one-time sync's run now is its one run, so nothing is left for the scheduler (next_run_at
+    None); a real-time sync's next run is the minute after.
+    """
+    now = now or timezone.now()
+    if job.cadence not in STARTS_AT_ONCE:
+        schedule_new_job(job, now)
+        return None
+    job.next_run_at = next_run_after(job, now)  # None for one time
+    job.save(update_fields=["next_run_at"])
+    return run_now(job, trigger="manual")
+
+
 def pause(job: SyncJob) -> SyncJob:
     """Scheduled runs stop until `resume` (a run in progress finishes; manual runs still start)."""
     job.paused = True

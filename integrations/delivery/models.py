@@ -228,3 +228,20 @@ class PartnerCall(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["destination", "-id"])]
+
+    # What a call came to, for the console's filter: a success status with a refusal inside (recorded
+    # in `error` when the answer was read, e.g. CleverTap's 200 listing unprocessed records) is refused.
+    OUTCOMES = {
+        "ok": ("Accepted", Q(status_code__gte=200, status_code__lt=300, error="")),
+        "refused": (
+            "Answered with an error",
+            Q(status_code__isnull=False) & ~Q(status_code__gte=200, status_code__lt=300, error=""),
+        ),
+        "no_answer": ("No answer (could not connect, timed out, refused by policy)", Q(status_code__isnull=True)),
+    }
+
+    @property
+    def outcome(self) -> str:
+        if self.status_code is None:
+            return "no_answer"
+        return "ok" if 200 <= self.status_code < 300 and not self.error else "refused"

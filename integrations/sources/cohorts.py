@@ -21,6 +21,7 @@ from typing import BinaryIO
 import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from audiences.bulk import scratch_table
 from audiences.cohort_load import ColumnMap, ImportedCohort, load_cohort
@@ -36,7 +37,7 @@ from integrations.sources.cohort_files import (
     data_rows,
     read_header,
 )
-from integrations.sources.models import CohortImportJob, ImportRun
+from integrations.sources.models import AmplitudeCohort, CohortImportJob, ImportRun
 from integrations.sources.runs import LiveProgress, bump_counts, transition
 
 logger = logging.getLogger(__name__)
@@ -342,9 +343,10 @@ def run_cohort_import(run: ImportRun, client: AmplitudeClient | None = None) -> 
 
 
 def list_project_cohorts(project) -> list[dict]:
-    """The project's cohorts (id, name, size, last computed): proves key, secret and region are right."""
-    cohorts = AmplitudeClient.for_project(project).list_cohorts()
-    return [
+    """The project's cohorts (id, name, size, last computed): proves key, secret and region are right.
+
+    The listing is also kept (AmplitudeCohort) for the console's cohort picker."""
+    cohorts = [
         {
             "id": str(c.get("id")),
             "name": c.get("name"),
@@ -352,5 +354,44 @@ def list_project_cohorts(project) -> list[dict]:
             "last_computed": _epoch(c.get("lastComputed")),
             "archived": bool(c.get("archived")),
         }
-        for c in cohorts
+        for c in AmplitudeClient.for_project(project).list_cohorts()
+        if isinstance(c, dict)
     ]
+    remember_listing(project, cohorts)
+    return cohorts
+
+
+def remember_listing(project, cohorts: list[dict], now: datetime | None = None) -> None:
+    """Keep Amplitude's listing as the picker's table: new and changed cohorts written, those no longer
+    listed removed. Whatever Amplitude sends, what is kept can be stored (text without NUL or lone
+    surrogates, bounded; a size that is not a whole number is unknown)."""
+    now = now or timezone.now()
+    rows = {}
+    for cohort in cohorts:
+        cohort_id = _storable(cohort.get("id"), 255)
+        if not cohort_id or len(str(cohort.get("id"))) > 255:
+            continue  # an id that long is no Amplitude cohort id, and a cut one would name another
+        size = cohort.get("size")
+        rows[cohort_id] = AmplitudeCohort(
+            project=project,
+            cohort_id=cohort_id,
+            name=_storable(cohort.get("name"), 500),
+            size=size if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 2**63 else None,
+            last_computed=cohort.get("last_computed"),
+            archived=bool(cohort.get("archived")),
+            listed_at=now,
+        )
+    with transaction.atomic():
+        AmplitudeCohort.objects.filter(project=project).exclude(cohort_id__in=list(rows)).delete()
+        AmplitudeCohort.objects.bulk_create(
+            rows.values(),
+            update_conflicts=True,
+            unique_fields=["project", "cohort_id"],
+            update_fields=["name", "size", "last_computed", "archived", "listed_at"],
+        )
+
+
+def _storable(value, limit: int) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")  # lone surrogates become "?"
+    return text[:limit]

@@ -62,6 +62,27 @@ class AmplitudeProject(models.Model):
             raise ValidationError({"authorization": "The authorization belongs to another workspace."})
 
 
+class AmplitudeCohort(models.Model):
+    """A cohort of a project as Amplitude last listed it: what the console's cohort picker searches,
+    sorts and pages, and names cohort ids by. Refreshed by "Load cohorts" and Test connection
+    (integrations.sources.cohorts.list_project_cohorts)."""
+
+    project = models.ForeignKey(AmplitudeProject, on_delete=models.CASCADE, related_name="cohorts")
+    cohort_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=500, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    last_computed = models.DateTimeField(null=True, blank=True)
+    archived = models.BooleanField(default=False)
+    listed_at = models.DateTimeField(help_text="When Amplitude last listed it.")
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "cohort_id"], name="amplitude_cohort_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cohort_id})"
+
+
 class CohortImportJob(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
     project = models.ForeignKey(AmplitudeProject, on_delete=models.CASCADE, related_name="cohort_jobs")

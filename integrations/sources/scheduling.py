@@ -11,10 +11,11 @@ import logging
 from datetime import datetime
 
 from django.db import transaction
+from django.utils import timezone
 
 from integrations.schedules import next_run_after
 from integrations.sources.actions import create_run
-from integrations.sources.models import Cadence, CohortImportJob, EventImportJob
+from integrations.sources.models import Cadence, CohortImportJob, EventImportJob, ImportRun
 from integrations.sources.quota import QuotaExceeded
 from integrations.sources.runs import record_skipped
 
@@ -28,6 +29,25 @@ def first_run_at(job: CohortImportJob | EventImportJob, now: datetime) -> dateti
     if job.cadence == Cadence.DAILY:
         return next_run_after(job, now)
     return now
+
+
+def start_new_job(job: CohortImportJob | EventImportJob, now: datetime | None = None) -> ImportRun | None:
+    """A job just saved in the console: when its first slot is now (one time, hourly) its first run
+    is queued at once, as the scheduler's tick would a minute later, and the scheduler gets the slot
+    after it (none for a one-time job: that run is its one run); a daily job waits for its time.
+    Returns the run queued, if any.
+
+    Raises QuotaExceeded (the job saved, nothing queued) when the month's downloads cannot cover it.
+    """
+    now = now or timezone.now()
+    first = first_run_at(job, now) if job.enabled else None
+    if first is None or first > now:
+        job.next_run_at = first
+        job.save(update_fields=["next_run_at"])
+        return None
+    job.next_run_at = next_run_after(job, now)
+    job.save(update_fields=["next_run_at"])
+    return create_run(job, trigger="manual", now=now)
 
 
 def dispatch_due(now: datetime) -> int:

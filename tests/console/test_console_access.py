@@ -17,15 +17,14 @@ def test_anonymous_is_sent_to_login(client, db):
 def test_dashboard_empty_state_says_what_to_do_next(client, alice):
     client.force_login(alice)
     html = client.get("/").content.decode()
-    assert "Nothing connected yet" in html
-    assert "Create an inbound key" in html
+    assert "Get started: 0 of 5 done" in html
+    assert '<a href="/sources/">Connect Amplitude</a>' in html
 
 
-def test_dashboard_for_viewer_does_not_offer_credential_links(client, vera):
+def test_dashboard_for_viewer_says_credentials_are_for_owners_and_ops(client, vera):
     client.force_login(vera)
     html = client.get("/").content.decode()
-    assert "Ask an owner or ops member" in html
-    assert "/settings/authorizations/" not in html
+    assert "which owners and ops handle" in html
 
 
 def test_workspace_switcher_changes_the_current_workspace(client, alice, globex):
@@ -43,17 +42,21 @@ def test_switching_to_a_foreign_workspace_is_404(client, alice, globex):
     assert client.post("/workspace/switch/", {"workspace": "globex"}).status_code == 404
 
 
-def test_marketer_is_refused_credential_pages(client, bob, acme_clevertap):
+def test_marketer_reads_setup_pages_and_is_refused_an_authorization(client, bob, acme_clevertap):
     client.force_login(bob)
-    for url in ("/settings/authorizations/", f"/settings/authorizations/{acme_clevertap.pk}/", "/settings/api-keys/"):
+    for url in ("/settings/authorizations/", "/settings/api-keys/"):
         response = client.get(url)
-        assert response.status_code == 403, url
-        assert b"Only owners and ops" in response.content
+        assert response.status_code == 200, url
+        assert b"Only owners and ops handle credentials" in response.content
+        assert b"acme-passcode-s3cret" not in response.content and b"ACME-1" not in response.content
+    response = client.get(f"/settings/authorizations/{acme_clevertap.pk}/")
+    assert response.status_code == 403 and b"Only owners and ops" in response.content
 
 
-def test_viewer_is_refused_credential_pages(client, vera):
+def test_viewer_reads_setup_pages_and_is_refused_their_forms(client, vera):
     client.force_login(vera)
-    assert client.get("/settings/api-keys/").status_code == 403
+    assert client.get("/settings/api-keys/").status_code == 200
+    assert client.post("/settings/api-keys/", {"name": "x", "scope": "inbound"}).status_code == 403
 
 
 def test_owner_sees_masked_secrets_in_console_html(client, alice, acme_clevertap):

@@ -41,28 +41,30 @@ def test_owner_connects_tests_and_imports_a_cohort(client, alice, acme, amp, dja
     tested = client.post(f"/sources/{project.pk}/test/").content.decode()
     assert "Connected: 1 cohort" in tested and "Small fans" in tested
 
-    picker = client.post(f"/sources/{project.pk}/", {"form": "cohorts"}).content.decode()
-    assert "Small fans — 40 users" in picker
+    picker = client.post(f"/sources/{project.pk}/", {"form": "cohorts"}, follow=True).content.decode()
+    assert "Amplitude lists 1 cohort in this project" in picker
+    assert 'data-name="Small fans"' in picker and "40 users" in picker
 
-    client.post(
-        f"/sources/{project.pk}/",
-        {
-            "form": "cohort",
-            "label": "Fans",
-            "cohort_ids": ["c-small"],
-            "include_properties": "on",
-            "prop_keys": "",
-            "amplitude_id_field": "amplitude_id",
-            "cohort_names_field": "amplitude_cohort_names",
-            "cadence": "one_time",
-            "timezone": "UTC",
-        },
-    )
+    with django_capture_on_commit_callbacks(execute=True):  # a one-time import starts as it is saved
+        saved = client.post(
+            f"/sources/{project.pk}/",
+            {
+                "form": "cohort",
+                "label": "Fans",
+                "cohort_ids": ["c-small"],
+                "include_properties": "on",
+                "prop_keys": "",
+                "amplitude_id_field": "amplitude_id",
+                "cohort_names_field": "amplitude_cohort_names",
+                "cadence": "one_time",
+                "timezone": "UTC",
+            },
+        )
     job = CohortImportJob.objects.get(project=project)
-    with django_capture_on_commit_callbacks(execute=True):  # the run is queued on commit (eager in tests)
-        client.post(f"/sources/jobs/cohort/{job.pk}/run/")
     run = ImportRun.objects.get(cohort_job=job)
     assert run.status == "succeeded", run.error
+    assert job.next_run_at is None  # its one run: nothing left for the scheduler
+    assert f"run #{run.pk} is queued and starts within a minute" in client.get(saved["Location"]).content.decode()
     assert Segment.objects.get(workspace=acme, external_id="c-small").size == 40
     page = client.get(f"/sources/{project.pk}/").content.decode()
     assert 'id="budget-left">499<' in page
@@ -79,7 +81,7 @@ def test_no_get_makes_an_authenticated_call_to_amplitude(client, alice, acme, am
     assert page.status_code == 200 and "Small fans" not in page.content.decode()
     assert client.get(f"/sources/{project.pk}/test/").status_code == 405
     assert amp.sandbox.request_count("cohorts") == 0
-    assert "Small fans" in client.post(f"/sources/{project.pk}/", {"form": "cohorts"}).content.decode()
+    assert "Small fans" in client.post(f"/sources/{project.pk}/", {"form": "cohorts"}, follow=True).content.decode()
     assert amp.sandbox.request_count("cohorts") == 1
 
 
@@ -128,8 +130,11 @@ def test_daily_job_without_time_is_refused_next_to_the_field(client, alice, acme
 
 def test_marketer_cannot_connect_a_project(client, bob, acme, amp):
     client.force_login(bob)
-    assert "Connect an Amplitude project" not in client.get("/sources/").content.decode()
-    connect(client, amp)
+    page = client.get("/sources/").content.decode()
+    assert (
+        "Connect an Amplitude project" in page and "disabled" in page and "Save authorization and connect" not in page
+    )
+    assert connect(client, amp).status_code == 403
     assert not AmplitudeProject.objects.exists()
 
 

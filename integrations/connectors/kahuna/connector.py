@@ -19,6 +19,7 @@ import requests
 from rest_framework import serializers
 
 from integrations.connectors.base import (
+    Arrival,
     Batch,
     Connector,
     Host,
@@ -64,6 +65,11 @@ class KahunaConfig(serializers.Serializer):
         return "fbid" if value == "fb_id" else value  # Kahuna's key is "fbid"; the console says fb_id
 
 
+def membership_attribute(config: dict, segment: SegmentInfo) -> str:
+    """The user attribute flagging membership of `segment` ("true" in it, "false" once left)."""
+    return config.get("membership_attribute") or f"amplitude_cohort_{segment.external_id}"
+
+
 class KahunaConnector(Connector):
     kind = "kahuna"
     Config = KahunaConfig
@@ -81,6 +87,20 @@ class KahunaConnector(Connector):
     def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
         return f"User attribute updates for “{segment.name}” in the {config.get('environment', 'p')} environment."
 
+    @classmethod
+    def describe_arrival(cls, config: dict, segment: SegmentInfo, *, partner_state: dict, auth_fields: dict) -> Arrival:
+        attribute = membership_attribute(config, segment)
+        environment = ENVIRONMENTS.get(config.get("environment", "p"), "Production")
+        return Arrival(
+            where=f'Each member\'s Kahuna user has the attribute “{attribute}” = "true" while they are in '
+            f'“{segment.name}” and "false" once they leave, in Kahuna\'s {environment} environment.',
+            names=(("User attribute", attribute), ("Value of members", "true")),
+            how=(
+                f"In Kahuna, target the campaign at users whose attribute “{attribute}” is true.",
+                "For an Adaptive campaign, use Export to Kahuna on the segment's page: it fills the campaign itself.",
+            ),
+        )
+
     def url(self, path: str) -> str:
         return f"{self.config['base_url'].rstrip('/')}{path}?env={self.config.get('environment', 'p')}"
 
@@ -97,7 +117,7 @@ class KahunaConnector(Connector):
 
     @property
     def membership_attribute(self) -> str:
-        return self.config.get("membership_attribute") or f"amplitude_cohort_{self.segment.external_id}"
+        return membership_attribute(self.config, self.segment)
 
     def item(self, row: OutRow) -> dict:
         chosen = self.config.get("user_properties", [])

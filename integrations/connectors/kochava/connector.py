@@ -24,6 +24,7 @@ import requests
 from rest_framework import serializers
 
 from integrations.connectors.base import (
+    Arrival,
     Batch,
     Connector,
     ConnectorError,
@@ -55,6 +56,7 @@ EVENT_COLUMNS = (
 )
 _SOURCE_PREFIXES = ("user_properties.", "event_properties.", "data.")
 HOSTS = {"control": Host("Kochava", "https://control.kochava.com")}
+DASHBOARD = "https://go.kochava.com/"  # Kochava's web dashboard (docs/partner-apis.md)
 
 
 def _source_field(required: bool) -> serializers.CharField:
@@ -127,6 +129,11 @@ def resolve_source(event: dict, source: str) -> Any:
     return event.get(source)
 
 
+def cohort_identity(segment: SegmentInfo) -> str:
+    """The IdentityLink name flagging membership of `segment` ("true" in it, "false" once left)."""
+    return f"{segment.partner_name} cohort {segment.name} ({segment.external_id})"
+
+
 class KochavaConnector(Connector):
     kind = "kochava"
     Config = KochavaConfig
@@ -150,6 +157,30 @@ class KochavaConnector(Connector):
     def describe_target(cls, config: dict, segment: SegmentInfo) -> str:
         app = config.get("app_guid") or "of the authorization"
         return f"IdentityLink calls (and events) for members of “{segment.name}” in app {app}."
+
+    @classmethod
+    def describe_arrival(cls, config: dict, segment: SegmentInfo, *, partner_state: dict, auth_fields: dict) -> Arrival:
+        cohort = cohort_identity(segment)
+        app = config.get("app_guid") or auth_fields.get("app_guid") or ""
+        names = [("IdentityLink", "User ID"), ("IdentityLink of the segment", cohort)]
+        how = [f"In Kochava, the devices of people in “{segment.name}” carry the identity “{cohort}” = true."]
+        events = list(config.get("event_types") or []) if config.get("send_events", True) else []
+        if events:
+            names.append(("Post-install events", ", ".join(events)))
+            how.append(
+                "The events stream to Kochava as post-install events under their own names (the destination's "
+                "Event stream section counts them): use them in Kochava's analytics and partner postbacks."
+            )
+        return Arrival(
+            where=f"Kochava links each member's device to their User ID and to the identity “{cohort}”: "
+            f"true while they are in “{segment.name}”, false once they leave"
+            + (f", in app {app}" if app else "")
+            + ". A link waits until Kochava has the device's install.",
+            names=tuple(names),
+            how=tuple(how),
+            dashboard_url=DASHBOARD,
+            dashboard_label="Open Kochava",
+        )
 
     def credential_headers(self) -> frozenset[str]:
         named = (("api_key_header", "X-Kochava-Api-Key"), ("api_secret_header", "X-Kochava-Api-Secret"))
@@ -195,9 +226,7 @@ class KochavaConnector(Connector):
         chosen = self.config.get("user_properties", [])
         identities = {k: v for k, v in (row.properties or {}).items() if k in chosen}
         identities["User ID"] = row.user_id
-        identities[f"{self.segment.partner_name} cohort {self.segment.name} ({self.segment.external_id})"] = (
-            "true" if row.action == "add" else "false"
-        )
+        identities[cohort_identity(self.segment)] = "true" if row.action == "add" else "false"
         return self.identity_link(row.device_id or "", identities)
 
     def send(self, batch: Batch) -> list[Rejection]:
@@ -251,9 +280,14 @@ class KochavaConnector(Connector):
         encoded = request.encode()
         if len(encoded) > self.limits.bytes_per_request:
             raise ConnectorError(Policy.TOO_LARGE, f"{len(encoded)} bytes is over Kochava's 2 MB cap")
-        response = self.http.send(request, encoded, summary)
-        self.raise_for_response(response)
-        return read_answer(response)
+        response = self.http.send(request, encoded, summary, hold=True)
+        accepted, error = True, ""
+        try:
+            self.raise_for_response(response)
+            accepted, error = read_answer(response)
+            return accepted, error
+        finally:
+            self.http.release("" if accepted else f"Kochava did not accept it: {error}")
 
     def test_connection(self) -> str:
         # An identityLink for a device that cannot exist: Kochava answers without linking anything.
