@@ -46,4 +46,4 @@ def ask_context(request: HttpRequest, topic: str, detail: str = "", why: str = "
 
 
 def kind_label(kind: str) -> str:
-    return CONNECTORS[kind].label if kind in CONNECTORS else ""
+    return CONNECTORS[kind].partner if kind in CONNECTORS else ""

@@ -33,11 +33,11 @@ def test_connect_import_segment_chart_and_person_trace(page, alice, acme, amp):
     screenshot(page, "source-connected")
 
     page.get_by_role("button", name="Load cohorts from Amplitude").click()
-    page.get_by_label("Weekend Listeners — 30 users").check()
+    page.get_by_label("Weekend Listeners").check()
+    expect(page.locator("#chosen-count")).to_have_text("1 chosen")
     page.select_option("#id_cadence", "one_time")
-    page.get_by_role("button", name="Start import").first.click()
-    page.get_by_role("button", name="Run now").click()
-    expect(page.locator("table").last).to_contain_text("Succeeded")
+    page.locator("#cohort-form").get_by_role("button", name="Save and import now").click()  # starts as it is saved
+    expect(page.locator("#import-runs table")).to_contain_text("Succeeded")
     screenshot(page, "source-imported")
 
     segment = Segment.objects.get(workspace=acme, external_id="c-browser")

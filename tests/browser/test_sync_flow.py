@@ -1,5 +1,5 @@
 """Browser: an owner adds a List API destination against the sandbox, creates a sync through the wizard,
-clicks Sync now and sees the progress reach done; a viewer is refused an action."""
+saves it with "Save and sync now" and sees the progress reach done; a viewer is refused an action."""
 
 from playwright.sync_api import expect
 
@@ -34,9 +34,8 @@ def test_owner_adds_destination_creates_sync_and_watches_it_finish(page, alice, 
     expect(page.locator("#target")).to_contain_text(f"[Amplitude] {segment.name}: {segment.external_id}")
     page.check("input[name=cadence][value=one_time]")
     screenshot(page, "sync-wizard")
-    page.get_by_role("button", name="Save sync").click()
+    page.get_by_role("button", name="Save and sync now").click()  # one time: it starts as it is saved
     job = SyncJob.objects.get(segment=segment)
-    page.get_by_role("button", name="Sync now").click()
     expect(page.locator("#run-status")).to_have_attribute("data-status", "succeeded")
     expect(page.locator("#rows-done")).to_have_text("25")
     assert partner.fake.members(SyncJob.objects.get(pk=job.pk).partner_state["list_id"]) == {
@@ -55,7 +54,7 @@ def test_viewer_is_refused_an_action(page, vera, acme):
     page.goto("/syncs/new/")
     page.get_by_role("button", name="Next").click()
     page.get_by_role("button", name="Next").click()
-    page.get_by_role("button", name="Save sync").click()
+    page.get_by_role("button", name="Save and sync now").click()
     expect(page.get_by_text("Viewers can read but not change anything")).to_be_visible()
     screenshot(page, "viewer-refused-sync")
     assert not SyncJob.objects.exclude(pk=job.pk).exists()
