@@ -65,7 +65,7 @@ def count_total(
     matches few rows of a big table can still make it read them all); then the planner's estimate
     stands in, at least exact_up_to + 1 when the count got that far.
     """
-    queryset = queryset.order_by()
+    queryset = queryset.order_by().select_related(None)  # a count needs no joined columns
     counted = None
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('statement_timeout')")

@@ -7,6 +7,7 @@ wizard validates through SyncJobSerializer, so the console adds no rules of its 
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 
 from django.contrib import messages
@@ -38,6 +39,7 @@ TIMEZONES = sorted(zoneinfo.available_timezones())
 FAILURE_STATUSES = (RowStatus.INVALID, RowStatus.REJECTED, RowStatus.FAILED)
 FAILURES_PER_PAGE = 50
 RUNS_SHOWN = 30
+SOON = dt.timedelta(minutes=2)
 
 
 def api_target(segment: Segment, destination: Destination) -> str:
@@ -175,15 +177,18 @@ def arrival_of(job: SyncJob) -> Arrival | None:
 
 def live_state(job: SyncJob) -> dict:
     """What the live part of the sync page shows, and how often it asks again: every 2 s while a run
-    is queued or running, every 10 s while a scheduled run is due, not at all otherwise."""
+    is queued or running, every 10 s when a scheduled run is due within two minutes, every minute
+    while one is scheduled later, not at all when none is."""
     run = SyncRun.objects.filter(job=job).order_by("-id").first()
     progress = progress_of(run)
     if progress["active"]:
         poll = "2s"
-    elif job.next_run_at is not None and not job.paused:
+    elif job.next_run_at is None or job.paused:
+        poll = ""
+    elif job.next_run_at <= timezone.now() + SOON:
         poll = "10s"
     else:
-        poll = ""
+        poll = "60s"
     return {
         "progress": progress,
         "arrival": arrival_of(job),
