@@ -147,6 +147,11 @@ PICKER_SORTS = {
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _runs_only(request) -> bool:
+    """An htmx refresh of the runs table (console/sources/_runs_live.html): answered with the table alone."""
+    return bool(request.htmx) and request.htmx.target == "import-runs"
+
+
 def import_runs(request, runs) -> dict:
     """A page of import runs, newest first, and whether one is queued or running (the table then
     refreshes itself every 2 s until none is)."""
@@ -158,6 +163,9 @@ def import_runs(request, runs) -> dict:
 
 @member_required
 def source_list(request):
+    if _runs_only(request):
+        runs = import_runs(request, ImportRun.objects.filter(workspace=request.workspace))
+        return render(request, "console/sources/_runs_live.html", runs)
     projects = AmplitudeProject.objects.for_workspace(request.workspace).order_by("label")
     rows = [(project, quota.budget(project)) for project in projects]
     readonly = not request.membership.can_manage_credentials
@@ -222,6 +230,11 @@ def _started(request, job) -> None:
 @action_required
 def source_detail(request, pk):
     project = get_object_or_404(AmplitudeProject.objects.for_workspace(request.workspace), pk=pk)
+    runs = ImportRun.objects.filter(workspace=request.workspace).filter(
+        Q(cohort_job__project=project) | Q(event_job__project=project)
+    )
+    if _runs_only(request) and request.method == "GET":
+        return render(request, "console/sources/_runs_live.html", import_runs(request, runs))
     cohort_error = ""
     which = request.POST.get("form")
     # Listing cohorts calls Amplitude with the project's keys: only ever on a POST (CSRF-protected;
@@ -255,9 +268,6 @@ def source_detail(request, pk):
     for job in cohort_jobs:  # cohorts by name where the listing knows them
         job.cohort_labels = [names.get(cohort_id) or cohort_id for cohort_id in job.cohort_ids]
     chosen = [(cohort_id, names.get(cohort_id, cohort_id)) for cohort_id in (cohort_form["cohort_ids"].value() or [])]
-    runs = ImportRun.objects.filter(workspace=request.workspace).filter(
-        Q(cohort_job__project=project) | Q(event_job__project=project)
-    )
     context = {
         "project": project,
         "budget": quota.budget(project),

@@ -149,3 +149,13 @@ def test_the_listing_keeps_only_what_can_be_stored(project):
     assert [(c.cohort_id, c.name, c.size) for c in AmplitudeCohort.objects.filter(project=project)] == [
         ("ok", "Renamed", 13)
     ]
+
+
+def test_the_runs_refresh_is_answered_with_the_table_alone(client, bob, project, listed):
+    client.force_login(bob)
+    client.post(f"/sources/{project.pk}/", {**JOB, "cadence": "one_time", "cohort_ids": ["c001"]})
+    headers = {"HX-Request": "true", "HX-Target": "import-runs"}
+    for path in (f"/sources/{project.pk}/", "/sources/"):
+        part = client.get(path, headers=headers).content.decode()
+        assert part.lstrip().startswith('<div id="import-runs"') and "Queued: starts within a minute" in part
+        assert "Import cohorts" not in part and "<html" not in part
