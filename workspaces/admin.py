@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group, User
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-from workspaces.models import Membership, Workspace
+from workspaces.models import Membership, SetupRequest, Workspace
 
 
 class MembershipInline(TabularInline):
@@ -94,3 +94,12 @@ class SignInFailureAdmin(ModelAdmin):
     def unlock(self, request, queryset):
         count, _ = queryset.delete()
         self.message_user(request, f"{count} record(s) removed; those accounts and addresses may sign in.")
+
+
+@admin.register(SetupRequest)
+class SetupRequestAdmin(ModelAdmin):
+    """What marketers asked the owners and ops to set up (the console shows the open ones on their dashboard)."""
+
+    list_display = ["what", "requested_by", "workspace", "created_at", "done_at", "done_by"]
+    list_filter = ["topic", "workspace"]
+    readonly_fields = ["workspace", "requested_by", "topic", "detail", "path", "created_at"]

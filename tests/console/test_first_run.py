@@ -194,3 +194,10 @@ def test_a_mail_outage_keeps_the_request(client, bob, alice, acme, settings, dja
     with django_capture_on_commit_callbacks(execute=True):
         response = ask(client)
     assert response.status_code == 302 and SetupRequest.objects.count() == 1
+
+
+def test_ops_find_the_requests_in_the_admin_too(admin_client, bob, acme, django_capture_on_commit_callbacks):
+    membership = Membership.objects.get(user=bob, workspace=acme)
+    setup_requests.ask(membership, "inbound_key", path="/settings/api-keys/", page_url="http://x/settings/api-keys/")
+    page = admin_client.get("/admin/workspaces/setuprequest/")
+    assert page.status_code == 200 and "create an inbound API key" in page.content.decode()
