@@ -120,6 +120,10 @@ class CohortJobForm(forms.ModelForm):
             "%(value)s is not a cohort of this project as Amplitude last listed it: load the cohorts again."
         )
 
+    def clean_cohort_ids(self):
+        # A cohort ticked on the page shown is posted twice (its box and its chip): once is enough.
+        return list(dict.fromkeys(self.cleaned_data["cohort_ids"]))
+
     def clean_prop_keys(self):
         return [key.strip() for key in self.cleaned_data["prop_keys"].split(",") if key.strip()]
 

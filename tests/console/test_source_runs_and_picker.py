@@ -79,10 +79,12 @@ def test_a_job_takes_cohorts_of_the_listing_only_and_lists_them_by_name(client, 
     assert refused.status_code == 400 and "load the cohorts again" in refused.content.decode()
     assert not CohortImportJob.objects.exists()
     client.post(
-        f"/sources/{project.pk}/", {**JOB, "cadence": "daily", "time_of_day": "06:00", "cohort_ids": ["c007", "c250"]}
+        f"/sources/{project.pk}/",
+        {**JOB, "cadence": "daily", "time_of_day": "06:00", "cohort_ids": ["c007", "c250", "c007"]},
     )
     job = CohortImportJob.objects.get(project=project)
-    assert job.cohort_ids == ["c007", "c250"] and not ImportRun.objects.exists()  # daily: waits for 06:00
+    # A box ticked on the page shown posts with its chip: each cohort once. Daily: it waits for 06:00.
+    assert job.cohort_ids == ["c007", "c250"] and not ImportRun.objects.exists()
     page = client.get(f"/sources/{project.pk}/").content.decode()
     assert "(Fans 007, Fans 250)" in page
     assert "its first run starts " in page and " 06:00 Europe/Berlin" in page
