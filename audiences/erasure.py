@@ -10,7 +10,7 @@ What goes (docs/privacy.md says it for operators):
   from the stored JSON and the rest of the batch is kept (other people's data is not deleted), so a
   batch not applied yet cannot bring them back; invalid rows and conflicts naming them go too;
 - their identifiers in other people's events (a shared device: nulled), other people's rows keyed
-  by them (KEYED_BY_ID: deleted), and the bounded logs and error texts (LOG_COLUMNS: "[erased]");
+  by them (keyed_by_id(): deleted), and the bounded logs and error texts (log_columns(): "[erased]");
 - one Erasure row records that an erasure happened, when, through which door and who asked — never
   whom (no identifier, no hash of one).
 
@@ -37,6 +37,7 @@ from django.utils import timezone
 from audiences.identity import identities_with_value, identity_kinds
 from audiences.models import Erasure, Profile
 from audiences.people_lock import PEOPLE_LOCK, SERIAL_LOCK, lock
+from integrations.connectors.registry import partner_declarations
 from integrations.delivery import erasure as partners
 from integrations.inbound.models import InboundBatch, InboundRequest
 from integrations.inbound.views import PREVIEW_CHARS
@@ -50,6 +51,7 @@ _ID_CHAR = r"[\w.@+\-]"
 
 # Free text that may quote an identifier (a partner's answer, an error), in bounded or small tables:
 # (table, text columns, jsonb columns, the workspace's rows). Inbound bodies are handled on their own.
+# Partner apps add their own tables (their erasure.py, through the registry).
 LOG_COLUMNS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
     ("inbound_inboundrequest", ("body_preview", "path", "error"), ("headers",), "workspace_id = %(workspace)s"),
     (
@@ -60,16 +62,18 @@ LOG_COLUMNS: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
     ),
     ("delivery_syncrun", ("error",), (), "workspace_id = %(workspace)s"),
     ("delivery_destination", ("last_error",), (), "workspace_id = %(workspace)s"),
-    ("campaigns_kochavastream", ("last_error",), (), "workspace_id = %(workspace)s"),
-    ("campaigns_kochavauserlink", ("last_error",), ("identities",), "workspace_id = %(workspace)s"),
-    ("campaigns_kahunaexport", ("error",), (), "workspace_id = %(workspace)s"),
     ("sources_importrun", ("error", "phase"), ("counts",), "workspace_id = %(workspace)s"),
 )
 
 
-# Other people's rows keyed by an identifier, which may be the erased person's: Kochava links another
-# person's identity to a device (a shared one) by its id. (table, column); the table has workspace_id.
-KEYED_BY_ID: tuple[tuple[str, str], ...] = (("campaigns_kochavauserlink", "kochava_device_id"),)
+def log_columns() -> list[tuple[str, tuple[str, ...], tuple[str, ...], str]]:
+    return [*LOG_COLUMNS, *partner_declarations("erasure", "LOG_COLUMNS")]
+
+
+def keyed_by_id() -> list[tuple[str, str]]:
+    """Other people's rows keyed by an identifier, which may be the erased person's (a partner's link
+    of a shared device, say): (table, column); the table has workspace_id. Partner apps declare them."""
+    return partner_declarations("erasure", "KEYED_BY_ID")
 
 
 class ErasureBusy(Exception):
@@ -470,9 +474,9 @@ def _count(counts: dict, table: str, rows: int) -> None:
 
 def _redact_other_rows(cursor, workspace_id: int, person: Person, counts: dict) -> None:
     """Other people's rows carrying one of the person's ids: events with it as a second id (a shared
-    device) lose it; rows keyed by it (KEYED_BY_ID) go, as there is nothing left without the key."""
+    device) lose it; rows keyed by it (keyed_by_id()) go, as there is nothing left without the key."""
     values = sorted(person.redactor.values)
-    for table, column in KEYED_BY_ID:
+    for table, column in keyed_by_id():
         cursor.execute(f"DELETE FROM {table} WHERE workspace_id = %s AND {column} = ANY(%s)", [workspace_id, values])
         _count(counts, table, cursor.rowcount)
     # Events carry ids by column: user ids (the user_id kind) and device ids (device_id).
@@ -489,12 +493,12 @@ def _redact_other_rows(cursor, workspace_id: int, person: Person, counts: dict) 
 
 
 def _redact_logs(cursor, workspace_id: int, redactor: Redactor, counts: dict) -> None:
-    """The person's values out of the free text of LOG_COLUMNS: a substring search, then the few
+    """The person's values out of the free text of log_columns(): a substring search, then the few
     matching rows rewritten in Python (so jsonb stays valid JSON)."""
     if not redactor.values:
         return
     redacted = 0
-    for table, text_columns, json_columns, scope in LOG_COLUMNS:
+    for table, text_columns, json_columns, scope in log_columns():
         columns = [*text_columns, *json_columns]
         matches = " OR ".join(
             f"EXISTS (SELECT 1 FROM unnest(%(values)s::text[]) v WHERE strpos({c}{'::text' if c in json_columns else ''}, v) > 0)"

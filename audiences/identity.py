@@ -30,8 +30,8 @@ class Resolution:
 def stored_kind(kind: str) -> str:
     """The identity kind values of `kind` are stored under.
 
-    Kinds listed in settings.DEVICE_ID_KINDS (default: install_token, which Kahuna's guide defines
-    as Amplitude's device id) are device ids under another name: stored as device_id, a person
+    Kinds listed in settings.DEVICE_ID_KINDS (default: install_token, which a partner's guide defines
+    as Amplitude's device id; docs/partner-apis.md) are device ids under another name: stored as device_id, a person
     pushed by install token and the same person identified with that anonymousId are one profile.
     """
     return "device_id" if kind in settings.DEVICE_ID_KINDS else kind

@@ -1,4 +1,4 @@
-"""Linking identities and merging an anonymous profile into a known one (Kahuna's rules).
+"""Linking identities and merging an anonymous profile into a known one (the merge rules in docs/partner-apis.md).
 
 - A device-only (anonymous) profile that gains a known credential which nobody holds simply keeps
   its row and gains the credential: nothing to merge.

@@ -134,27 +134,40 @@ def wait_for_stop_signal() -> threading.Event:
 
 
 CHROMIUM = "/usr/bin/chromium"
+PGBOUNCER = "/usr/sbin/pgbouncer"
+
+
+def _apt_install(package: str, purpose: str) -> None:
+    """Install a Debian package when missing and we are allowed to (root with apt-get); otherwise the
+    tests that need it skip and say why."""
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        say(f"{package} not found and cannot be installed here: {purpose} will be skipped")
+        return
+    say(f"installing Debian's {package} for {purpose} (once) ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    quiet = {"stdout": subprocess.DEVNULL, "env": env}
+    if subprocess.call(["apt-get", "install", "-y", "-q", package], **quiet) != 0:
+        subprocess.call(["apt-get", "update", "-q"], **quiet)
+        if subprocess.call(["apt-get", "install", "-y", "-q", package], **quiet) != 0:
+            say(f"apt-get install {package} failed: {purpose} will be skipped")
 
 
 def ensure_chromium() -> None:
     """Browser tests drive Debian's chromium through Playwright (Playwright's own browser download
-    is not possible offline). Install it when missing and we are allowed to (root with apt-get);
-    otherwise the browser tests skip and say why."""
-    if os.environ.get("CHROMIUM_PATH") or Path(CHROMIUM).exists():
-        return
-    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        say("chromium not found and cannot be installed here: browser tests will be skipped")
-        return
-    say("installing Debian's chromium for the browser tests (once) ...")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    quiet = {"stdout": subprocess.DEVNULL, "env": env}
-    subprocess.call(["apt-get", "update", "-q"], **quiet)
-    if subprocess.call(["apt-get", "install", "-y", "-q", "chromium"], **quiet) != 0:
-        say("apt-get install chromium failed: browser tests will be skipped")
+    is not possible offline)."""
+    if not (os.environ.get("CHROMIUM_PATH") or Path(CHROMIUM).exists()):
+        _apt_install("chromium", "the browser tests")
+
+
+def ensure_pgbouncer() -> None:
+    """The PgBouncer tests run the real pooler in transaction mode in front of the test database."""
+    if not (shutil.which("pgbouncer") or Path(PGBOUNCER).exists()):
+        _apt_install("pgbouncer", "the PgBouncer tests")
 
 
 def cmd_test(args: list[str]) -> int:
     ensure_chromium()
+    ensure_pgbouncer()
     services = start_services(TEST_DATA)
     try:
         return run_foreground([sys.executable, "-m", "pytest", *args])

@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from config.celery import QUEUES
 from config.scheduler import last_tick
 from integrations.api_errors import json_error
-from integrations.connectors.kahuna.models import ExportStatus
+from integrations.connectors.registry import partner_declarations
 from integrations.delivery.models import ACTIVE_STATUSES as ACTIVE_SYNC_STATUSES
 from integrations.delivery.models import RunStatus as SyncStatus
 from integrations.redis_client import redis_client
@@ -87,16 +87,15 @@ def _statuses(choices, active) -> tuple[list[str], list[str]]:
 
 
 _IMPORT_STATUSES = _statuses(ImportStatus, set(ImportStatus.values) - FINISHED_IMPORT_STATUSES)
-# Run kinds: (label, the statuses a run is still active in, its terminal statuses).
+# Run kinds: (label, the statuses a run is still active in, its terminal statuses); partner apps add
+# theirs with the SQL that counts them (their metrics.py RUN_KINDS, through the registry).
 RUN_KINDS = (
     ("sync", *_statuses(SyncStatus, ACTIVE_SYNC_STATUSES)),
     ("cohort_import", *_IMPORT_STATUSES),
     ("event_import", *_IMPORT_STATUSES),
-    ("kahuna_export", *_statuses(ExportStatus, {ExportStatus.QUEUED, ExportStatus.RUNNING})),
 )
 # Active runs have no finished_at yet; finished ones count inside the window. Both halves of the OR
-# use the finished_at indexes of sync and import runs (a B-tree keeps NULLs too); Kahuna exports
-# are started by hand, one at a time, and stay a small table.
+# use the finished_at indexes of sync and import runs (a B-tree keeps NULLs too).
 _RUNS_SQL = """
 SELECT 'sync', status, finished_at IS NULL, count(*) FROM delivery_syncrun
  WHERE finished_at IS NULL OR finished_at >= %(since)s GROUP BY 2, 3
@@ -104,10 +103,22 @@ UNION ALL
 SELECT CASE WHEN cohort_job_id IS NULL THEN 'event_import' ELSE 'cohort_import' END, status, finished_at IS NULL,
        count(*) FROM sources_importrun
  WHERE finished_at IS NULL OR finished_at >= %(since)s GROUP BY 1, 2, 3
-UNION ALL
-SELECT 'kahuna_export', status, finished_at IS NULL, count(*) FROM campaigns_kahunaexport
- WHERE finished_at IS NULL OR finished_at >= %(since)s GROUP BY 2, 3
 """
+
+
+_SYNC_ROWS_SQL = """
+SELECT j.destination_id, sum(r.delivered), sum(r.rejected), sum(r.invalid), sum(r.failed)
+FROM delivery_syncrun r JOIN delivery_syncjob j ON j.id = r.job_id WHERE r.finished_at >= %(since)s
+GROUP BY j.destination_id
+"""
+
+
+def run_kinds() -> list[tuple[str, list[str], list[str]]]:
+    return [*RUN_KINDS, *(kind[:3] for kind in partner_declarations("metrics", "RUN_KINDS"))]
+
+
+def _runs_sql() -> str:
+    return "\nUNION ALL\n".join([_RUNS_SQL, *(kind[3] for kind in partner_declarations("metrics", "RUN_KINDS"))])
 
 
 def _rows(cursor, sql: str, params: list | dict | None = None) -> list[tuple]:
@@ -130,30 +141,20 @@ def _database_figures(window_seconds: int) -> dict:
             "WHERE status = 'accepted'",
         )[0]
 
-        figures["runs"] = _rows(cursor, _RUNS_SQL, {"since": since})
+        figures["runs"] = _rows(cursor, _runs_sql(), {"since": since})
         figures["destinations"] = _rows(
             cursor,
             "SELECT d.id, w.slug, d.kind, d.name FROM delivery_destination d "
             "JOIN workspaces_workspace w ON w.id = d.workspace_id ORDER BY d.id",
         )
-        # Rows per destination, from the runs finished in the window (sync runs and Kahuna exports).
-        figures["sync_rows"] = _rows(
-            cursor,
-            "SELECT j.destination_id, sum(r.delivered), sum(r.rejected), sum(r.invalid), sum(r.failed) "
-            "FROM delivery_syncrun r JOIN delivery_syncjob j ON j.id = r.job_id WHERE r.finished_at >= %s "
-            "GROUP BY j.destination_id",
-            [since],
-        )
-        figures["export_rows"] = _rows(
-            cursor,
-            "SELECT c.destination_id, sum(e.users_sent), sum(e.invalid) FROM campaigns_kahunaexport e "
-            "JOIN campaigns_kahunacampaign c ON c.id = e.campaign_id WHERE e.finished_at >= %s "
-            "GROUP BY c.destination_id",
-            [since],
-        )
-        figures["streams"] = _rows(
-            cursor, "SELECT destination_id, events_sent, events_skipped, events_rejected FROM campaigns_kochavastream"
-        )
+        # Rows per destination, from the runs finished in the window (sync runs, and partner apps'
+        # own runs: their metrics.py DESTINATION_ROWS).
+        rows_sql = "\nUNION ALL\n".join([_SYNC_ROWS_SQL, *partner_declarations("metrics", "DESTINATION_ROWS")])
+        figures["destination_rows"] = _rows(cursor, rows_sql, {"since": since})
+        figures["counters"] = [
+            (name, help_text, _rows(cursor, sql))
+            for name, help_text, sql in partner_declarations("metrics", "COUNTERS")
+        ]
         # The partner call log is capped per destination (DELIVERY_CALL_LOG_SIZE), so this scan is bounded.
         figures["calls"] = _rows(cursor, _CALLS_SQL, {"since": since, "quantiles": list(CALL_QUANTILES)})
         # This month's cohort download budget per Amplitude project (no row yet: nothing used).
@@ -258,7 +259,7 @@ class ConsoleCollector:
             "runs_finished", "Runs finished within the metrics window, by kind and outcome.", ["kind", "outcome"]
         )
         counts = {(kind, status, is_active): count for kind, status, is_active, count in figures["runs"]}
-        for kind, active_statuses, outcomes in RUN_KINDS:
+        for kind, active_statuses, outcomes in run_kinds():
             for status in active_statuses:
                 active.add_metric([kind, status], counts.get((kind, status, True), 0))
             for outcome in outcomes:
@@ -271,7 +272,7 @@ class ConsoleCollector:
         )
         rows = _gauge(
             "destination_rows",
-            "Rows of the runs and Kahuna exports finished within the metrics window, by outcome.",
+            "Rows of the runs (syncs, partner exports) finished within the metrics window, by outcome.",
             ["destination", "outcome"],
         )
         calls = _gauge(
@@ -282,20 +283,17 @@ class ConsoleCollector:
             "Partner call duration quantiles within the metrics window.",
             ["destination", "quantile"],
         )
-        sync_rows = {row[0]: row[1:] for row in figures["sync_rows"]}
-        export_rows = {row[0]: row[1:] for row in figures["export_rows"]}
+        destination_rows: dict[int, list[int]] = {}
+        for destination_id, *values in figures["destination_rows"]:
+            totals = destination_rows.setdefault(destination_id, [0, 0, 0, 0])
+            for i, value in enumerate(values):
+                totals[i] += int(value or 0)
         calls_by_destination = {row[0]: row[1:] for row in figures["calls"]}
         for destination_id, workspace, kind, name in figures["destinations"]:
             dest = str(destination_id)
             info.add_metric([dest, workspace, kind, name], {})
-            sent, rejected, invalid, failed = (int(v or 0) for v in sync_rows.get(destination_id, (0, 0, 0, 0)))
-            exported, export_invalid = (int(v or 0) for v in export_rows.get(destination_id, (0, 0)))
-            for outcome, value in (
-                ("sent", sent + exported),
-                ("rejected", rejected),
-                ("invalid", invalid + export_invalid),
-                ("failed", failed),
-            ):
+            totals = destination_rows.get(destination_id, [0, 0, 0, 0])
+            for outcome, value in zip(("sent", "rejected", "invalid", "failed"), totals, strict=True):
                 rows.add_metric([dest, outcome], value)
             *by_class, quantiles = calls_by_destination.get(destination_id, (0,) * len(CALL_CLASSES) + (None,))
             for code, count in zip(CALL_CLASSES, by_class, strict=True):
@@ -304,15 +302,11 @@ class ConsoleCollector:
                 latency.add_metric([dest, str(quantile)], millis / 1000.0)
         yield from (info, rows, calls, latency)
 
-        stream = CounterMetricFamily(
-            f"{PREFIX}_kochava_stream_events",
-            "Events a Kochava stream has handled since the destination was created, by outcome.",
-            labels=["destination", "outcome"],
-        )
-        for destination_id, sent, skipped, rejected in figures["streams"]:
-            for outcome, value in (("sent", sent), ("skipped", skipped), ("rejected", rejected)):
-                stream.add_metric([str(destination_id), outcome], value)
-        yield stream
+        for name, help_text, counted in figures["counters"]:
+            counter = CounterMetricFamily(f"{PREFIX}_{name}", help_text, labels=["destination", "outcome"])
+            for destination_id, outcome, value in counted:
+                counter.add_metric([str(destination_id), outcome], value)
+            yield counter
 
 
 # -- the endpoint -------------------------------------------------------------------------------

@@ -338,7 +338,7 @@ BLOCKED_IDENTITY_VALUES = env_list(
     ],
 )
 # Identity kinds that are Amplitude's device id under another name: stored as device_id, so they
-# merge with identify's anonymousId (Kahuna's install_token is the device id, per its guide).
+# merge with identify's anonymousId (install_token is the device id, per docs/partner-apis.md).
 DEVICE_ID_KINDS = frozenset(env_list("DEVICE_ID_KINDS", default=["install_token"]))
 
 # --- Sources: pulls from Amplitude (docs/sources.md). Limits drift between Amplitude's doc versions. --
@@ -399,7 +399,7 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"OUTBOUND_ALLOWED_NETWORKS: {exc}") from None
 OUTBOUND_ALLOW_HTTP = env_bool("OUTBOUND_ALLOW_HTTP", False)
 
-# --- Partners (CleverTap, Kahuna, Kochava; docs/partners.md) ------------------------------------------
+# --- Partners (docs/partners.md) ------------------------------------------
 # Kochava Send Users: a link held back (no install at Kochava yet) is retried after base·2^n s, capped.
 KOCHAVA_LINK_RETRY_BASE_SECONDS = env_int("KOCHAVA_LINK_RETRY_BASE_SECONDS", 60)
 KOCHAVA_LINK_RETRY_CAP_SECONDS = env_int("KOCHAVA_LINK_RETRY_CAP_SECONDS", 6 * 3600)

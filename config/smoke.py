@@ -68,7 +68,7 @@ def _fillers() -> dict[str, Callable]:
     from integrations.sources.models import AmplitudeProject, CohortImportJob, EventImportJob, ImportRun
     from workspaces.models import SetupRequest
 
-    def destinations(ws):  # every partner's page differs (Kahuna campaigns, Kochava streams, ...)
+    def destinations(ws):  # every partner's page differs (campaign lists, event streams, ...)
         return _all(Destination, ws)
 
     return {

@@ -65,7 +65,7 @@ def checklist(workspace) -> list[Step]:
         Step(
             "Add a destination",
             has_destination,
-            "A partner account (CleverTap, Kahuna, Kochava, a list API …) to send segments to.",
+            "A partner account (CleverTap, a list API, …) to send segments to.",
             reverse("console:destinations"),
             "Destinations" if has_destination else "Add a destination",
         ),

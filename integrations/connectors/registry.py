@@ -12,7 +12,10 @@ this file, `integrations/connectors/<kind>/`, and a Django app (label <kind>): t
 - `urls.py` with `urlpatterns`: console pages, joined to the console's URLs (namespace "console");
 - `views.py` with `destination_section(destination)`: what its destination page adds (a dict naming
   its "partner_template"), and optionally `SEGMENT_ACTIONS`: buttons on a segment page;
-- `api.py` with `ROUTES`: (prefix, viewset, basename) registered under /api/v1/.
+- `api.py` with `ROUTES`: (prefix, viewset, basename) registered under /api/v1/;
+- `erasure.py` with `LOG_COLUMNS`, `KEYED_BY_ID` and `SENT_SQL`: the partner's tables that erasing a
+  person must scrub, and how to tell whether a person was sent there (audiences.erasure);
+- `metrics.py` with `RUN_KINDS`: its runs for /metrics (config.metrics).
 The functions below hand these to the settings, Celery, the scheduler, the console and the API, so
 none of those names a partner.
 
@@ -139,3 +142,9 @@ def destination_section(destination: Any) -> dict:
 def segment_actions() -> list[tuple[str, str]]:
     """Buttons the partners add to a segment page: (label, URL name taking the segment's pk)."""
     return [action for module in _partner_modules("views") for action in getattr(module, "SEGMENT_ACTIONS", ())]
+
+
+def partner_declarations(module: str, name: str) -> list:
+    """What the partner apps' `module`.py declare under `name`, concatenated in registry order
+    (erasure: LOG_COLUMNS, KEYED_BY_ID, SENT_SQL; metrics: RUN_KINDS)."""
+    return [item for found in _partner_modules(module) for item in getattr(found, name, ())]

@@ -14,32 +14,24 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from integrations.connectors.base import SegmentInfo
-from integrations.connectors.registry import CONNECTORS, connector_class
+from integrations.connectors.registry import CONNECTORS, connector_class, partner_declarations
 from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.models import Destination
 from integrations.delivery.planning import destination_connector
 from integrations.delivery.semaphore import connector_slots
 
 # Where a person was sent, per destination: delivery rows (what each sync staged and sent, with the
-# partner ids it used), Kochava's link queue, Kochava's event stream (their events up to its cursor)
-# and Kahuna exports (segments they were in when an export ran).
+# partner ids it used), and what partner apps declare (their erasure.py SENT_SQL: link queues, event
+# streams, exports).
 _SENT_SQL = """
 SELECT j.destination_id, r.user_id, r.device_id FROM delivery_deliveryrow r
 JOIN delivery_syncjob j ON j.id = r.job_id
 WHERE r.profile_id = ANY(%(ids)s) AND r.status <> 'invalid'
-UNION ALL
-SELECT destination_id, NULL, kochava_device_id FROM campaigns_kochavauserlink WHERE profile_id = ANY(%(ids)s)
-UNION ALL
-SELECT s.destination_id, NULL, NULL FROM campaigns_kochavastream s JOIN delivery_destination d ON d.id = s.destination_id
-WHERE s.workspace_id = %(workspace)s AND EXISTS (
-    SELECT 1 FROM audiences_event e WHERE e.profile_id = ANY(%(ids)s) AND e.id <= s.last_event_id
-      AND e.event_type IN (SELECT jsonb_array_elements_text(d.config -> 'event_types')))
-UNION ALL
-SELECT c.destination_id, NULL, NULL FROM campaigns_kahunaexport x JOIN campaigns_kahunacampaign c ON c.id = x.campaign_id
-WHERE x.workspace_id = %(workspace)s AND x.status IN ('running', 'succeeded') AND EXISTS (
-    SELECT 1 FROM audiences_membershipchange m
-    WHERE m.profile_id = ANY(%(ids)s) AND m.segment_id = x.segment_id AND m.occurred_at <= coalesce(x.finished_at, now()))
 """
+
+
+def _sent_sql() -> str:
+    return "\nUNION ALL\n".join([_SENT_SQL, *partner_declarations("erasure", "SENT_SQL")])
 
 
 @dataclass
@@ -75,7 +67,7 @@ def targets(workspace_id: int, profile_ids: list[int]) -> list[Target]:
     if not profile_ids:
         return list(found.values())
     with connection.cursor() as cursor:
-        cursor.execute(_SENT_SQL, {"ids": profile_ids, "workspace": workspace_id})
+        cursor.execute(_sent_sql(), {"ids": profile_ids, "workspace": workspace_id})
         for destination_id, user_id, device_id in cursor.fetchall():
             target = found.get(destination_id)
             if target is None:

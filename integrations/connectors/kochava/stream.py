@@ -29,7 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from audiences.people_lock import hold_people
-from integrations.connectors.kochava.connector import HELD_BACK, KochavaConnector, resolve_source
+from integrations.connectors.kochava.connector import HELD_BACK, KochavaConnector
 from integrations.connectors.kochava.models import KochavaEventOutcome, KochavaStream, KochavaUserLink, LinkStatus
 from integrations.delivery.calls import CallLog, Verdict, call_with_retries, log_calls, prune_call_log
 from integrations.delivery.health import set_health
@@ -378,12 +378,6 @@ def link_due_users(destination: Destination, *, now=None, limit: int = 500) -> d
         log_calls(destination.pk, None, calls.drain())
     prune_call_log(destination.pk)
     return counts
-
-
-def resolve_mapping_preview(destination: Destination, event: dict) -> dict:
-    """What the mapping reads from one event (for the console's preview)."""
-    mapping = destination.config.get("mapping", {})
-    return {name: resolve_source(event, source) for name, source in mapping.items()}
 
 
 def run_stream(destination_id: int) -> dict:
