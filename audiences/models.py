@@ -117,6 +117,10 @@ class SegmentMember(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["segment", "profile"], name="segment_member_unique")]
+        # A segment's members newest first (the segment page, the API's member list) in keyset
+        # pages: without it a 1M-member segment's first page walked the whole table backwards
+        # (1.7 s with 3M member rows; bench/scale).
+        indexes = [models.Index(fields=["segment", "id"], name="segment_member_newest")]
 
 
 class ChangeAction(models.TextChoices):

@@ -122,7 +122,7 @@ class Plan:
     @staticmethod
     def row(segment, r: int) -> tuple[int, str]:
         """(person j, action) of ledger row r of a segment."""
-        m, t, c, d, _rows, _offset = segment
+        m, t, _c, d, _rows, _offset = segment
         if r < t:
             return r, "added"
         if r < 2 * t - m:
@@ -212,8 +212,25 @@ class Timer:
         print(f"  {label:<44}{seconds:>8.1f} s  {rows:>12,} rows{rate}", flush=True)
 
 
-def bulk_load(cursor, timer: Timer, label: str, table: str, columns: str, lines) -> None:
+def month_partitions(cursor, table: str, start: datetime) -> None:
+    """On a table partitioned by month (audiences.partitions, when present), the months from
+    `start` on: otherwise the history would all land in the default partition."""
+    try:
+        from audiences import partitions
+    except ImportError:
+        return
+    if not partitions.is_partitioned(cursor, table):
+        return
+    spec = next(spec for spec in partitions.TABLES if spec.table == table)
+    month = partitions.month_start(start)
+    while month <= partitions.month_start(datetime.now(UTC)):
+        partitions.create_month(cursor, spec, month)
+        month = partitions.next_month(month)
+
+
+def bulk_load(cursor, timer: Timer, label: str, table: str, columns: str, lines, start: datetime) -> None:
     """COPY with the table's secondary indexes dropped, then built again."""
+    month_partitions(cursor, table, start)
     indexes = secondary_indexes(cursor, table)
     for name, _sql in indexes:
         cursor.execute(f'DROP INDEX "{name}"')
@@ -256,7 +273,9 @@ def generate_people(cursor, timer: Timer, workspace_id: int, plan: Plan, start: 
             yield f"{workspace_id}\t{first + k}\temail\tp{k:010d}@example.com\tbench\t{created}"
 
     started = time.perf_counter()
-    rows = copy_rows(cursor, "audiences_identity", "workspace_id, profile_id, kind, value, source, created_at", identities())
+    rows = copy_rows(
+        cursor, "audiences_identity", "workspace_id, profile_id, kind, value, source, created_at", identities()
+    )
     timer.step("COPY identities", started, rows)
     return first
 
@@ -268,7 +287,14 @@ def generate_segments(cursor, workspace_id: int, plan: Plan, now: datetime) -> l
             """INSERT INTO audiences_segment (workspace_id, name, type, external_id, partner_name, description, size,
                    last_changed_at, created_at)
                VALUES (%s, %s, 'partner_amplitude', %s, 'Amplitude', '', %s, %s, %s) RETURNING id""",
-            [workspace_id, f"Cohort {index:03d}" + (" (1M)" if index == 0 else ""), f"c{index}", plan.size(segment), now, now],
+            [
+                workspace_id,
+                f"Cohort {index:03d}" + (" (1M)" if index == 0 else ""),
+                f"c{index}",
+                plan.size(segment),
+                now,
+                now,
+            ],
         )
         ids.append(cursor.fetchone()[0])
     return ids
@@ -319,6 +345,7 @@ def generate_members_and_ledger(
         "audiences_membershipchange",
         "workspace_id, segment_id, profile_id, action, source, cause_type, cause_id, occurred_at",
         ledger(),
+        start,
     )
 
 
@@ -351,7 +378,7 @@ def generate_events(
                     f'{{"n": {k % 100}}}\t{{}}\t{{}}\t{{}}\t{when}\t{when}'
                 )
 
-    bulk_load(cursor, timer, f"events (half {half})", "audiences_event", EVENT_COLUMNS, events())
+    bulk_load(cursor, timer, f"events (half {half})", "audiences_event", EVENT_COLUMNS, events(), start)
 
 
 def vacuum(timer: Timer, tables: list[str]) -> None:
@@ -547,8 +574,14 @@ def main() -> int:
                 timer_events = time.perf_counter()
                 with connection.cursor() as cursor:
                     generate_events(
-                        cursor, timer, context["workspace_id"], plan, context["first_profile"], start,
-                        args.events - args.events // 2, half=2,
+                        cursor,
+                        timer,
+                        context["workspace_id"],
+                        plan,
+                        context["first_profile"],
+                        start,
+                        args.events - args.events // 2,
+                        half=2,
                     )
                 vacuum(timer, ["audiences_event"])
                 context["generation_s"] += time.perf_counter() - timer_events
@@ -648,7 +681,9 @@ def table_rows() -> str:
                                    'audiences_membershipchange', 'audiences_event')"""
         )
         rows = cursor.fetchall()
-    return ", ".join(f"{name.removeprefix('audiences_')} {n / 1e6:.1f}M ({size / 2**30:.1f} GB)" for name, n, size in rows)
+    return ", ".join(
+        f"{name.removeprefix('audiences_')} {n / 1e6:.1f}M ({size / 2**30:.1f} GB)" for name, n, size in rows
+    )
 
 
 def report(results: list[list[tuple[str, float, float, str]]], sizes: list[str], context: dict) -> None:
