@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "integrations.sources",
     "integrations.delivery",
     "audiences",
+    "retention",
     "campaigns",
     *PARTNER_APPS,  # the partners' own apps (integrations.connectors.registry): models, tasks, pages, API
     "console",
@@ -431,7 +432,6 @@ RETENTION_DEFAULT_DAYS = {
     "events": env_int("RETENTION_EVENTS_DAYS", 730),
     "delivery_rows": env_int("RETENTION_DELIVERY_ROWS_DAYS", 30),
     "run_detail": env_int("RETENTION_RUN_DETAIL_DAYS", 180),
-    "import_staging": env_int("RETENTION_IMPORT_STAGING_DAYS", 1),
     "partner_calls": env_int("RETENTION_PARTNER_CALLS_DAYS", 30),
 }
 # Rows deleted per statement (each its own short transaction) and when the daily pruning runs (UTC).
