@@ -41,6 +41,7 @@ DAY = 86400
 BIG_SEGMENT = 1_000_000
 CHUNK = 200_000  # rows per COPY write
 TARGET_MS = 300.0
+PRUNE_DAYS = 5
 
 
 # -- a database of its own -------------------------------------------------------------------------
@@ -362,12 +363,15 @@ def generate_events(
 ) -> None:
     n, days = plan.people, plan.days
     epoch = start.timestamp()
-    per_day = count / days
+    # The first half over every day; the second over the most recent half of the days (a business
+    # that grew): the table doubles while the oldest days, the ones pruning removes, stay the same.
+    first_day = 0 if half == 1 else days - days // 2
+    per_day = count / (days - first_day)
     iso = Stamps()
 
     def events():
-        for day in range(days):
-            lo, hi = int(day * per_day), int((day + 1) * per_day)
+        for day in range(first_day, days):
+            lo, hi = int((day - first_day) * per_day), int((day - first_day + 1) * per_day)
             for k in range(lo, hi):
                 profile = (k * 2_654_435_761 + half * 97) % n
                 ts = epoch + day * DAY + (k - lo) * DAY / max(1, hi - lo)
@@ -496,17 +500,42 @@ def measure(context: dict, samples: int) -> list[tuple[str, float, float, str]]:
 
 
 def measure_pruning(context: dict) -> list[tuple[str, float, float, str]]:
-    """One day's pruning: see prune_one_day (needs the prune command of the retention work)."""
-    from django.core.management import get_commands
+    """One day's pruning (retention.prune, when this branch has it), PRUNE_DAYS times.
 
-    if "prune" not in get_commands():
-        print("  pruning: no `manage.py prune` on this branch: not measured")
-        return [("one day's pruning", float("nan"), float("nan"), "no prune command on this branch")]
-    return prune_one_day(context)
+    The workspace keeps events for exactly the generated span, so pruning "now" removes nothing
+    and pruning as of k days later removes the k-th oldest day: each call is what the daily task
+    does on one day. The days pruned at full size are the ones after those pruned at half size;
+    the oldest half of the days got no events from the second half, so both remove about as many
+    rows while the table doubled.
+    """
+    try:
+        from retention.prune import prune
+    except ImportError:
+        print("  one day's pruning: no retention.prune on this branch: not measured")
+        return [("one day's pruning", float("nan"), float("nan"), "no pruning on this branch")]
+    from django.utils import timezone
 
+    from workspaces.models import Workspace
 
-def prune_one_day(context: dict) -> list[tuple[str, float, float, str]]:
-    raise NotImplementedError
+    Workspace.objects.filter(pk=context["workspace_id"]).update(retention={"events": context["days"]})
+    now = context.setdefault("prune_now", timezone.now())
+    if "pruned_days" not in context:
+        caught_up = prune(now=now)
+        print(f"  pruning as of now (nothing is past its window): {dict(caught_up.removed) or 'nothing'}")
+        context["pruned_days"] = 0
+    times, removed = [], []
+    for _ in range(PRUNE_DAYS):
+        context["pruned_days"] += 1
+        started = time.perf_counter()
+        report = prune(now=now + timedelta(days=context["pruned_days"]))
+        times.append((time.perf_counter() - started) * 1000)
+        removed.append(sum(report.removed.values()))
+        print(f"    day {context['pruned_days']}: {times[-1]:.0f} ms, removed {dict(report.removed)}", flush=True)
+    p50, p95 = percentiles(times)
+    per_thousand = sum(times) / max(1, sum(removed)) * 1000
+    note = f"{statistics.median(removed):,.0f} rows a day; {per_thousand:.1f} ms per 1,000 rows removed"
+    print(f"  {'one day' + chr(39) + 's pruning':<48}p50 {p50:>8.1f} ms   p95 {p95:>8.1f} ms  {note}", flush=True)
+    return [("one day's pruning", p50, p95, note)]
 
 
 # -- main --------------------------------------------------------------------------------------------
@@ -631,6 +660,7 @@ def generate(plan: Plan, timer: Timer, start: datetime, now: datetime, events: i
         "first_profile": first,
         "people": plan.people,
         "job_id": job.pk,
+        "days": plan.days,
         "generation_s": time.perf_counter() - begun,
     }
     context["member_after"] = member_after(segment_ids[0])
@@ -666,6 +696,7 @@ def reuse_context(plan: Plan) -> dict:
         "first_profile": Profile.objects.filter(workspace=workspace).order_by("id").values_list("id", flat=True)[0],
         "people": plan.people,
         "job_id": SyncJob.objects.get(workspace=workspace).pk,
+        "days": plan.days,
         "generation_s": 0.0,
         "member_after": member_after(segment_ids[0]),
     }
