@@ -706,10 +706,14 @@ def table_rows() -> str:
     from django.db import connection
 
     with connection.cursor() as cursor:
+        # A partitioned table's rows and bytes are its partitions' (pg_partition_tree lists a plain
+        # table as its only member).
         cursor.execute(
-            """SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class c
-               WHERE c.relname IN ('audiences_profile', 'audiences_identity', 'audiences_segmentmember',
-                                   'audiences_membershipchange', 'audiences_event')"""
+            """SELECT t.name, sum(greatest(c.reltuples, 0))::bigint, sum(pg_total_relation_size(p.relid))
+               FROM unnest(ARRAY['audiences_profile', 'audiences_identity', 'audiences_segmentmember',
+                                 'audiences_membershipchange', 'audiences_event']) AS t(name)
+               CROSS JOIN LATERAL pg_partition_tree(t.name::regclass) p JOIN pg_class c ON c.oid = p.relid
+               GROUP BY t.name ORDER BY t.name"""
         )
         rows = cursor.fetchall()
     return ", ".join(
