@@ -706,13 +706,15 @@ def table_rows() -> str:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        # A partitioned table's rows and bytes are its partitions' (pg_partition_tree lists a plain
-        # table as its only member).
+        # A partitioned table's rows and bytes are its partitions'; a plain table is its own.
         cursor.execute(
-            """SELECT t.name, sum(greatest(c.reltuples, 0))::bigint, sum(pg_total_relation_size(p.relid))
+            """SELECT t.name, sum(greatest(c.reltuples, 0))::bigint, sum(pg_total_relation_size(c.oid))
                FROM unnest(ARRAY['audiences_profile', 'audiences_identity', 'audiences_segmentmember',
                                  'audiences_membershipchange', 'audiences_event']) AS t(name)
-               CROSS JOIN LATERAL pg_partition_tree(t.name::regclass) p JOIN pg_class c ON c.oid = p.relid
+               JOIN pg_class c ON c.oid IN (
+                   SELECT relid FROM pg_partition_tree(t.name::regclass) WHERE isleaf
+                   UNION SELECT t.name::regclass)
+               WHERE c.relkind = 'r'
                GROUP BY t.name ORDER BY t.name"""
         )
         rows = cursor.fetchall()
