@@ -6,9 +6,10 @@
 Generates (by COPY from this process, not through the API) one workspace in a database of its own
 (`<database>_scale`, created next to DATABASE_URL's and dropped at the end unless --keep):
 `--people` profiles with a user_id and a device_id each and an email for one in four, `--segments`
-segments (the first with 1M members, the others log-uniform between 100 and 200,000), `--ledger`
+segments (the first with about 1M members: 992,255 at the default sizes; the others log-uniform between 100 and 200,000), `--ledger`
 membership changes over `--months` months (adds, drops and re-adds, consistent with the members
-table and each segment's size) and `--events` events over the same months, loaded in two halves.
+table and each segment's size) and `--events` events, loaded in two halves: the first over the
+same months, the second over the most recent half of them.
 Secondary indexes of the ledger and events are dropped during a load and built again after it
 (the usual bulk-load order; their definitions are read from the database, so they are whatever the
 migrations made). Generation time is printed on its own.
@@ -17,7 +18,8 @@ After each half of the events it measures p50/p95 over `--samples` requests of: 
 segment list, the 1M-member segment's page and its chart (the 30-day history behind it), people
 search by identity, a person trace, the management API's segment list and a segment's member
 (profile) list and profile lookup, planning an incremental sync (one day of changes) of the 1M
-segment, and one day's pruning (when `manage.py prune` exists), with the rows it removed.
+segment, and one day's pruning (retention.prune, when present), with the rows it removed.
+`--keep` keeps the database; a next run with `--keep` measures it again without generating.
 Pages go through Django's test client with a signed-in owner (real queries, real templates); the
 API with a management key. Target: every page and API call p95 <= 300 ms.
 """
