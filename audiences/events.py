@@ -258,12 +258,22 @@ WITH ins AS (
     INSERT INTO audiences_event (workspace_id, profile_id, source, uuid, insert_id, event_type, event_time, user_id,
         device_id, amplitude_id, session_id, platform, os_name, device_type, country, region, city, ip_address,
         event_properties, user_properties, group_properties, data, server_upload_time, loaded_at)
-    SELECT %(workspace)s, k.profile_id, %(source)s, s.uuid, s.insert_id, s.event_type, s.event_time, s.user_id,
+    SELECT %(workspace)s, k.profile_id, %(source)s, s.uuid, s.insert_id, s.event_type,
+        COALESCE(s.event_time, s.server_upload_time, now()), s.user_id,
         s.device_id, s.amplitude_id, s.session_id, s.platform, s.os_name, s.device_type, s.country, s.region, s.city,
         s.ip_address, s.event_properties, s.user_properties, s.group_properties, s.data, s.server_upload_time, now()
     FROM ev_stage s
     LEFT JOIN ev_keys k ON k.ka = s.ka AND k.ku = s.ku AND k.kd = s.kd
     WHERE s.skip IS NULL
+    -- The unique indexes hold event_time (the partition key): a repeat with its time is refused by
+    -- them. An event that came without a time is given one now, so its earlier copies are looked
+    -- up by uuid / $insert_id alone: stored ones and those before it in this load.
+    AND (s.event_time IS NOT NULL OR (
+        NOT EXISTS (SELECT 1 FROM audiences_event e WHERE e.workspace_id = %(workspace)s AND e.uuid = s.uuid)
+        AND NOT EXISTS (SELECT 1 FROM audiences_event e
+                        WHERE e.workspace_id = %(workspace)s AND e.insert_id = s.insert_id)
+        AND NOT EXISTS (SELECT 1 FROM ev_stage p
+                        WHERE p.pos < s.pos AND p.skip IS NULL AND (p.uuid = s.uuid OR p.insert_id = s.insert_id))))
     __DEDUPE__
     RETURNING profile_id, event_type
 ), per_type AS (

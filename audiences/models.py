@@ -8,6 +8,7 @@ statement as the ledger rows, so they cannot disagree.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from workspaces.models import Workspace, WorkspaceScopedQuerySet
 
@@ -116,6 +117,10 @@ class SegmentMember(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["segment", "profile"], name="segment_member_unique")]
+        # A segment's members newest first (the segment page, the API's member list) in keyset
+        # pages: without it a 1M-member segment's first page walked the whole table backwards
+        # (1.7 s with 3M member rows; bench/scale).
+        indexes = [models.Index(fields=["segment", "id"], name="segment_member_newest")]
 
 
 class ChangeAction(models.TextChoices):
@@ -137,6 +142,9 @@ class MembershipChangeQuerySet(WorkspaceScopedQuerySet):
 
 class MembershipChange(models.Model):
     """The membership ledger: one row per real entry into or exit from a segment.
+
+    Partitioned by month of occurred_at (audiences.partitions): the primary key in the database is
+    (id, occurred_at); `id` alone is still unique (one sequence) and is Django's primary key.
 
     Each row is the "Partner Sync" event: Partner Segment Name, Action, Partner Segment ID, Source,
     Partner Name (see partner_sync_properties). Outbound syncs read it with an id cursor.
@@ -200,7 +208,10 @@ class ProfileMerge(models.Model):
 
 
 class Event(models.Model):
-    """A behavioral event (Export API import or a /v1 track call), linked to its profile."""
+    """A behavioral event (Export API import or a /v1 track call), linked to its profile.
+
+    Partitioned by month of event_time (audiences.partitions); database primary key (id, event_time).
+    """
 
     id = models.BigAutoField(primary_key=True)
     # Like the other hot tables: no database foreign key (a deferred check per row at commit) and no
@@ -215,7 +226,9 @@ class Event(models.Model):
     uuid = models.CharField(max_length=64, null=True, blank=True)
     insert_id = models.CharField(max_length=255, null=True, blank=True)
     event_type = models.CharField(max_length=255)
-    event_time = models.DateTimeField(null=True, blank=True)
+    # The partition key (audiences.partitions), so part of the primary key and never null: an event
+    # without a time gets its upload time or its arrival (audiences.events), as Amplitude does.
+    event_time = models.DateTimeField(db_default=Now())
     user_id = models.CharField(max_length=512, null=True, blank=True)
     device_id = models.CharField(max_length=512, null=True, blank=True)
     amplitude_id = models.BigIntegerField(null=True, blank=True)
@@ -237,11 +250,15 @@ class Event(models.Model):
 
     class Meta:
         constraints = [
+            # Every unique index of a partitioned table holds its partition key (event_time): the
+            # same uuid at the same time is the same event (docs/operations.md, "Partitions").
             models.UniqueConstraint(
-                fields=["workspace", "uuid"], condition=Q(uuid__isnull=False), name="event_uuid_unique"
+                fields=["workspace", "uuid", "event_time"], condition=Q(uuid__isnull=False), name="event_uuid_unique"
             ),
             models.UniqueConstraint(
-                fields=["workspace", "insert_id"], condition=Q(insert_id__isnull=False), name="event_insert_id_unique"
+                fields=["workspace", "insert_id", "event_time"],
+                condition=Q(insert_id__isnull=False),
+                name="event_insert_id_unique",
             ),
         ]
         # Only the per-person timeline (profile, event_time) is indexed: no query reads events by

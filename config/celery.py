@@ -14,6 +14,7 @@ import logging
 import os
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from kombu import Queue
@@ -74,10 +75,25 @@ app.autodiscover_tasks(
         "integrations.sources",
         "integrations.delivery",
         "audiences",
+        "retention",
         *PARTNER_APPS,
     ],
     related_name="tasks",
 )
+
+
+@app.on_after_configure.connect
+def _housekeeping(sender, **kwargs) -> None:
+    """Daily: monthly partitions created ahead (audiences.partitions), then the pruning of what is
+    past its retention window (retention.prune). Both are harmless when run twice. Added once the
+    settings are loaded (the hour is a setting)."""
+    hour = settings.RETENTION_HOUR_UTC
+    sender.conf.beat_schedule.update(
+        {
+            "partitions": {"task": "audiences.tasks.maintain_partitions", "schedule": crontab(minute=0, hour=hour)},
+            "prune": {"task": "retention.tasks.prune_daily", "schedule": crontab(minute=30, hour=hour)},
+        }
+    )
 
 
 # /healthz reads worker liveness from a heartbeat each worker writes (config/heartbeat.py).

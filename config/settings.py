@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "integrations.sources",
     "integrations.delivery",
     "audiences",
+    "retention",
     "campaigns",
     *PARTNER_APPS,  # the partners' own apps (integrations.connectors.registry): models, tasks, pages, API
     "console",
@@ -419,3 +420,20 @@ METRICS_WINDOW_SECONDS = env_int("METRICS_WINDOW_SECONDS", 3600)
 # How long an erasure waits for writers of the workspace's people (an import, a sync being planned)
 # before it gives up, changing nothing, and asks to be tried again.
 ERASURE_LOCK_TIMEOUT_SECONDS = env_int("ERASURE_LOCK_TIMEOUT_SECONDS", 30)
+
+# --- Partitions and retention (docs/operations.md, "Partitions" and "Retention") -------------------
+# Monthly partitions of the ledger and the events created this far ahead (daily task and
+# `manage.py partitions`); a partition change gives up after this long waiting for a lock.
+PARTITION_MONTHS_AHEAD = env_int("PARTITION_MONTHS_AHEAD", 3)
+PARTITION_LOCK_TIMEOUT_SECONDS = env_int("PARTITION_LOCK_TIMEOUT_SECONDS", 5)
+# Default retention windows in days; a workspace may override any of them (Workspace.retention).
+RETENTION_DEFAULT_DAYS = {
+    "inbound_bodies": env_int("RETENTION_INBOUND_BODIES_DAYS", 7),
+    "events": env_int("RETENTION_EVENTS_DAYS", 730),
+    "delivery_rows": env_int("RETENTION_DELIVERY_ROWS_DAYS", 30),
+    "run_detail": env_int("RETENTION_RUN_DETAIL_DAYS", 180),
+    "partner_calls": env_int("RETENTION_PARTNER_CALLS_DAYS", 30),
+}
+# Rows deleted per statement (each its own short transaction) and when the daily pruning runs (UTC).
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 5_000)
+RETENTION_HOUR_UTC = env_int("RETENTION_HOUR_UTC", 3)

@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
 # Not visited: signing out would end the role's session half-way.
 SKIPPED = {"console:logout"}
 # Pages outside the console namespace that the smoke opens too.
-EXTRA_PAGES = ["/admin/", "/api/docs/", "/healthz"]
+EXTRA_PAGES = ["/admin/", "/admin/retention/prunerun/", "/api/docs/", "/healthz"]
 
 
 # --- which pages ---------------------------------------------------------------------------------

@@ -12,6 +12,20 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"{value!r} is not an IANA time zone (for example Europe/Berlin).")
 
 
+# Kinds of data with a retention window (retention.prune); the defaults are settings.RETENTION_DEFAULT_DAYS.
+RETENTION_KINDS = ("inbound_bodies", "events", "delivery_rows", "run_detail", "partner_calls")
+
+
+def validate_retention(value) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError('Retention is an object of days per kind, e.g. {"events": 365}.')
+    for kind, days in value.items():
+        if kind not in RETENTION_KINDS:
+            raise ValidationError(f"{kind!r} is not a kind of data with a window; kinds: {', '.join(RETENTION_KINDS)}.")
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36_500:
+            raise ValidationError(f"{kind}: {days!r} is not a number of days from 1 to 36500.")
+
+
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     OPS = "ops", "Ops"
@@ -28,6 +42,13 @@ class Workspace(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    retention = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_retention],
+        help_text="Days kept per kind of data, where this workspace differs from the defaults, e.g. "
+        '{"events": 365}. Kinds: ' + ", ".join(RETENTION_KINDS) + " (docs/operations.md, Retention).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -39,6 +60,11 @@ class Workspace(models.Model):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+    def retention_days(self) -> dict[str, int]:
+        """Each kind's window in days: this workspace's own, else the default."""
+        own = self.retention if isinstance(self.retention, dict) else {}
+        return {kind: int(own.get(kind) or settings.RETENTION_DEFAULT_DAYS[kind]) for kind in RETENTION_KINDS}
 
 
 class Membership(models.Model):

@@ -41,8 +41,9 @@ class InboundBatch(models.Model):
     # segment apply in id (= arrival) order under one advisory lock; the others in workspace order.
     segment = models.ForeignKey("audiences.Segment", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     identity_kind = models.CharField(max_length=140, help_text="Kind of the pushed ids, from the key at receipt.")
-    # The decoded (gunzipped) body exactly as received: the apply step re-parses it.
-    body = models.BinaryField()
+    # The decoded (gunzipped) body exactly as received: the apply step re-parses it. Null once the
+    # batch was applied longer ago than the workspace's window (retention.prune, "inbound_bodies").
+    body = models.BinaryField(null=True)
     dedupe_key = models.CharField(
         max_length=200,
         help_text="sha256 of endpoint+list+kind+body @ the scope's generation (views.retry_key), or msg:<message_id>.",
@@ -86,6 +87,12 @@ class InboundBatch(models.Model):
             ),
             models.Index(
                 fields=["workspace", "-id"], condition=Q(segment__isnull=True), name="inbound_batch_people_scope"
+            ),
+            # The applied bodies still kept, by when they were applied: what the pruning clears next.
+            models.Index(
+                fields=["applied_at"],
+                condition=Q(status="applied", body__isnull=False),
+                name="inbound_batch_body_kept",
             ),
         ]
 
