@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from integrations.sources import quota
+from integrations.sources.cohorts import count_cohorts_to_import
 from integrations.sources.models import CohortImportJob, EventImportJob, ImportRun, RunStatus
 from integrations.sources.runs import RunStateError, active_run, job_filter, record_skipped
 from integrations.sources.tasks import execute_run_task
@@ -29,6 +30,8 @@ def create_run(
     Raises quota.QuotaExceeded (nothing recorded) when a cohort run would not fit this month's budget.
     """
     now = now or timezone.now()
+    if isinstance(job, CohortImportJob):
+        count_cohorts_to_import(job)  # outside the transaction: it asks Amplitude
     with transaction.atomic():
         # The row lock serialises overlap checks per job; the fresh row has the latest cohort count.
         job = type(job).objects.select_for_update().select_related("project").get(pk=job.pk)

@@ -37,6 +37,26 @@ def test_job_run_now_quota_refusal_runs_and_retry(
     assert "0 remain" in refused.json()["error"]["message"]
 
 
+def test_an_every_cohort_job_is_refused_on_its_first_run_when_the_quota_cannot_cover_it(
+    amp, cohort_job, acme_management_key, settings
+):
+    """Before its first run an "every cohort" job has never seen how many cohorts there are: it lists
+    them first (no download) and is refused with 409, instead of importing one and failing half-applied."""
+    from audiences.models import Segment
+    from integrations.sources import quota
+
+    settings.SOURCES_COHORT_DOWNLOADS_PER_MONTH = 1
+    amp.sandbox.add_cohort("c1", "Power users", size=5)
+    amp.sandbox.add_cohort("c2", "Churn risk", size=5)
+    assert cohort_job.cohort_ids == [] and cohort_job.last_cohort_count == 0
+    refused = key_client(acme_management_key).post(f"/api/v1/cohort-import-jobs/{cohort_job.pk}/run-now/")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "quota_exceeded"
+    assert "1 remain, and this run needs 2" in refused.json()["error"]["message"]
+    assert not ImportRun.objects.filter(cohort_job=cohort_job).exists()
+    assert amp.sandbox.request_count("cohort_request") == 0 and quota.budget(cohort_job.project).used == 0
+    assert not Segment.objects.exists()
+
+
 def test_outsiders_see_nothing(project, cohort_job, globex_management_key):
     client = key_client(globex_management_key)
     assert client.get(f"/api/v1/amplitude-projects/{project.pk}/").status_code == 404
