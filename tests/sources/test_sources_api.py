@@ -57,6 +57,38 @@ def test_an_every_cohort_job_is_refused_on_its_first_run_when_the_quota_cannot_c
     assert not Segment.objects.exists()
 
 
+def test_a_one_time_job_created_and_run_now_runs_once(
+    amp, project, acme_management_key, django_capture_on_commit_callbacks
+):
+    """Creating a one-time job schedules it for now; "Run now" right after is that one run, so the
+    scheduler's next tick starts nothing, and a second "Run now" is skipped: one download, not two."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from integrations.sources import quota
+    from integrations.sources.scheduling import dispatch_due
+
+    amp.sandbox.add_cohort("c1", "Power users", size=12)
+    client = key_client(acme_management_key)
+    job = client.post(
+        "/api/v1/cohort-import-jobs/",
+        {"project": project.pk, "label": "Once", "cadence": "one_time", "cohort_ids": ["c1"]},
+        format="json",
+    ).json()
+    assert job["next_run_at"]  # scheduled for now
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post(f"/api/v1/cohort-import-jobs/{job['id']}/run-now/")
+    assert first.status_code == 201 and ImportRun.objects.get(pk=first.json()["id"]).status == RunStatus.SUCCEEDED
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch_due(timezone.now() + timedelta(minutes=1)) == 0  # the next tick
+    again = client.post(f"/api/v1/cohort-import-jobs/{job['id']}/run-now/").json()
+    assert again["status"] == "skipped" and f"already ran (run {first.json()['id']})" in again["error"]
+    runs = ImportRun.objects.filter(cohort_job_id=job["id"]).exclude(status=RunStatus.SKIPPED)
+    assert [run.pk for run in runs] == [first.json()["id"]]
+    assert amp.sandbox.request_count("cohort_request") == 1 and quota.budget(project).used == 1
+
+
 def test_outsiders_see_nothing(project, cohort_job, globex_management_key):
     client = key_client(globex_management_key)
     assert client.get(f"/api/v1/amplitude-projects/{project.pk}/").status_code == 404
