@@ -150,8 +150,9 @@ def main(argv=None) -> None:
         project = AmplitudeProject.objects.create(
             workspace=workspace, label="bench", base_url=base_url, authorization=auth
         )
+        # Hourly (never scheduled here: no next_run_at), so it can run again: a one-time job runs once.
         return CohortImportJob.objects.create(
-            workspace=workspace, project=project, label="bench", cadence=Cadence.ONE_TIME, cohort_ids=[cohort_id]
+            workspace=workspace, project=project, label="bench", cadence=Cadence.HOURLY, cohort_ids=[cohort_id]
         )
 
     def import_once(job: CohortImportJob, label: str) -> None:
