@@ -65,6 +65,11 @@ STAGE = "cohort_stage"  # one row per file row: cleaned identifiers, properties,
 NEW = "cohort_new"  # one row per person to create: the identifier that keys them, a fresh id, properties
 ROWS = "cohort_rows"  # one row per file row that has a person: its identifiers and profile id
 MEMBERS = "cohort_members"  # the snapshot handed to audiences.ledger.replace_members
+# Only when the file repeats a key or a concurrent load took one (audiences.bulk.insert_plain_first's redo):
+WON = "cohort_won"  # the new profiles whose identity went in
+LOST = "cohort_lost"  # the new profiles whose identity did not: deleted again
+TAKEN = "cohort_taken"  # keys another transaction holds, with its profile
+STAGING = (STAGE, NEW, ROWS, MEMBERS, WON, LOST, TAKEN)
 
 
 def load_cohort(
@@ -92,7 +97,7 @@ def load_cohort(
     with connection.cursor() as cursor:
         # The hash joins and sorts over a million rows want memory, not disk.
         cursor.execute("SET LOCAL work_mem = '128MB'")
-        for table in (STAGE, NEW, ROWS, MEMBERS):
+        for table in STAGING:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
         cursor.execute("SELECT pg_get_serial_sequence('audiences_profile', 'id')")
         params["profile_seq"] = cursor.fetchone()[0]  # resolved once, not per created profile
@@ -128,8 +133,8 @@ def load_cohort(
         loaded.entered, loaded.exited = applied.added, applied.removed
         if applied.removed:
             _mark_exited(cursor, cohort, segment, cause, ledger_before)
-        for table in (STAGE, NEW, ROWS, MEMBERS):
-            cursor.execute(f"DROP TABLE {table}")
+        for table in STAGING:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
     return loaded
 
 
@@ -212,7 +217,7 @@ def _create_people(cursor, params: dict) -> int:
     if not wanted:
         return 0
     # Its size and key statistics, so the planner hashes NEW (not STAGE) in the joins that follow.
-    cursor.execute(f"ANALYZE {NEW} (key_kind, key_value, line)")
+    cursor.execute(f"ANALYZE {NEW} (key_kind, key_value, line, profile_id)")
     cursor.execute(
         insert_profiles_sql(
             f"{NEW} n JOIN {STAGE} s ON s.line = n.line",
@@ -221,37 +226,73 @@ def _create_people(cursor, params: dict) -> int:
         ),
         params,
     )
-    created = _insert_identities(
+    insert = insert_identities_sql(
+        f'{NEW} ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC',
+        kind="key_kind",
+        value="key_value",
+        source="'import'",
+    )
+    # The careful redo writes down whose identity went in (WON), so the losers are found among this
+    # load's own rows: nothing after a repeat reads audiences_identity by a join, whose statistics,
+    # right after a first import, may still describe the table without this workspace's people
+    # (a nested loop over the whole workspace per row: minutes at 20,000 rows, hours at a million).
+    cursor.execute(f"CREATE TEMP TABLE {WON} (profile_id bigint) ON COMMIT DROP")
+    insert_plain_first(
         cursor,
-        insert_identities_sql(
-            f'{NEW} ORDER BY key_kind COLLATE "C", key_value COLLATE "C", line DESC',
-            kind="key_kind",
-            value="key_value",
-            source="'import'",
-        ),
+        insert,
+        f"WITH won AS ({insert} ON CONFLICT (workspace_id, kind, value) DO NOTHING RETURNING profile_id) "
+        f"INSERT INTO {WON} SELECT profile_id FROM won",
         params,
     )
-    if created < wanted:  # some keys went to another copy: drop the losing profiles, then give the
-        # rows whose key another transaction won to its person (a repeat's rows keep profile_id
-        # NULL: _row_profiles matches them to the last row's person by key)
-        cursor.execute(
-            f"""WITH lost AS (
-                    DELETE FROM {NEW} n WHERE NOT EXISTS (
-                        SELECT 1 FROM audiences_identity i WHERE i.workspace_id = %(workspace)s
-                          AND i.kind = n.key_kind AND i.value = n.key_value AND i.profile_id = n.profile_id)
-                    RETURNING profile_id)
-                DELETE FROM audiences_profile WHERE id IN (SELECT profile_id FROM lost)""",
-            params,
-        )
-        cursor.execute(
-            f"""UPDATE {STAGE} s SET profile_id = i.profile_id, resolved_via = i.kind, existed = true
-                FROM audiences_identity i
-                WHERE s.profile_id IS NULL AND i.workspace_id = %(workspace)s AND i.kind = s.key_kind
-                  AND i.value = s.key_value
-                  AND NOT EXISTS (SELECT 1 FROM {NEW} n WHERE n.key_kind = s.key_kind AND n.key_value = s.key_value)""",
-            params,
-        )
+    created = cursor.rowcount
+    if created < wanted:
+        _settle_losers(cursor, params)
     return created
+
+
+def _settle_losers(cursor, params: dict) -> None:
+    """After the careful identity insert: drop the profiles whose identity lost, and give the rows
+    whose key another transaction won that person (a repeat's rows keep profile_id NULL:
+    _row_profiles matches them to the last row's person by key).
+
+    Every join here is between this load's temporary tables, each analyzed when written, so the
+    plans follow the real sizes; audiences_identity is read only by (workspace, kind, value), one
+    unique-index probe per key another transaction took.
+    """
+    cursor.execute(f"ANALYZE {WON}")
+    cursor.execute(
+        f"""CREATE TEMP TABLE {LOST} ON COMMIT DROP AS
+            WITH lost AS (
+                DELETE FROM {NEW} n WHERE NOT EXISTS (SELECT 1 FROM {WON} w WHERE w.profile_id = n.profile_id)
+                RETURNING key_kind, key_value, profile_id)
+            SELECT * FROM lost"""
+    )
+    cursor.execute(f"ANALYZE {LOST}")
+    # By primary key, one probe per lost profile (like _mark_exited: ids first, then the update).
+    cursor.execute(
+        f"DELETE FROM audiences_profile WHERE id = ANY(ARRAY(SELECT profile_id FROM {LOST})) "
+        "AND workspace_id = %(workspace)s",
+        params,
+    )
+    # Keys of which no row of ours won: another transaction holds them. Their holder, probed per key.
+    cursor.execute(
+        f"""CREATE TEMP TABLE {TAKEN} ON COMMIT DROP AS
+            SELECT t.key_kind, t.key_value,
+                   (SELECT i.profile_id FROM audiences_identity i WHERE i.workspace_id = %(workspace)s
+                      AND i.kind = t.key_kind AND i.value = t.key_value) AS profile_id
+            FROM (SELECT DISTINCT key_kind, key_value FROM {LOST} l WHERE NOT EXISTS (
+                    SELECT 1 FROM {NEW} n WHERE n.key_kind = l.key_kind AND n.key_value = l.key_value)) t""",
+        params,
+    )
+    if not cursor.rowcount:
+        return  # only repeats within the file: nothing else to do
+    cursor.execute(f"ANALYZE {TAKEN}")
+    cursor.execute(
+        f"""UPDATE {STAGE} s SET profile_id = t.profile_id, resolved_via = t.key_kind, existed = true
+            FROM {TAKEN} t
+            WHERE s.profile_id IS NULL AND s.key_kind = t.key_kind AND s.key_value = t.key_value
+              AND t.profile_id IS NOT NULL"""
+    )
 
 
 def _insert_identities(cursor, insert: str, params: dict) -> int:

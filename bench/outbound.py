@@ -174,8 +174,9 @@ def main() -> None:
                 authorization=auth,
                 config=Destination(kind="list_api").connector_class.validate_config({"base_url": base_url}),
             )
+            # Hourly (never scheduled here: no next_run_at), so it can sync again: a one-time sync runs once.
             return SyncJob.objects.create(
-                workspace=workspace, segment=segment, destination=dest, cadence="one_time", device_id_kind=""
+                workspace=workspace, segment=segment, destination=dest, cadence="hourly", device_id_kind=""
             )
 
         baseline_rows, baseline = select_member_ids(segment)

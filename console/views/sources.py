@@ -312,7 +312,10 @@ def run_job_now(request, kind, pk):
         except RunStateError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"Run #{run.pk} {run.get_status_display().lower()}.")
+            if run.status == RunStatus.SKIPPED:  # say why (a run still going, a one-time job that ran)
+                messages.error(request, f"Run #{run.pk} skipped. {run.error.removeprefix('Skipped: ')}")
+            else:
+                messages.success(request, f"Run #{run.pk} {run.get_status_display().lower()}.")
     return redirect("console:source", pk=job.project_id)
 
 

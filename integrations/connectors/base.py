@@ -297,6 +297,9 @@ class Connector:
     list_style: ClassVar[bool] = True
     # The sync wizard asks for a device id (anonymous people) only when the partner takes them.
     accepts_device_id: ClassVar[bool] = True
+    # The partner identifies people by their device only (Kochava): a member without the sync's device
+    # id is an invalid row, never sent (integrations.delivery.planning), rather than a partner rejection.
+    requires_device_id: ClassVar[bool] = False
     # How failed calls are retried (Policy says what failed; this says what the partner needs).
     retry_rule: ClassVar[RetryRule] = RetryRule()
     # An erasure (audiences.erasure) asks a partner with a deletion API to delete the person

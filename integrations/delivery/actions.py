@@ -32,11 +32,18 @@ from integrations.schedules import next_run_after
 
 # ---- starting runs -------------------------------------------------------------------------------
 
+DID_ITS_WORK = (RunStatus.SUCCEEDED, RunStatus.PARTIALLY_FAILED)  # a one-time sync's run that counts as its one
+
 
 def start_run(
     job: SyncJob, *, trigger: str = "manual", mode: str = RunMode.AUTO, now: dt.datetime | None = None
 ) -> SyncRun:
-    """Create a queued run, or a skipped one saying why (overlap guard, disabled destination).
+    """Create a queued run, or a skipped one saying why (overlap guard, disabled destination, a
+    one-time sync that already ran).
+
+    A one-time sync runs once: a run started by hand takes the place of its scheduled start, and once
+    a run of it delivered (succeeded or partially failed) neither the schedule nor "Sync now" starts
+    it again. "Full resync" and "Retry failed rows" still do: they say what they send again.
 
     The caller enqueues queued runs (`enqueue`) after its transaction commits.
     """
@@ -44,9 +51,19 @@ def start_run(
     with transaction.atomic():
         job = SyncJob.objects.select_for_update().select_related("destination").get(pk=job.pk)
         active = SyncRun.objects.filter(job=job, status__in=ACTIVE_STATUSES).order_by("id").first()
+        done = (
+            SyncRun.objects.filter(job=job, status__in=DID_ITS_WORK).order_by("id").first()
+            if job.cadence == Cadence.ONE_TIME and mode == RunMode.AUTO
+            else None
+        )
         reason = ""
         if active is not None:
             reason = f"Skipped: run #{active.pk} is still {active.status}; runs of one sync never overlap."
+        elif done is not None:
+            reason = (
+                f"Skipped: this one-time sync already ran (run #{done.pk}); one time means once. Full resync or "
+                "retry failed rows to send again, or make it hourly or daily."
+            )
         elif job.destination.health == Health.DISABLED:
             reason = f"Skipped: the destination is disabled ({job.destination.last_error or 'no error recorded'})."
         if reason:
@@ -59,6 +76,9 @@ def start_run(
                 error=reason,
                 finished_at=now,
             )
+        if job.cadence == Cadence.ONE_TIME and job.next_run_at is not None:
+            # This run is the sync's one run, whoever asked for it: its scheduled start is used up.
+            SyncJob.objects.filter(pk=job.pk).update(next_run_at=None)
         return SyncRun.objects.create(workspace_id=job.workspace_id, job=job, mode=mode, trigger=trigger)
 
 

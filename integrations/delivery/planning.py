@@ -134,16 +134,24 @@ def _identity_expr(kind: str, param: str) -> str:
     )
 
 
-def _mapped_sql(source_sql: str, job: SyncJob, accepts_device: bool, full: bool = False) -> tuple[str, dict]:
+def _mapped_sql(source_sql: str, job: SyncJob, connector_cls: type[Connector], full: bool = False) -> tuple[str, dict]:
     """source + the mapped partner ids + why a row cannot be sent (NULL when it can)."""
     user_kind = stored_kind(job.user_id_kind or "user_id")
-    device_kind = stored_kind(job.device_id_kind) if accepts_device and job.device_id_kind else ""
+    device_kind = stored_kind(job.device_id_kind) if connector_cls.accepts_device_id and job.device_id_kind else ""
     params = {
         "user_kind": user_kind.removeprefix("property:"),
         "device_kind": device_kind.removeprefix("property:"),
         "workspace": job.workspace_id,
     }
-    if device_kind:
+    cannot_send = "user_id IS NULL AND device_id IS NULL"
+    if connector_cls.requires_device_id:  # the partner knows people by device only: no device, no row
+        cannot_send = "device_id IS NULL"
+        missing = (
+            f"no {device_kind} identity: this partner links people by their device"
+            if device_kind
+            else "no device id kind chosen for this sync: this partner links people by their device"
+        )
+    elif device_kind:
         missing = f"no {user_kind} or {device_kind} identity"
     else:
         missing = f"no {user_kind} identity (anonymous members are not sent to this destination)"
@@ -170,7 +178,7 @@ mapped AS (
     FROM source s {" ".join(joins)}
 )
 SELECT profile_id, action, user_id, device_id,
-       CASE WHEN user_id IS NULL AND device_id IS NULL THEN %(missing)s END AS invalid_reason
+       CASE WHEN {cannot_send} THEN %(missing)s END AS invalid_reason
 FROM mapped"""
     )
     return sql, params
@@ -187,7 +195,7 @@ def plan_run(run: SyncRun, connector_cls: type[Connector]) -> None:
     job = run.job
     high = job.cursor if run.mode == RunMode.RETRY else ledger_high_water()
     full = run.mode == RunMode.FULL or (run.mode == RunMode.AUTO and job.cursor is None)
-    sql, params = _mapped_sql(_source(job, run.mode, full), job, connector_cls.accepts_device_id, full)
+    sql, params = _mapped_sql(_source(job, run.mode, full), job, connector_cls, full)
     params.update({"job": job.pk, "segment": job.segment_id, "from": job.cursor or 0, "to": high or 0, "run": run.pk})
     with transaction.atomic(), connection.cursor() as cursor:
         locked = SyncRun.objects.select_for_update().get(pk=run.pk)
@@ -290,7 +298,7 @@ def dry_run(job: SyncJob, *, mode: str = RunMode.AUTO, sample_size: int = 3) -> 
             "SELECT coalesce(max(id), 0) FROM audiences_membershipchange WHERE segment_id = %s", [job.segment_id]
         )
         high = cursor.fetchone()[0]
-        sql, params = _mapped_sql(_source(job, mode, full), job, connector.accepts_device_id, full)
+        sql, params = _mapped_sql(_source(job, mode, full), job, type(connector), full)
         params.update({"job": job.pk, "segment": job.segment_id, "from": job.cursor or 0, "to": high})
         cursor.execute(
             f"""SELECT count(*) FILTER (WHERE invalid_reason IS NULL AND action = 'add'),

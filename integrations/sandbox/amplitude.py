@@ -248,12 +248,14 @@ class AmplitudeSandbox:
         start: int = 0,
         churn: float = 0.05,
         user_properties: Mapping[str, Sequence[str]] | None = None,
+        repeat_every: int = 0,
         project: Project | None = None,
         **attrs: Any,
     ) -> Cohort:
         """Add a generated cohort (``size`` users from user number ``start``) or explicit rows.
 
         Explicit rows are dicts with ``amplitude_id``, ``user_id`` and any user properties.
+        ``repeat_every`` (generated cohorts): every n-th member's row appears twice in the file.
         ``attrs`` sets Cohort fields such as ``description``, ``owners``, ``archived``.
         """
         if (size is None) == (members is None):
@@ -263,7 +265,12 @@ class AmplitudeSandbox:
             None
             if size is None
             else CohortSpec(
-                size, start, seed=self._rng.randrange(1 << 30), churn=churn, user_properties=user_properties
+                size,
+                start,
+                seed=self._rng.randrange(1 << 30),
+                churn=churn,
+                user_properties=user_properties,
+                repeat_every=repeat_every,
             )
         )
         cohort = Cohort(

@@ -343,6 +343,7 @@ class CohortSpec:
     churn: float = 0.05
     version: int = 0
     user_properties: Mapping[str, Sequence[str]] | None = None  # None -> population's
+    repeat_every: int = 0  # every n-th member's row is written twice in a row (0 = none): a file naming a key twice
 
     def member_numbers(self) -> Iterator[int]:
         if self.version == 0 or self.churn <= 0:
@@ -398,6 +399,7 @@ def generated_csv(pop: Population, spec: CohortSpec, columns: Sequence[str], bat
         else []
     )
     salt, anon_cut, mask, base = pop.salt, pop.anon_cut, PROFILE_COUNT - 1, AMPLITUDE_ID_BASE
+    repeat = spec.repeat_every
     rows: list[str] = []
     for n in spec.member_numbers():
         x = (n + salt) & _M64  # inlined mix64: this loop is the hot path
@@ -423,6 +425,8 @@ def generated_csv(pop: Population, spec: CohortSpec, columns: Sequence[str], bat
                 else ""
             )
             rows.append(f'"{amp}","{uid}","{amp}"{table[h & mask]}{tail}\r\n')
+        if repeat and n % repeat == 0:
+            rows.append(rows[-1])
         if len(rows) >= batch:
             yield "".join(rows)
             rows.clear()

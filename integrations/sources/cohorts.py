@@ -311,6 +311,9 @@ def run_cohort_import(run: ImportRun, client: AmplitudeClient | None = None) -> 
         CohortImportJob.objects.filter(pk=job.pk).update(last_cohort_count=len(wanted))
     transition(run, rows_expected=sum(int(listed[c].get("size") or 0) for c in wanted if c in listed))
     found = [cid for cid in wanted if cid in listed]
+    # The whole run or nothing: a budget that covers only some of the cohorts would leave the run
+    # half-applied (the project grew since the count the run was queued with).
+    quota.check(job.project, len(found))
     requests: dict[str, _CohortRequest] = {}
     errors: list[str] = []
     try:
@@ -340,6 +343,22 @@ def run_cohort_import(run: ImportRun, client: AmplitudeClient | None = None) -> 
         for request in requests.values():  # only when the run stops early
             request.abandon()
     return "; ".join(errors)
+
+
+def count_cohorts_to_import(job: CohortImportJob) -> None:
+    """Before the first run of an "every cohort" job: list the project's cohorts (a listing costs no
+    download) so the quota check counts the downloads it will make, not a guess of one. Later runs
+    use the count their previous run saw (last_cohort_count); the run itself checks again after
+    listing. If Amplitude cannot be reached, the run will meet the same error and say so."""
+    if job.cohort_ids or job.last_cohort_count:
+        return
+    try:
+        listed = list_project_cohorts(job.project)
+    except AmplitudeError as exc:
+        logger.info("job %s: cohorts not counted before its run (%s)", job.pk, exc)
+        return
+    job.last_cohort_count = sum(1 for cohort in listed if not cohort["archived"])
+    CohortImportJob.objects.filter(pk=job.pk).update(last_cohort_count=job.last_cohort_count)
 
 
 def list_project_cohorts(project) -> list[dict]:

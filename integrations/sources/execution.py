@@ -10,7 +10,7 @@ import logging
 from integrations.sources import quota
 from integrations.sources.amplitude import AmplitudeError
 from integrations.sources.cohorts import CohortFileError, run_cohort_import
-from integrations.sources.exports import ExportFileError, run_event_import
+from integrations.sources.exports import UP_TO_DATE, ExportFileError, run_event_import
 from integrations.sources.models import FINISHED, ImportRun, RunStatus
 from integrations.sources.runs import execution_lock, transition
 
@@ -59,4 +59,5 @@ def _execute(run: ImportRun, **runner_options) -> None:
     if error:
         transition(run, RunStatus.FAILED, phase="finished with errors", error=error)
     else:
-        transition(run, RunStatus.SUCCEEDED, phase="done")
+        # A run that found nothing new keeps saying so: "done" would look like a run that imported.
+        transition(run, RunStatus.SUCCEEDED, phase=UP_TO_DATE if run.phase == UP_TO_DATE else "done")

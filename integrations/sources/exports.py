@@ -35,6 +35,7 @@ from integrations.sources.models import EventImportJob, ImportRun
 from integrations.sources.runs import LiveProgress, transition
 
 logger = logging.getLogger(__name__)
+UP_TO_DATE = "up to date"  # the phase of a run that found no new hour to import: it ends so, not "done"
 
 HOUR = timedelta(hours=1)
 
@@ -223,7 +224,7 @@ def run_event_import(run: ImportRun, client: AmplitudeClient | None = None, now:
     if start >= end:
         if job.cursor is None:
             EventImportJob.objects.filter(pk=job.pk).update(cursor=end)
-        transition(run, phase="up to date", counts={**run.counts, "windows": 0})
+        transition(run, phase=UP_TO_DATE, counts={**run.counts, "windows": 0})
         return ""
     transition(run, rows_expected=None)
     totals = EventCounts()

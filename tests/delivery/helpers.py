@@ -78,11 +78,13 @@ def destination(
 
 
 def job_for(segment: Segment, dest: Destination, **fields) -> SyncJob:
+    """A sync tests can run again and again: hourly (a one-time sync runs once), and with no next_run_at
+    the scheduler never starts it by itself."""
     return SyncJob.objects.create(
         workspace=segment.workspace,
         segment=segment,
         destination=dest,
-        cadence=fields.pop("cadence", "one_time"),
+        cadence=fields.pop("cadence", "hourly"),
         **fields,
     )
 

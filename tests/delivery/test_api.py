@@ -5,7 +5,7 @@ from django.core import mail
 from integrations.delivery.models import Destination, SyncJob
 from integrations.models import Authorization
 from tests.conftest import key_client
-from tests.delivery.helpers import add_members, make_profiles, make_segment
+from tests.delivery.helpers import add_members, destination, make_profiles, make_segment
 
 
 def test_an_owner_sets_up_a_list_destination_and_a_sync_and_runs_it(
@@ -49,6 +49,38 @@ def test_an_owner_sets_up_a_list_destination_and_a_sync_and_runs_it(
     calls = api.get(f"/api/v1/destinations/{dest_id}/calls/").json()
     assert calls and all("test-api-key" not in str(c) for c in calls)
     assert not mail.outbox  # healthy all along: no notice
+
+
+def test_a_one_time_sync_created_and_synced_now_runs_once(
+    acme, alice, api, partners, django_capture_on_commit_callbacks
+):
+    """Creating a one-time sync schedules it for now; "Sync now" right after is its one run, so the
+    scheduler's next tick starts nothing and a second "Sync now" is refused with the reason."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from integrations.delivery.models import SyncRun
+    from integrations.delivery.scheduling import dispatch_due
+
+    partner = partners("list_api")
+    segment = make_segment(acme)
+    add_members(segment, make_profiles(acme, range(3)))
+    dest = destination(acme, "list_api", {"base_url": partner.base_url}, secrets={"api_key": "test-api-key"})
+    api.force_login(alice)
+    job_id = api.post(
+        "/api/v1/sync-jobs/", {"segment": segment.pk, "destination": dest.pk, "cadence": "one_time"}, format="json"
+    ).json()["id"]
+    assert SyncJob.objects.get(pk=job_id).next_run_at is not None  # scheduled for now
+    with django_capture_on_commit_callbacks(execute=True):
+        first = api.post(f"/api/v1/sync-jobs/{job_id}/sync-now/")
+    assert first.status_code == 202
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch_due(timezone.now() + dt.timedelta(minutes=1)) == []  # the next tick
+    again = api.post(f"/api/v1/sync-jobs/{job_id}/sync-now/")
+    assert again.status_code == 409 and "already ran" in again.json()["error"]
+    sent = SyncRun.objects.filter(job_id=job_id).exclude(status="skipped")
+    assert [(run.pk, run.status, run.delivered) for run in sent] == [(first.json()["id"], "succeeded", 3)]
 
 
 def test_bad_config_is_a_400_naming_the_field(acme, alice, api):

@@ -229,6 +229,27 @@ def test_kochava_send_users_holds_back_devices_without_an_install(acme, acme_inb
     assert partner.fake.identities["dev-later"]["Amplitude cohort Power users (26umsb5)"] == "true"
 
 
+def test_kochava_members_without_a_device_id_are_invalid_rows_never_sent(acme, acme_inbound_key, partners):
+    """Kochava links people by device: a member known by user id only is an invalid row with the
+    reason, never sent, not a partner rejection, and it alone does not make the run partially failed."""
+    device_key = ApiKey.issue(acme, scope="inbound", name="devices", identity_kind="device_id")[1]
+    list_id = push("/api/amplitude/lists", fixture("amplitude_cohort_sync/lists_create.json"), acme_inbound_key).json()[
+        "listId"
+    ]
+    push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["dev-installed"]}, device_key)
+    push(f"/api/amplitude/lists/{list_id}/add", {"userIds": ["ada"]}, acme_inbound_key)  # a user id, no device
+    drain()
+    segment = Segment.objects.get(workspace=acme, external_id="26umsb5")
+    partner = partners("kochava", installed=["dev-installed"])
+    dest = kochava_destination(acme, partner.base_url)
+    run = sync(job_for(segment, dest))
+    assert run.status == "succeeded", run.error
+    assert (run.delivered, run.rejected, run.failed, run.invalid) == (1, 0, 0, 1)
+    invalid = run.rows.get(user_id="ada")
+    assert invalid.status == "invalid" and invalid.partner_code == "" and "device" in invalid.reason
+    assert len(partner.fake.find("/track/json")) == 1  # Kochava was asked about the device only
+
+
 def test_kochava_streams_selected_events_one_per_request(acme, partners):
     partner = partners("kochava")
     mapping = {

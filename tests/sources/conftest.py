@@ -38,7 +38,9 @@ def project(acme, amp, amplitude_auth):
 
 @pytest.fixture
 def cohort_job(acme, project):
-    return CohortImportJob.objects.create(workspace=acme, project=project, label="Cohorts", cadence=Cadence.ONE_TIME)
+    # Hourly, so tests can run it again and again (a one-time job runs once); with no next_run_at, the
+    # scheduler never starts it by itself.
+    return CohortImportJob.objects.create(workspace=acme, project=project, label="Cohorts", cadence=Cadence.HOURLY)
 
 
 @pytest.fixture

@@ -267,6 +267,22 @@ def test_quota_is_counted_and_refused_when_exhausted(amp, cohort_job, settings):
     assert quota.consume(cohort_job.project, 1) == 0
 
 
+def test_a_run_whose_cohorts_outgrew_the_budget_fails_whole_before_downloading(amp, cohort_job, settings):
+    """The job was queued on an old count (one cohort); the project now has two and one download
+    remains: the run refuses before asking for any, rather than import one and fail half-applied."""
+    settings.SOURCES_COHORT_DOWNLOADS_PER_MONTH = 1
+    cohort_job.last_cohort_count = 1
+    cohort_job.save()
+    amp.sandbox.add_cohort("g1", "G1", size=5)
+    amp.sandbox.add_cohort("g2", "G2", size=5)
+    run = run_now(cohort_job)
+    assert run.status == RunStatus.FAILED and "1 remain, and this run needs 2" in run.error
+    assert amp.sandbox.request_count("cohort_request") == 0 and quota.budget(cohort_job.project).used == 0
+    assert not Segment.objects.exists()
+    cohort_job.refresh_from_db()
+    assert cohort_job.last_cohort_count == 2  # the next run is checked against the real count when queued
+
+
 def test_overlap_guard_records_skipped_run(amp, cohort_job):
     from django.db import connection
 

@@ -61,6 +61,14 @@ def test_backfill_zero_starts_from_now(amp, event_job, small_events):
     assert run.status == RunStatus.SUCCEEDED and Event.objects.count() == 0 and event_job.cursor is not None
 
 
+def test_a_run_that_finds_no_new_hour_ends_up_to_date_not_done(amp, event_job, small_events):
+    first = run_now(event_job)
+    assert first.status == RunStatus.SUCCEEDED and first.phase == "done" and first.counts["windows"] >= 1
+    again = run_now(event_job)  # the same hour: nothing new to export yet
+    assert again.status == RunStatus.SUCCEEDED and again.counts["windows"] == 0
+    assert again.phase == "up to date"
+
+
 def test_no_data_window_is_empty_not_an_error(amp, event_job, small_events):
     small_events.hours = 1  # data only in the first hour of the source, a week ago
     run = run_now(event_job)

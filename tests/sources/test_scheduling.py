@@ -64,6 +64,7 @@ def test_dispatch_due_queues_due_jobs_once_and_moves_next_run(
 
 def test_one_time_job_runs_once(cohort_job):
     now = utc(2024, 1, 1, 12)
+    cohort_job.cadence = Cadence.ONE_TIME
     cohort_job.next_run_at = first_run_at(cohort_job, now)
     cohort_job.save()
     dispatch_due(now)

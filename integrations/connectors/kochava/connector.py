@@ -139,6 +139,7 @@ class KochavaConnector(Connector):
     Config = KochavaConfig
     limits = Limits(records_per_request=1, bytes_per_request=2 * 1024 * 1024, concurrent_requests=8)
     list_style = False
+    requires_device_id = True  # IdentityLink names a device: members without one are invalid rows, never sent
     deletion_note = (
         "Not asked: Kochava deletes only through its Data Subject Request API, which needs the "
         "account id, the numeric app id, a privacy API key and the device's IDFA/ADID, none of which "
@@ -228,16 +229,6 @@ class KochavaConnector(Connector):
         identities["User ID"] = row.user_id
         identities[cohort_identity(self.segment)] = "true" if row.action == "add" else "false"
         return self.identity_link(row.device_id or "", identities)
-
-    def send(self, batch: Batch) -> list[Rejection]:
-        no_device = [
-            Rejection(r.seq, "no device id: Kochava links identities to a device", "no_device")
-            for r in batch.rows
-            if not r.device_id
-        ]
-        if no_device:
-            return no_device
-        return super().send(batch)
 
     def parse_response(self, response: requests.Response, batch: Batch) -> list[Rejection]:
         accepted, error = read_answer(response)
