@@ -20,7 +20,7 @@ from integrations.delivery.actions import run_connection_test, start_run
 from integrations.delivery.engine import execute_run
 from integrations.delivery.models import Health, RunStatus, SyncRun
 from integrations.delivery.planning import RunNotReady, ledger_high_water
-from integrations.delivery.scheduling import dispatch_due, mark_lost_runs
+from integrations.delivery.scheduling import mark_lost_runs
 from tests.conftest import test_database_url
 from tests.delivery.helpers import MANUAL, add_members, destination, job_for, make_profiles, make_segment, sync
 
