@@ -24,7 +24,6 @@ import pytest
 from config.celery import QUEUES, app
 from config.heartbeat import WORKERS_KEY
 from integrations.redis_client import redis_client
-from tests.conftest import test_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_QUEUES = "imports,deliveries,default"
@@ -53,6 +52,8 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 90.0, 
 
 class Worker:
     def __init__(self, name: str, log_dir: Path, *, queues: str = WORKER_QUEUES, **env: str) -> None:
+        from tests.conftest import test_database_url  # here: tests.conftest imports this module
+
         self.node = f"{name}@{socket.gethostname()}"
         self.log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()/kill()
         environment = {
