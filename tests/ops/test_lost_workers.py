@@ -200,3 +200,10 @@ def test_a_kochava_stream_whose_worker_is_killed_re_sends_at_most_its_requests_i
     assert resent <= stream.resend_bound  # the per-page cursor re-sent hundreds here
     stream.refresh_from_db()
     assert stream.events_sent == 600  # the counter counts each event once
+
+
+def test_beat_looks_for_lost_runs_more_often_than_it_ticks():
+    from config.celery import app
+
+    entry = app.conf.beat_schedule["lost-runs"]
+    assert entry["task"] == "config.scheduler.find_lost_runs" and entry["schedule"] < 60
