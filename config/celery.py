@@ -69,6 +69,17 @@ app.conf.update(
     # or a second beat never runs a job twice (the tick claims due rows with a row lock).
     beat_schedule={"tick": {"task": "config.scheduler.tick", "schedule": 60.0}},
 )
+
+
+@app.on_after_configure.connect
+def _lost_run_check(sender, **kwargs) -> None:
+    # More often than the tick: a lost worker is told within seconds (RUN_LOST_SECONDS), not hours.
+    # Added once the configuration is read, because the interval is a setting.
+    sender.add_periodic_task(
+        float(settings.RUN_LOST_CHECK_SECONDS), sender.signature("config.scheduler.find_lost_runs"), name="lost-runs"
+    )
+
+
 app.autodiscover_tasks(
     lambda: [
         "integrations.inbound",

@@ -287,6 +287,14 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 # Each worker writes a heartbeat into Redis this often; /healthz counts workers heard within 3x.
 HEALTH_HEARTBEAT_SECONDS = env_int("HEALTH_HEARTBEAT_SECONDS", 10)
+# Runs (imports, syncs, Kochava stream passes) carry a heartbeat their worker touches every
+# RUN_HEARTBEAT_SECONDS; a run whose heartbeat is older than RUN_LOST_SECONDS is lost (its worker was
+# killed, ran out of memory or lost its host). Beat looks for them every RUN_LOST_CHECK_SECONDS.
+RUN_HEARTBEAT_SECONDS = env_int("RUN_HEARTBEAT_SECONDS", 5)
+RUN_LOST_SECONDS = env_int("RUN_LOST_SECONDS", 30)
+RUN_LOST_CHECK_SECONDS = env_int("RUN_LOST_CHECK_SECONDS", 10)
+if RUN_LOST_SECONDS < 2 * RUN_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("RUN_LOST_SECONDS must be at least twice RUN_HEARTBEAT_SECONDS.")
 CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / ".data" / "beat"))
 
 # --- Logging: JSON unless DEBUG, request id on every line, secrets scrubbed -------------------------
@@ -384,7 +392,7 @@ DELIVERY_BACKOFF_CAP_MS = env_int("DELIVERY_BACKOFF_CAP_MS", 30_000)
 # Retry-After up to this many seconds is waited in process; longer → run "waiting" with next_attempt_at.
 DELIVERY_SHORT_WAIT_SECONDS = env_int("DELIVERY_SHORT_WAIT_SECONDS", 10)
 DELIVERY_MAX_RATE_LIMIT_WAITS = env_int("DELIVERY_MAX_RATE_LIMIT_WAITS", 30)
-DELIVERY_STALE_RUN_SECONDS = env_int("DELIVERY_STALE_RUN_SECONDS", 300)  # heartbeat age before a run is resumed
+DELIVERY_STALE_RUN_SECONDS = env_int("DELIVERY_STALE_RUN_SECONDS", 300)  # a queued run never picked up is queued again
 DELIVERY_CALL_LOG_SIZE = env_int("DELIVERY_CALL_LOG_SIZE", 200)  # partner calls kept per destination
 DELIVERY_SEMAPHORE_LEASE_SECONDS = env_int("DELIVERY_SEMAPHORE_LEASE_SECONDS", 120)
 DELIVERY_INTEGRATION_NAME = env_str("DELIVERY_INTEGRATION_NAME", default="Amplitude Cohort Sync")

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from integrations.models import ApiKey, Authorization
 from tests.network import network_fence, no_connection_left_loopback  # noqa: F401  (no test leaves loopback)
+from tests.workers import broker_tasks, workers  # noqa: F401  (real Celery workers, for tests that kill them)
 from workspaces.models import Membership, Role, Workspace
 
 PASSWORD = "correct horse battery staple"

@@ -411,6 +411,15 @@ class Connector:
         """
         return [str(key) for key in self.config.get("user_properties") or []]
 
+    @classmethod
+    def resend_note(cls, rows: int, config: dict) -> str:
+        """What re-sending up to `rows` rows (a worker lost with them in flight) may have done at the partner."""
+        if cls.list_style:
+            return (
+                f"up to {rows:,} rows may have been sent twice (a second add or remove changes nothing at the partner)"
+            )
+        return f"up to {rows:,} rows may have been sent to the partner twice"
+
     def concurrent_requests(self) -> int:
         """The cap on requests in flight, counted across every worker (see concurrency_key)."""
         return self.limits.concurrent_requests

@@ -158,6 +158,13 @@ class CleverTapConnector(Connector):
             dashboard_label="Open CleverTap",
         )
 
+    @classmethod
+    def resend_note(cls, rows: int, config: dict) -> str:
+        # CleverTap has no idempotency key: every re-sent row is a second event on the profile.
+        if config.get("send_partner_sync_event", True):
+            return f"up to {rows:,} people may have received a second Partner Sync event"
+        return f"up to {rows:,} profiles may have been uploaded twice (same values: no change)"
+
     @property
     def records_per_row(self) -> int:
         return int(self.config.get("send_profile", True)) + int(self.config.get("send_partner_sync_event", True))

@@ -84,6 +84,8 @@ CONNECTORS: dict[str, Kind] = {
 PARTNER_APPS: tuple[str, ...] = tuple(kind.app for kind in CONNECTORS.values() if kind.app)
 # For the scheduler tick: each partner app's dispatcher, named, not imported.
 PARTNER_DISPATCHERS: tuple[str, ...] = tuple(f"{app}.tasks.dispatch_due" for app in PARTNER_APPS)
+# For beat's lost-run check: the partner apps whose runs carry heartbeats (a `mark_lost_runs(now)`).
+PARTNER_LOST_RUN_CHECKS: tuple[str, ...] = ("integrations.connectors.kochava.tasks.mark_lost_runs",)
 
 # The one provider of credentials that is not a destination kind: the Amplitude source.
 AMPLITUDE = "amplitude"

@@ -83,6 +83,7 @@ class SyncRunAdmin(ModelAdmin):
         "rejected",
         "failed",
         "retried",
+        "resend_bound",
         "started_at",
         "finished_at",
     ]

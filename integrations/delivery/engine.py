@@ -29,6 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audiences.people_lock import SendGate
@@ -51,6 +52,7 @@ from integrations.delivery.models import (
 )
 from integrations.delivery.planning import PROPERTIES_SQL, RunNotReady, build_connector, decoded_properties, plan_run
 from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
+from integrations.run_heartbeat import RunHeartbeat
 
 logger = logging.getLogger(__name__)
 PAGE_BATCHES = 4  # batches read per page: enough to keep the pool busy, small enough for memory
@@ -214,7 +216,7 @@ def execute_run(run_id: int) -> SyncRun | None:
     """Claim a queued run and take it to a final (or waiting) state. Safe to call twice: the
     second call finds the run no longer queued and does nothing."""
     claimed = SyncRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, heartbeat_at=timezone.now()
+        status=RunStatus.RUNNING, heartbeat_at=timezone.now(), attempt=F("attempt") + 1
     )
     if not claimed:
         return None
@@ -222,19 +224,28 @@ def execute_run(run_id: int) -> SyncRun | None:
     run = SyncRun.objects.select_related("job__destination__authorization", "job__segment").get(pk=run_id)
     job, destination = run.job, run.job.destination
     calls = CallLog()
-    try:
-        connector = build_connector(job, run=run, on_call=calls)
-        if not run.planned:
-            plan_run(run, type(connector))
-        stop = _prepare_target(job, connector)
-        if stop is None and run.rows_total:
-            stop = _send_rows(run, destination, connector)
-    except RunNotReady as exc:
-        stop = Stop("wait", str(exc), 5.0)
-    except Exception as exc:  # a bug must end the run visibly, not leave it "running" forever
-        logger.exception("sync run %s crashed", run_id)
-        stop = Stop("permanent", f"internal error: {type(exc).__name__}: {exc}")
+    # The heartbeat tells beat's lost-run check this worker is alive; `attempt` makes it ours only:
+    # if this worker was declared lost (silent too long) and another took the run, it stops sending.
+    heartbeat = RunHeartbeat(
+        SyncRun._meta.db_table, run.pk, owned="status = 'running' AND attempt = %s", owned_params=[run.attempt]
+    )
+    with heartbeat:
+        try:
+            connector = build_connector(job, run=run, on_call=calls)
+            if not run.planned:
+                plan_run(run, type(connector))
+            stop = _prepare_target(job, connector)
+            if stop is None and run.rows_total:
+                stop = _send_rows(run, destination, connector, heartbeat.lost)
+        except RunNotReady as exc:
+            stop = Stop("wait", str(exc), 5.0)
+        except Exception as exc:  # a bug must end the run visibly, not leave it "running" forever
+            logger.exception("sync run %s crashed", run_id)
+            stop = Stop("permanent", f"internal error: {type(exc).__name__}: {exc}")
     log_calls(destination.pk, run.pk, calls.drain())
+    if heartbeat.lost.is_set():  # another worker has the run now: its end is that worker's to write
+        logger.warning("sync run %s was taken over by another worker; this one stops", run_id)
+        return None
     return finish_run(run, stop)
 
 
@@ -263,9 +274,10 @@ class OutcomeRecorder:
     reading rows and handing batches to the senders while an UPDATE runs (the two were serial, and
     recording was the bottleneck of a first sync: the partner sat idle during every UPDATE).
 
-    The queue is bounded: when recording falls behind, the run's thread waits instead of sending
-    more, so at most `workers` in flight + `workers` queued batches are ever sent-but-unrecorded
-    (a crash costs at most those, re-sent on resume; list adds/removes are idempotent for them).
+    An answered batch holds its request slot until its outcome is committed (`unwritten`): the run's
+    thread sends a new batch only while in flight + unwritten < the partner's concurrency, so at any
+    moment at most that many batches are sent-but-unrecorded, and a crash re-sends at most what was
+    in flight (SyncRun.in_flight_limit rows; counted into resend_bound when the worker is lost).
     Outcomes that queued up meanwhile are written in one transaction.
     """
 
@@ -273,10 +285,25 @@ class OutcomeRecorder:
         self.run_id, self.destination_id, self.calls = run_id, destination_id, calls
         self.queue: queue.Queue[Outcome | None] = queue.Queue(maxsize=capacity)
         self.error: BaseException | None = None
+        self._unwritten = 0
+        self._written = threading.Condition()
         self.thread = threading.Thread(target=self._loop, name=f"run{run_id}-recorder", daemon=True)
         self.thread.start()
 
+    def unwritten(self) -> int:
+        """Answered batches whose outcome is not committed yet."""
+        with self._written:
+            return self._unwritten
+
+    def wait_written(self, below: int) -> None:
+        """Wait until fewer than `below` outcomes are unwritten (or the recorder stopped)."""
+        with self._written:
+            while self._unwritten >= below and self.thread.is_alive():
+                self._written.wait(0.5)
+
     def put(self, outcome: Outcome) -> None:
+        with self._written:
+            self._unwritten += 1
         while self.thread.is_alive():
             try:
                 self.queue.put(outcome, timeout=0.5)
@@ -317,15 +344,23 @@ class OutcomeRecorder:
                 outcomes = [outcome for outcome in outcomes if outcome is not None]
                 if outcomes:
                     self._record(outcomes)
+                    with self._written:
+                        self._unwritten -= len(outcomes)
+                        self._written.notify_all()
         except BaseException as exc:  # noqa: BLE001 - handed to the run's thread by close()
             self.error = exc
         finally:
             connection.close()  # this thread's own connection
 
 
-def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> Stop | None:
+def _send_rows(
+    run: SyncRun, destination: Destination, connector: Connector, lost: threading.Event | None = None
+) -> Stop | None:
     per_request = connector.records_per_request()
     workers = max(1, connector.concurrent_requests())
+    # The most this run can have sent but not recorded at any moment: what a lost worker may re-send.
+    SyncRun.objects.filter(pk=run.pk).update(in_flight_limit=workers * per_request)
+    lost = lost or threading.Event()
     semaphore = connector_slots(connector, destination.pk)
     stopping = threading.Event()
     first_stop: Stop | None = None
@@ -340,9 +375,19 @@ def _send_rows(run: SyncRun, destination: Destination, connector: Connector) -> 
             in_flight = set()
             exhausted = False
             while True:
+                if lost.is_set():  # another worker took the run over: send nothing more
+                    stopping.set()
                 while not exhausted and not stopping.is_set() and len(in_flight) < workers:
                     if in_flight and gate.erasure_waiting():
                         break  # nothing new until the batches in flight are answered and the gate is free
+                    if recorder is not None and len(in_flight) + recorder.unwritten() >= workers:
+                        # An answered batch keeps its slot until its outcome is recorded (above).
+                        if in_flight:
+                            break
+                        recorder.wait_written(workers)
+                        if not recorder.thread.is_alive():
+                            raise RuntimeError(f"outcome recorder stopped: {recorder.error!r}")
+                        continue
                     batch = next(batches, None)
                     if batch is None:
                         exhausted = True

@@ -131,7 +131,18 @@ class SyncRun(models.Model):
     retried = models.IntegerField(default=0, help_text="Row re-sends after transient failures.")
     carried_in = models.IntegerField(default=0, help_text="Failed rows of earlier runs included in this one.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Touched every RUN_HEARTBEAT_SECONDS by the worker sending the run (integrations.run_heartbeat).
+    # A running run whose heartbeat is older than RUN_LOST_SECONDS is lost: beat's check says so in
+    # lost_note and resumes it from the rows not yet recorded.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.IntegerField(default=0, help_text="Workers that took the run (more than 1 after a lost worker).")
+    in_flight_limit = models.IntegerField(
+        default=0, help_text="Rows that may be sent but not yet recorded at any moment (requests in flight x rows)."
+    )
+    resend_bound = models.IntegerField(
+        default=0, help_text="Rows that lost workers may have sent twice: at most what they had in flight."
+    )
+    lost_note = models.TextField(blank=True, help_text="What happened when a worker running this was lost.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

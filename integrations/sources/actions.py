@@ -13,7 +13,7 @@ from django.utils import timezone
 from integrations.sources import quota
 from integrations.sources.cohorts import count_cohorts_to_import
 from integrations.sources.models import Cadence, CohortImportJob, EventImportJob, ImportRun, RunStatus
-from integrations.sources.runs import RunStateError, active_run, job_filter, record_skipped
+from integrations.sources.runs import RunStateError, active_run, is_lost, job_filter, mark_lost, record_skipped
 from integrations.sources.tasks import execute_run_task
 
 
@@ -69,7 +69,17 @@ def create_run(
 
 
 def retry_run(run: ImportRun, *, enqueue: bool = True) -> ImportRun:
-    """A new run of a failed run's job, linked to it by retry_of."""
+    """A new run of a failed (or lost) run's job, linked to it by retry_of.
+
+    A run still shown running whose worker is gone (heartbeat older than RUN_LOST_SECONDS) is lost:
+    it is marked so here, without waiting for beat's lost-run check, and retried.
+    """
+    now = timezone.now()
+    if is_lost(run, now):
+        with transaction.atomic():
+            run = ImportRun.objects.select_for_update().get(pk=run.pk)
+            if is_lost(run, now):
+                mark_lost(run, now)
     if run.status != RunStatus.FAILED:
         raise RunStateError(f"Only failed runs can be retried; run {run.pk} is {run.status}.")
     return create_run(run.job, trigger="retry", retry_of=run, enqueue=enqueue)

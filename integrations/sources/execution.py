@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import logging
 
+from django.utils import timezone
+
+from integrations.run_heartbeat import RunHeartbeat
 from integrations.sources import quota
 from integrations.sources.amplitude import AmplitudeError
 from integrations.sources.cohorts import CohortFileError, run_cohort_import
 from integrations.sources.exports import UP_TO_DATE, ExportFileError, run_event_import
 from integrations.sources.models import FINISHED, ImportRun, RunStatus
-from integrations.sources.runs import execution_lock, transition
+from integrations.sources.runs import RunStateError, execution_lock, transition
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,13 @@ def execute_run(run_id: int, **runner_options) -> ImportRun | None:
             transition(run, phase="restarting", counts=counts)
         else:
             transition(run, RunStatus.RUNNING, phase="starting")
-        _execute(run, **runner_options)
+        # The heartbeat tells beat's lost-run check that this worker is alive (integrations.run_heartbeat).
+        ImportRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+        with RunHeartbeat(ImportRun._meta.db_table, run.pk, owned="status = 'running'"):
+            try:
+                _execute(run, **runner_options)
+            except RunStateError as exc:  # declared lost meanwhile (this worker was silent too long)
+                logger.warning("import run %s was finished elsewhere: %s", run_id, exc)
         return run
 
 

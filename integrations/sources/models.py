@@ -194,6 +194,9 @@ class ImportRun(models.Model):
     counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+    # Touched every RUN_HEARTBEAT_SECONDS by the worker executing the run (integrations.run_heartbeat);
+    # a running run whose heartbeat is older than RUN_LOST_SECONDS is lost (failed, phase "lost").
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

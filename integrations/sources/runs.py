@@ -19,10 +19,12 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Self
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from integrations.locks import held_lock
+from integrations.run_heartbeat import lost_before, stopped_at
 from integrations.sources.models import FINISHED, CohortImportJob, EventImportJob, ImportRun, RunStatus
 
 logger = logging.getLogger(__name__)
@@ -201,6 +203,47 @@ def active_run(job: CohortImportJob | EventImportJob, now: datetime) -> ImportRu
             continue
         return run
     return None
+
+
+def lost_message(run: ImportRun, now: datetime) -> str:
+    # First what matters (the console shows 200 characters): when, and what to do.
+    return (
+        f"The worker running this stopped at {stopped_at(run.heartbeat_at, now)}; retry the run. Nothing "
+        f"unfinished was applied (it was {run.phase or 'starting'}; each cohort and export window is applied "
+        "whole or not at all). The worker was killed, ran out of memory or lost its host."
+    )
+
+
+def mark_lost(run: ImportRun, now: datetime) -> ImportRun:
+    """A running run whose worker is gone: failed, phase "lost", saying when its worker stopped."""
+    return transition(run, RunStatus.FAILED, phase="lost", error=lost_message(run, now), now=now)
+
+
+def is_lost(run: ImportRun, now: datetime) -> bool:
+    """A running run whose heartbeat is older than RUN_LOST_SECONDS (or that never had one)."""
+    if run.status != RunStatus.RUNNING:
+        return False
+    since = run.heartbeat_at or run.started_at or run.created_at
+    return since < lost_before(now)
+
+
+def mark_lost_runs(now: datetime) -> list[int]:
+    """Beat's lost-run check for imports: running runs with a stale heartbeat become failed, phase "lost".
+
+    Rows locked by a live transaction (the run writing its counts) are skipped, never declared lost.
+    """
+    threshold = lost_before(now)
+    with transaction.atomic():
+        lost = list(
+            ImportRun.objects.select_for_update(skip_locked=True)
+            .filter(status=RunStatus.RUNNING)
+            .filter(Q(heartbeat_at__lt=threshold) | Q(heartbeat_at__isnull=True, created_at__lt=threshold))
+            .order_by("id")[:200]
+        )
+        for run in lost:
+            mark_lost(run, now)
+            logger.warning("import run %s lost its worker (last heartbeat %s)", run.pk, run.heartbeat_at)
+    return [run.pk for run in lost]
 
 
 def record_skipped(

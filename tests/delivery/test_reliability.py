@@ -20,7 +20,7 @@ from integrations.delivery.actions import run_connection_test, start_run
 from integrations.delivery.engine import execute_run
 from integrations.delivery.models import Health, RunStatus, SyncRun
 from integrations.delivery.planning import RunNotReady, ledger_high_water
-from integrations.delivery.scheduling import dispatch_due
+from integrations.delivery.scheduling import mark_lost_runs
 from tests.conftest import test_database_url
 from tests.delivery.helpers import MANUAL, add_members, destination, job_for, make_profiles, make_segment, sync
 
@@ -80,12 +80,17 @@ def test_a_worker_killed_mid_run_resumes_and_the_list_sees_every_id_exactly_once
             worker.kill()
     killed = SyncRun.objects.get(pk=run.pk)
     assert killed.status == RunStatus.RUNNING and 300 <= killed.delivered < 1000
-    # The dispatcher finds the run without a heartbeat and queues it again (Celery is eager here).
-    settings.DELIVERY_STALE_RUN_SECONDS = 0
+    # Beat's lost-run check finds the run's heartbeat stale and resumes it (Celery is eager here).
+    settings.RUN_LOST_SECONDS = 0
     time.sleep(0.5)  # let the partner notice the killed worker's abandoned requests
-    assert dispatch_due(timezone.now() + dt.timedelta(seconds=1)) == [run.pk]
+    assert mark_lost_runs(timezone.now() + dt.timedelta(seconds=1)) == [run.pk]
     done = SyncRun.objects.get(pk=run.pk)
     assert (done.status, done.delivered, done.failed) == (RunStatus.SUCCEEDED, 1000, 0)
+    # At most what was in flight may have been re-sent (list_api: 4 requests of 50 rows), and the run says so.
+    assert done.attempt == 2 and 0 < done.resend_bound <= done.in_flight_limit == 4 * 50
+    assert (
+        "The worker running this stopped at" in done.lost_note and f"up to {done.resend_bound:,} rows" in done.lost_note
+    )
     applied = Counter(
         uid for r in partner.fake.find("/lists/1/add") if r["status"] == 200 for uid in r["body"]["userIds"]
     )

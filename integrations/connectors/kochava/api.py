@@ -26,6 +26,8 @@ class KochavaStreamSerializer(serializers.ModelSerializer):
             "events_skipped",
             "events_rejected",
             "last_error",
+            "resend_bound",
+            "lost_note",
             "links_pending",
             "links_linked",
             "updated_at",

@@ -25,6 +25,14 @@ class KochavaStream(models.Model):
     events_skipped = models.BigIntegerField(default=0)
     events_rejected = models.BigIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # Set while a pass runs and touched every RUN_HEARTBEAT_SECONDS by its worker; cleared when the
+    # pass ends. Older than RUN_LOST_SECONDS: the worker was lost (tasks.mark_lost_runs says so here).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    in_flight_limit = models.IntegerField(default=0, help_text="Events a pass may have sent but not yet recorded.")
+    resend_bound = models.BigIntegerField(
+        default=0, help_text="Events that lost workers may have sent twice: at most what they had in flight."
+    )
+    lost_note = models.TextField(blank=True, help_text="What happened when a worker streaming this was lost.")
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = WorkspaceScopedQuerySet.as_manager()

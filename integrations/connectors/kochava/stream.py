@@ -2,8 +2,12 @@
 
 Events: the selected event types, imported or pushed, in id order, one /track/json call each,
 `concurrency` calls in flight. The cursor moves only over a contiguous run of answered events
-(sent, skipped by the mapping, or refused by Kochava with a reason), so a stop in the middle — a
-long 429, a worker killed — resends nothing already answered and loses nothing not yet answered.
+(sent, skipped by the mapping, or refused by Kochava with a reason) and moves as each request is
+answered (one transaction for the oldest answer and those answered right behind it): at most
+`concurrency` events after the cursor are ever sent or answered but not recorded, so a stop in the
+middle — a long 429, a worker killed — resends at most those and loses nothing not yet answered.
+A pass carries a heartbeat (KochavaStream.heartbeat_at); beat's lost-run check says when a worker
+was lost mid-pass and adds what it may have sent twice to resend_bound.
 A 429 with a short Retry-After is waited in process; a long one ends the pass and is kept in
 KochavaStream.next_run_at.
 
@@ -19,6 +23,7 @@ import datetime as dt
 import json
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ from integrations.delivery.models import Destination, Health
 from integrations.delivery.planning import destination_connector
 from integrations.delivery.semaphore import DestinationSemaphore, connector_slots
 from integrations.locks import held_lock
+from integrations.run_heartbeat import RunHeartbeat
 
 PAGE = 1000
 _EVENT_COLUMNS = (
@@ -120,7 +126,15 @@ def stream_events(destination: Destination, *, max_events: int | None = None) ->
             return result
         stream.refresh_from_db()  # the cursor as the previous pass left it, read under the lock
         result.last_event_id = stream.last_event_id
-        _stream_pages(destination, stream, connector, calls, stop, slots, result, max_events)
+        table = KochavaStream._meta.db_table
+        KochavaStream.objects.filter(pk=stream.pk).update(
+            heartbeat_at=timezone.now(), in_flight_limit=max(1, connector.concurrent_requests())
+        )
+        try:
+            with RunHeartbeat(table, stream.pk, owned="heartbeat_at IS NOT NULL"):
+                _stream_pages(destination, stream, connector, calls, stop, slots, result, max_events)
+        finally:  # the pass is over (a lost worker never gets here: its heartbeat ages instead)
+            KochavaStream.objects.filter(pk=stream.pk).update(heartbeat_at=None)
     if not result.stopped and stream.last_error:
         KochavaStream.objects.filter(pk=stream.pk).update(last_error="")
     prune_call_log(destination.pk)
@@ -137,53 +151,68 @@ def _one_pass(destination: Destination):
 
 
 def _stream_pages(destination, stream, connector, calls, stop, slots, result: StreamResult, max_events) -> None:
-    config = destination.config
-    with ThreadPoolExecutor(
-        max_workers=connector.concurrent_requests(), thread_name_prefix=f"kochava{destination.pk}"
-    ) as pool:
-        while not result.stopped and (
-            max_events is None or result.sent + result.rejected + result.skipped < max_events
-        ):
-            limit = (
-                PAGE if max_events is None else min(PAGE, max_events - result.sent - result.rejected - result.skipped)
-            )
-            events = _read_events(destination, result.last_event_id, config.get("event_types", []), limit)
-            if not events:
+    event_types = destination.config.get("event_types", [])
+    window = max(1, connector.concurrent_requests())
+    pending: deque = deque()  # (event, body, future) in id order: submitted, not recorded yet
+    buffered: deque = deque()  # read, not submitted yet
+    read_after, drained, submitted = result.last_event_id, False, 0
+    with ThreadPoolExecutor(max_workers=window, thread_name_prefix=f"kochava{destination.pk}") as pool:
+        while not result.stopped:
+            # Fill the window: never more than `window` events sent or answered but not recorded.
+            while len(pending) < window and (max_events is None or submitted < max_events):
+                if not buffered and not drained:
+                    page = _read_events(destination, read_after, event_types, PAGE)
+                    drained = not page
+                    buffered.extend(page)
+                    read_after = page[-1]["id"] if page else read_after
+                if not buffered:
+                    break
+                event = buffered.popleft()
+                body = connector.event_record(event)
+                summary = f"event {event['id']} {event['event_type']}"
+                future = pool.submit(_send_one, connector, body, summary, stop, slots) if body else None
+                pending.append((event, body, future))
+                submitted += 1
+            if not pending:
                 break
-            outcomes, links = [], []
-            bodies = [(event, connector.event_record(event)) for event in events]
-            futures = [
-                pool.submit(_send_one, connector, body, f"event {event['id']} {event['event_type']}", stop, slots)
-                if body
-                else None
-                for event, body in bodies
-            ]
-            answered_to, page_sent = result.last_event_id, 0
-            for (event, body), future in zip(bodies, futures, strict=True):
+            # Wait for the oldest answer; record it with every answer already in right behind it.
+            answered = []
+            while pending and (not answered or pending[0][2] is None or pending[0][2].done()):
+                event, body, future = pending[0]
                 status, reason, wait = (
                     ("skipped", "mapping found no Kochava device id, IP address or device ids", 0.0)
                     if future is None
                     else future.result()
                 )
                 if status == "stop":
-                    # The rest of the page stays after the cursor: resent next pass (at least once).
+                    # The rest stays after the cursor: resent next pass (at least once).
                     stop.set()
                     result.stopped = reason
                     _stop_stream(destination, stream, reason, wait)
                     break
-                answered_to = event["id"]
-                if status == "sent":
-                    page_sent += 1
-                    if config.get("send_users", True) and event["profile_id"]:
-                        links.append(_link_for(connector, event, body))
-                else:
-                    setattr(result, status, getattr(result, status) + 1)
-                    outcomes.append(
-                        KochavaEventOutcome(stream=stream, event_id=event["id"], status=status, reason=reason[:2000])
-                    )
-            _record_page(stream, destination, answered_to, page_sent, outcomes, links, calls)
-            result.sent += page_sent
-            result.last_event_id = answered_to
+                pending.popleft()
+                answered.append((event, body, status, reason))
+            if answered:
+                _record_answered(destination, stream, connector, answered, calls, result)
+
+
+def _record_answered(destination, stream, connector, answered: list, calls: CallLog, result: StreamResult) -> None:
+    config = destination.config
+    outcomes, links, sent = [], [], 0
+    for event, body, status, reason in answered:
+        if status == "sent":
+            sent += 1
+            if config.get("send_users", True) and event["profile_id"]:
+                links.append(_link_for(connector, event, body))
+        else:
+            setattr(result, status, getattr(result, status) + 1)
+            outcomes.append(
+                KochavaEventOutcome(stream=stream, event_id=event["id"], status=status, reason=reason[:2000])
+            )
+    answered_to = answered[-1][0]["id"]
+    _record_page(stream, destination, answered_to, sent, outcomes, links, calls)
+    result.sent += sent
+    result.last_event_id = answered_to
 
 
 def _read_events(destination: Destination, after: int, event_types: list[str], limit: int) -> list[dict]:
@@ -258,12 +287,14 @@ def _record_page(
     links: list,
     calls: CallLog,
 ) -> None:
-    """One transaction per page: cursor, counters, outcomes, queued links and the call log agree."""
+    """One transaction per answer (or run of answers): cursor, counters, outcomes, queued links and
+    the call log agree."""
     skipped = sum(1 for o in outcomes if o.status == "skipped")
     with transaction.atomic():
-        # The page was read before: an erasure since then took some of its people and events away.
-        hold_people(destination.workspace_id)
-        outcomes, links = _still_there(outcomes, links)
+        if outcomes or links:
+            # The events were read before: an erasure since then took some of their people and events away.
+            hold_people(destination.workspace_id)
+            outcomes, links = _still_there(outcomes, links)
         KochavaEventOutcome.objects.bulk_create(outcomes)
         queue_links(destination, links)
         log_calls(destination.pk, None, calls.drain())
