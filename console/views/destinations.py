@@ -324,9 +324,10 @@ def _save(request, kind: str, instance: Destination | None):
     ok, tested = actions.trial_connection_test(candidate)
     if not ok and not request.POST.get("save_anyway"):
         context = _form_context(request, kind, instance, config, {}, {}, request.POST)
-        context.update(
-            test_failed=tested, pending=pending.keep(request, secret), kept=[n for n, v in secret.items() if v]
-        )
+        context.update(test_failed=tested, pending=pending.keep(request, secret))
+        for input_ in context["credentials"]:
+            if input_.widget == "password" and secret.get(input_.name.removeprefix("secret_")):
+                input_.placeholder = "kept from your last try: leave blank to use it"
         return None, context
     with transaction.atomic():
         extra = {}
