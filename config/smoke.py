@@ -76,6 +76,8 @@ def _fillers() -> dict[str, Callable]:
         "authorization-edit": lambda ws: _pk(Authorization, ws),
         "source": lambda ws: _pk(AmplitudeProject, ws),
         "source-test": lambda ws: _pk(AmplitudeProject, ws),
+        "source-edit": lambda ws: _pk(AmplitudeProject, ws),
+        "source-delete": lambda ws: _pk(AmplitudeProject, ws),
         "run-job": lambda ws: (
             [{"kind": "cohort", **kwargs} for kwargs in _pk(CohortImportJob, ws)]
             + [{"kind": "event", **kwargs} for kwargs in _pk(EventImportJob, ws)]

@@ -65,7 +65,7 @@ def populate_demo(workspace, state: dict, out) -> None:
             "CleverTap (sandbox)",
             {"base_url": url, "user_properties": ["city", "country", "language"]},
             {"passcode": ct["passcode"]},
-            {"account_id": ct["account_id"], "region": ""},
+            {"account_id": ct["account_id"]},
         )
         if segment:
             _sync(workspace, segment, destination, out)

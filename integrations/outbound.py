@@ -223,6 +223,22 @@ def allow_listed(host: str, ip: IPAddress | None, port: int) -> bool:
     return any(entry.matches(host, ip, port) for entry in parse_allow_list(settings.OUTBOUND_ALLOWED_NETWORKS))
 
 
+def operator_allowed_url(url: str) -> bool:
+    """True when the operator's OUTBOUND_ALLOWED_NETWORKS names this URL's host (by address or by
+    host:port), without any lookup: the operator's sandbox or proxy. Hosts a partner fixes may be
+    overridden only to such a URL, never to one a tenant merely typed (integrations.connectors.base)."""
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        return False
+    host = (parts.host or "").strip("[]")
+    if not host:
+        return False
+    port = parts.port or (443 if (parts.scheme or "").lower() == "https" else 80)
+    literal = literal_address(host)
+    return allow_listed(host, literal[0] if literal else None, port)
+
+
 def _refusal(host: str, ip: IPAddress, why: str) -> OutboundRefused:
     """ "10.1.2.3 is a private address (…)", or "name resolves to 10.1.2.3, a private address (…)"."""
     if literal_address(host) is not None:

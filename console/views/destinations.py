@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from rest_framework import serializers
 
 from config.params import is_plain_int
+from console import pending
 from console.access import credentials_required, member_required, setup_page
 from console.asking import ask_context, kind_label
 from console.paging import keyset_page
@@ -44,6 +45,7 @@ class Input:
     required: bool = False
     choices: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    placeholder: str = ""
 
 
 def _widget(serializer_field: serializers.Field) -> str:
@@ -74,11 +76,43 @@ def _default(serializer_field: serializers.Field) -> object:
     return default() if callable(default) else default
 
 
+def host_choices(kind: str, name: str, value: object) -> list[tuple[str, str]] | None:
+    """A URL the partner fixes is chosen, never typed: its hosts (or "" for "the region's host"), plus
+    the saved value when it is one the operator allowed. None for a field that is the customer's URL."""
+    cls = connector_class(kind)
+    field_ = cls.Config().fields[name]
+    if not cls.hosts or name not in cls.host_fields or not isinstance(field_, serializers.URLField):
+        return None
+    if _default(field_) == "":  # blank: the host of the region chosen in another field
+        choices = [("", "The host of the chosen region")]
+    else:
+        choices = [(host.url, f"{host.label} ({host.url})") for host in cls.hosts.values()]
+    if value and str(value) not in {choice for choice, _ in choices}:
+        choices.append((str(value), f"Set by an operator: {value}"))
+    return choices
+
+
 def config_inputs(kind: str, values: dict, errors: dict) -> list[Input]:
     inputs = []
     for name, serializer_field in connector_class(kind).Config().fields.items():
         widget = _widget(serializer_field)
         value = values[name] if name in values else _default(serializer_field)
+        hosts = host_choices(kind, name, value)
+        if hosts is not None:
+            if len(hosts) < 2 and not errors.get(name):
+                continue  # one host, nothing to choose: the partner's own
+            inputs.append(
+                Input(
+                    name=f"cfg_{name}",
+                    label="Host",
+                    widget="select",
+                    value=value or "",
+                    help="Fixed by the partner; another host only where an operator allowed it.",
+                    choices=hosts,
+                    errors=[str(message) for message in errors.get(name, [])],
+                )
+            )
+            continue
         raw_errors = errors.get(name, [])
         if isinstance(raw_errors, dict):  # nested serializer: flatten "key: message"
             raw_errors = [f"{key}: {' '.join(map(str, msgs))}" for key, msgs in raw_errors.items()]
@@ -188,13 +222,25 @@ def _form_context(
     }
 
 
+def _unique_label(workspace, label: str) -> str:
+    taken = set(
+        Authorization.objects.filter(workspace=workspace, label__startswith=label).values_list("label", flat=True)
+    )
+    if label not in taken:
+        return label
+    return next(f"{label} ({n})" for n in range(2, len(taken) + 3) if f"{label} ({n})" not in taken)
+
+
 def _save(request, kind: str, instance: Destination | None):
-    """Validate with the API serializer; on success save the destination (and new credentials) atomically."""
+    """Validate with the API serializer, test the credentials against the partner, and only then save
+    the destination (and new credentials) atomically; a failed test saves only on "Save anyway"."""
     cls, spec = connector_class(kind), credentials(kind)
     config, parse_errors = parse_config(kind, request.POST)
     chosen = request.POST.get("authorization", "")
+    token = request.POST.get("pending", "")
+    kept = pending.take(request, token)  # secrets typed before a failed test (never sent back)
     plain = {name: request.POST.get(f"cred_{name}", "").strip() for name in spec.plain_fields}
-    secret = {name: request.POST.get(f"secret_{name}", "") for name in spec.secret_fields}
+    secret = {name: request.POST.get(f"secret_{name}", "") or kept.get(name, "") for name in spec.secret_fields}
     new_credentials = any(secret.values()) or any(plain.values())
     errors: dict = {}
     authorization = None
@@ -233,19 +279,68 @@ def _save(request, kind: str, instance: Destination | None):
         errors.setdefault(key if key in ("name", "authorization") else "non_field_errors", []).extend(
             map(str, messages_)
         )
+    # New credentials on an edit update the destination's own authorization when nothing else uses it;
+    # after a change of host they replace it whole (a blank secret keeps nothing from the old host).
+    own = instance.authorization if instance is not None and instance.authorization_id else None
+    if own is not None and (own.destinations.exclude(pk=instance.pk).exists() or own.amplitude_projects.exists()):
+        own = None
+    host_changed = (
+        instance is not None
+        and valid
+        and cls.host_values(serializer.validated_data["config"]) != cls.host_values(instance.config)
+    )
+    if new_credentials and (instance is None or own is None or host_changed):
+        missing = [f.label for f in spec.fields if f.secret and not f.optional and not secret.get(f.name)]
+        if missing:
+            again = " again: the host changed" if host_changed else ""
+            errors.setdefault("authorization", []).append(f"Enter {', '.join(missing)}{again}.")
     label = f"{data['name']} credentials"
-    if new_credentials and Authorization.objects.filter(workspace=request.workspace, label=label).exists():
+    if (
+        new_credentials
+        and instance is None
+        and Authorization.objects.filter(workspace=request.workspace, label=label).exists()
+    ):
         errors["authorization"] = [f"An authorization labelled “{label}” exists already: choose it or rename."]
     if errors or config_errors:
         return None, _form_context(request, kind, instance, config, config_errors, errors, request.POST)
+
+    # The destination as it would be saved, with the credentials it would use: tested first.
+    candidate = Destination(workspace=request.workspace, kind=kind, name=data["name"])
+    candidate.config = serializer.validated_data["config"]
+    new_auth = None
+    if new_credentials:
+        new_auth = own or Authorization(workspace=request.workspace, provider=kind)
+        if own is None:
+            new_auth.label = label if instance is None else _unique_label(request.workspace, label)
+        new_auth.fields = plain
+        if host_changed:
+            new_auth.secrets_ciphertext = ""
+        new_auth.set_secrets({k: v for k, v in secret.items() if v})
+        candidate.authorization = new_auth
+    else:
+        candidate.authorization = serializer.validated_data.get(
+            "authorization", instance.authorization if instance else None
+        )
+    ok, tested = actions.trial_connection_test(candidate)
+    if not ok and not request.POST.get("save_anyway"):
+        context = _form_context(request, kind, instance, config, {}, {}, request.POST)
+        context.update(test_failed=tested, pending=pending.keep(request, secret))
+        for input_ in context["credentials"]:
+            if input_.widget == "password" and secret.get(input_.name.removeprefix("secret_")):
+                input_.placeholder = "kept from your last try: leave blank to use it"
+        return None, context
     with transaction.atomic():
         extra = {}
-        if new_credentials:
-            auth = Authorization(workspace=request.workspace, provider=kind, label=label, fields=plain)
-            auth.set_secrets({k: v for k, v in secret.items() if v})
-            auth.save()
-            extra["authorization"] = auth
-        return serializer.save(workspace=request.workspace, **extra), None
+        if new_auth is not None:
+            new_auth.save()
+            extra["authorization"] = new_auth
+        saved = serializer.save(workspace=request.workspace, **extra)
+    pending.drop(request, token)
+    if ok:
+        messages.success(request, f"Connection tested: {tested}")
+    else:
+        messages.warning(request, f"Saved without a working connection: {tested}")
+    return saved, None
 
 
 @setup_page
@@ -261,7 +356,7 @@ def destination_new(request, kind):
     if request.method == "POST":
         destination, context = _save(request, kind, None)
         if destination is not None:
-            messages.success(request, f"Destination “{destination.name}” saved. Test the connection next.")
+            messages.success(request, f"Destination “{destination.name}” saved.")
             return redirect("console:destination", pk=destination.pk)
         return render(request, "console/destinations/form.html", context, status=400)
     return render(request, "console/destinations/form.html", _form_context(request, kind, None, {}, {}, {}))

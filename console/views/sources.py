@@ -13,16 +13,18 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from config.safe_json import string_problem
-from console.access import action_required, credentials_required, member_required
+from console import pending
+from console.access import action_required, credentials_required, member_required, setup_page
 from console.asking import ask_context
 from console.paging import keyset_page
 from integrations.models import Authorization
-from integrations.outbound import validate_outbound_url
+from integrations.outbound import operator_allowed_url, validate_outbound_url
 from integrations.sources import quota
 from integrations.sources.actions import create_run, retry_run
 from integrations.sources.amplitude import AmplitudeError
-from integrations.sources.cohorts import list_project_cohorts
+from integrations.sources.cohorts import fetch_project_cohorts, list_project_cohorts, remember_listing
 from integrations.sources.models import (
+    OVERRIDE_REFUSED,
     AmplitudeCohort,
     AmplitudeProject,
     Cadence,
@@ -41,48 +43,121 @@ ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 CREDENTIALS_ONLY = "Only owners and ops can see or change credentials and API keys."
 
 
-class ConnectAmplitudeForm(forms.Form):
+class AmplitudeProjectForm(forms.Form):
+    """Connect a project (`instance` None) or change one. Its keys are write-only: blank keeps the
+    saved ones, except after a change of region or base URL, which needs them entered again
+    (integrations.credential_hosts). `kept`: keys typed before a failed test (console.pending)."""
+
     label = forms.CharField(max_length=120, help_text="A name for this project in the console.")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    api_key = forms.CharField(label="API Key", widget=forms.PasswordInput(render_value=False))
-    secret_key = forms.CharField(label="API Secret", widget=forms.PasswordInput(render_value=False))
-    region = forms.ChoiceField(choices=Region.choices, initial=Region.US)
+    api_key = forms.CharField(label="API Key", required=False, widget=forms.PasswordInput(render_value=False))
+    secret_key = forms.CharField(label="API Secret", required=False, widget=forms.PasswordInput(render_value=False))
+    region = forms.ChoiceField(choices=Region.choices, initial=Region.US, help_text="Where the project's data lives.")
     base_url = forms.URLField(
         required=False,
-        label="Base URL override",
+        label="Base URL override (operators only)",
         assume_scheme="https",
         validators=[validate_outbound_url],
-        help_text="Leave blank for Amplitude itself; set it for a proxy or the sandbox.",
+        help_text="Blank: the region's Amplitude host. Only a host the operator allowed (a sandbox, a proxy).",
     )
 
-    def __init__(self, *args, workspace, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.workspace = workspace
+    def __init__(self, *args, workspace, instance: AmplitudeProject | None = None, kept: dict | None = None, **kw):
+        if instance is not None:
+            kw.setdefault(
+                "initial",
+                {
+                    "label": instance.label,
+                    "description": instance.authorization.description,
+                    "region": instance.region,
+                    "base_url": instance.base_url,
+                },
+            )
+        super().__init__(*args, **kw)
+        self.workspace, self.instance, self.kept = workspace, instance, kept or {}
+        for name in ("api_key", "secret_key"):
+            if instance is not None:
+                self.fields[name].widget.attrs["placeholder"] = "saved: leave blank to keep"
+            if self.kept.get(name):
+                self.fields[name].widget.attrs["placeholder"] = "kept from your last try: leave blank to use it"
 
     def clean_label(self):
         label = self.cleaned_data["label"]
-        if (
-            AmplitudeProject.objects.filter(workspace=self.workspace, label=label).exists()
-            or Authorization.objects.filter(workspace=self.workspace, label=label).exists()
-        ):
+        projects = AmplitudeProject.objects.filter(workspace=self.workspace, label=label)
+        authorizations = Authorization.objects.filter(workspace=self.workspace, label=label)
+        if self.instance is not None:
+            projects = projects.exclude(pk=self.instance.pk)
+            authorizations = authorizations.exclude(pk=self.instance.authorization_id)
+        if projects.exists() or authorizations.exists():
             raise forms.ValidationError("A project or authorization with this label already exists.")
         return label
 
-    @transaction.atomic
-    def save(self) -> AmplitudeProject:
+    def clean_base_url(self):
+        value = self.cleaned_data["base_url"]
+        if value and not operator_allowed_url(value):
+            raise forms.ValidationError(OVERRIDE_REFUSED)
+        return value
+
+    def clean(self):
+        data = super().clean()
+        for name in ("api_key", "secret_key"):
+            data[name] = data.get(name) or self.kept.get(name, "")
+        missing = [self.fields[n].label for n in ("api_key", "secret_key") if not data.get(n)]
+        if self.instance is None and missing:
+            for name in ("api_key", "secret_key"):
+                if not data.get(name):
+                    self.add_error(name, "Enter it: Amplitude → Settings → Projects.")
+        elif self.instance is not None and self.host_changed and missing:
+            for name in ("api_key", "secret_key"):
+                if not data.get(name):
+                    self.add_error(name, "Enter it again: the region or base URL changed.")
+        return data
+
+    @property
+    def host_changed(self) -> bool:
         data = self.cleaned_data
-        auth = Authorization(
-            workspace=self.workspace, provider="amplitude", label=data["label"], description=data["description"]
-        )
-        auth.set_secrets({"api_key": data["api_key"], "secret_key": data["secret_key"]})
-        auth.save()
-        return AmplitudeProject.objects.create(
-            workspace=self.workspace,
-            label=data["label"],
-            region=data["region"],
-            base_url=data["base_url"],
-            authorization=auth,
-        )
+        host = AmplitudeProject(region=data.get("region") or Region.US, base_url=data.get("base_url") or "")
+        return self.instance is not None and host.api_base_url != self.instance.api_base_url
+
+    @property
+    def new_keys(self) -> dict:
+        return {n: self.cleaned_data[n] for n in ("api_key", "secret_key") if self.cleaned_data.get(n)}
+
+    def candidate(self) -> AmplitudeProject:
+        """The project as it would be saved, with the authorization it would use (not saved yet)."""
+        data, instance = self.cleaned_data, self.instance
+        if instance is not None:  # a fresh copy: a failed test leaves the shown instance as it was
+            project = AmplitudeProject.objects.select_related("authorization").get(pk=instance.pk)
+            auth = project.authorization
+            shared = auth.amplitude_projects.exclude(pk=instance.pk).exists() or auth.destinations.exists()
+        else:
+            project, auth, shared = AmplitudeProject(workspace=self.workspace), None, False
+        if auth is None or (self.new_keys and shared):  # a new authorization: the project's own
+            auth, shared = Authorization(workspace=self.workspace, provider="amplitude"), False
+            auth.label = _free_label(self.workspace, data["label"])
+        if not shared:
+            auth.label, auth.description = data["label"] if auth.pk else auth.label, data["description"]
+        if self.host_changed:
+            auth.secrets_ciphertext = ""  # nothing of the old host's keys is kept
+        auth.set_secrets(self.new_keys)
+        project.label, project.region, project.base_url = data["label"], data["region"], data["base_url"]
+        project.authorization = auth
+        return project
+
+    @transaction.atomic
+    def save(self, project: AmplitudeProject) -> AmplitudeProject:
+        project.authorization.save()
+        project.save()
+        return project
+
+
+def _free_label(workspace, label: str) -> str:
+    """`label`, or `label (2)`, … when an authorization has it already."""
+    taken = set(
+        Authorization.objects.filter(workspace=workspace, label__startswith=label).values_list("label", flat=True)
+    )
+    return next(
+        candidate for n in range(1, len(taken) + 2) if (candidate := label if n == 1 else f"{label} ({n})") not in taken
+    )
 
 
 class CohortJobForm(forms.ModelForm):
@@ -173,18 +248,22 @@ def source_list(request):
     projects = AmplitudeProject.objects.for_workspace(request.workspace).order_by("label")
     rows = [(project, quota.budget(project)) for project in projects]
     readonly = not request.membership.can_manage_credentials
+    tested = {}
     if readonly:  # what connecting asks for, shown but disabled, with "ask an owner or ops"
         if request.method == "POST":
             return render(request, "console/forbidden.html", {"reason": CREDENTIALS_ONLY}, status=403)
-        form = ConnectAmplitudeForm(workspace=request.workspace)
+        form = AmplitudeProjectForm(workspace=request.workspace)
     else:
-        form = ConnectAmplitudeForm(request.POST or None, workspace=request.workspace)
+        token = request.POST.get("pending", "")
+        kept = pending.take(request, token) if request.method == "POST" else {}
+        form = AmplitudeProjectForm(request.POST or None, workspace=request.workspace, kept=kept)
         if request.method == "POST" and form.is_valid():
-            project = form.save()
-            messages.success(request, f"Amplitude project “{project.label}” connected. Test the connection next.")
-            return redirect("console:source", pk=project.pk)
+            project, tested = _test_and_save(request, form, token)
+            if project is not None:
+                return redirect("console:source", pk=project.pk)
     why = "Connecting a project needs its API key and secret."
     context = {
+        **tested,
         "rows": rows,
         "form": form,
         "readonly": readonly,
@@ -287,6 +366,82 @@ def source_detail(request, pk):
         **import_runs(request, runs),
     }
     return render(request, "console/sources/detail.html", context, status=400 if form is not None else 200)
+
+
+def _test_and_save(request, form: AmplitudeProjectForm, token: str) -> tuple[AmplitudeProject | None, dict]:
+    """Test the keys against Amplitude (through the outgoing-request policy) before saving; a failed
+    test saves only on "Save anyway". Returns the saved project, or what the form shows instead."""
+    project = form.candidate()
+    must_test = form.instance is None or form.host_changed or bool(form.new_keys)
+    cohorts, error = [], ""
+    if must_test:
+        try:
+            cohorts = fetch_project_cohorts(project)
+        except AmplitudeError as exc:
+            error = str(exc)
+    if error and not request.POST.get("save_anyway"):
+        return None, {"test_failed": error, "pending": pending.keep(request, form.new_keys)}
+    connected = form.instance is None
+    project = form.save(project)
+    pending.drop(request, token)
+    if must_test and not error:
+        remember_listing(project, cohorts)  # the picker has them at once
+        listed = f"Amplitude lists {len(cohorts)} cohort{'s' if len(cohorts) != 1 else ''}"
+        messages.success(request, f"“{project.label}” {'connected' if connected else 'saved'}: {listed}.")
+    elif error:
+        messages.warning(request, f"“{project.label}” saved without a working connection: {error}")
+    else:
+        messages.success(request, f"“{project.label}” saved.")
+    return project, {}
+
+
+@setup_page
+def source_edit(request, pk):
+    """Owners and ops change a project (label, region, host, keys); the others read it, disabled."""
+    project = get_object_or_404(
+        AmplitudeProject.objects.for_workspace(request.workspace).select_related("authorization"), pk=pk
+    )
+    readonly = not request.membership.can_manage_credentials
+    tested = {}
+    token = request.POST.get("pending", "") if request.method == "POST" else ""
+    kept = pending.take(request, token) if token else {}
+    form = AmplitudeProjectForm(
+        request.POST if request.method == "POST" else None, workspace=request.workspace, instance=project, kept=kept
+    )
+    if request.method == "POST" and form.is_valid():
+        saved, tested = _test_and_save(request, form, token)
+        if saved is not None:
+            return redirect("console:source", pk=saved.pk)
+    why = "Changing a project touches its API key and secret."
+    context = {
+        **tested,
+        "project": project,
+        "form": form,
+        "readonly": readonly,
+        **(ask_context(request, SetupTopic.AMPLITUDE, why=why) if readonly else {}),
+    }
+    status = 400 if request.method == "POST" else 200
+    return render(request, "console/sources/edit.html", context, status=status)
+
+
+@credentials_required
+def source_delete(request, pk):
+    project = get_object_or_404(AmplitudeProject.objects.for_workspace(request.workspace), pk=pk)
+    active = ImportRun.objects.filter(
+        Q(cohort_job__project=project) | Q(event_job__project=project), status__in=ACTIVE
+    ).exists()
+    if request.method == "POST":
+        if active:
+            messages.error(request, "An import of this project is running; delete it after the run ends.")
+            return redirect("console:source", pk=pk)
+        label, auth = project.label, project.authorization
+        with transaction.atomic():
+            project.delete()  # its jobs, runs, cohort listing and quota go with it; imported segments stay
+            if not auth.amplitude_projects.exists() and not auth.destinations.exists():
+                auth.delete()  # its keys served only this project
+        messages.success(request, f"Amplitude project “{label}” and its import jobs deleted.")
+        return redirect("console:sources")
+    return render(request, "console/sources/delete.html", {"project": project, "active": active})
 
 
 @credentials_required

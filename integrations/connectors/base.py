@@ -26,6 +26,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from integrations.credentials import CredentialField
+from integrations.masking import MASK, Masker
 from integrations.outbound import (
     COULD_NOT_CONNECT,
     OutboundRefused,
@@ -33,13 +34,13 @@ from integrations.outbound import (
     check_url,
     clip,
     describe_failure,
+    operator_allowed_url,
     partner_summary,
     raw_excerpt,
     response_summary,
     status_phrase,
 )
 
-MASK = "••••••••"
 logger = logging.getLogger(__name__)
 
 
@@ -196,7 +197,8 @@ class HttpClient:
 
     def __init__(self, *, on_call: Callable[[CallRecord], None] | None = None, secrets: tuple[str, ...] = ()):
         self.on_call = on_call
-        self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
+        # Every credential value and credential header sent, in every form a partner could echo it.
+        self.masker = Masker(secrets)
         self._local = threading.local()
         self.timeout = (settings.DELIVERY_CONNECT_TIMEOUT, settings.DELIVERY_READ_TIMEOUT)
 
@@ -207,9 +209,7 @@ class HttpClient:
         return self._local.session
 
     def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
+        return self.masker(text)
 
     def send(self, request: OutboundRequest, body: bytes, summary: str, *, hold: bool = False) -> requests.Response:
         """Make the call and log it. `hold`: when an answer comes back, its log entry waits for
@@ -325,7 +325,7 @@ class Connector:
         self.auth_fields = dict(auth_fields or {})
         self.partner_state = dict(partner_state or {})
         self.run_id, self.run_started = run_id, run_started or time.time()
-        self.http = HttpClient(on_call=on_call, secrets=tuple(str(v) for v in secrets.values()))
+        self.http = HttpClient(on_call=on_call, secrets=self.credential_values())
 
     # ---- hooks -------------------------------------------------------------------------------
     @classmethod
@@ -344,6 +344,16 @@ class Connector:
         """The request headers (lower case) that carry this destination's credentials."""
         return self.secret_headers
 
+    def credential_values(self) -> tuple[str, ...]:
+        """What is masked wherever a person could read it (integrations.masking): each secret of the
+        authorization and the value of each credential header as sent (a Basic header's token)."""
+        secret = self.credential_headers()
+        headers = [value for name, value in self.auth_headers().items() if name.lower() in secret]
+        return tuple(str(value) for value in [*self.secrets.values(), *headers] if value)
+
+    def mask(self, text: str) -> str:
+        return self.http.mask(text)
+
     @classmethod
     def validate_config(cls, data: dict) -> dict:
         """Validated config or serializers.ValidationError naming each bad field."""
@@ -359,9 +369,36 @@ class Connector:
                     check_url(validated[name])
                 except OutboundRefused as refusal:
                     refused[name] = [refusal.message]
+        # A host the partner fixes is chosen from its list; the only other URL accepted is one the
+        # operator allowed (OUTBOUND_ALLOWED_NETWORKS: the sandbox, a proxy), never one merely typed.
+        if cls.hosts:
+            fixed = {host.url.rstrip("/") for host in cls.hosts.values()}
+            for name in cls.host_fields:
+                value = validated.get(name)
+                typed = isinstance(value, str) and value.startswith(("http://", "https://")) and name not in refused
+                if typed and value.rstrip("/") not in fixed and not operator_allowed_url(value):
+                    choices = ", ".join(sorted(fixed))
+                    refused[name] = [f"{cls.partner_name()} is reached only at {choices}: choose it from the list."]
         if refused:
             raise serializers.ValidationError(refused)
         return validated
+
+    @classmethod
+    def partner_name(cls) -> str:
+        from integrations.connectors.registry import CONNECTORS
+
+        return CONNECTORS[cls.kind].partner
+
+    @classmethod
+    def host_values(cls, config: dict) -> dict[str, str]:
+        """Where the credentials go, as the config says it (URLs without a trailing slash, regions by
+        code): credentials entered for one host are never sent to another, so a change here needs them
+        entered again (integrations.credential_hosts)."""
+        values = {}
+        for name in cls.host_fields:
+            value = config.get(name)
+            values[name] = value.rstrip("/").lower() if isinstance(value, str) else str(value or "")
+        return values
 
     def prepare(self) -> dict:
         """Create the partner-side target on the first sync (e.g. a list); returns the new partner_state."""
@@ -385,7 +422,8 @@ class Connector:
         if 200 <= status < 300:
             return
         # Bounded whatever a vendor's error_message returns: this lands in last_error and run errors.
-        message = f"HTTP {status}: {clip(self.error_message(response), 300)}"
+        # Masked: a partner may quote the credentials it refused in its error.
+        message = self.mask(f"HTTP {status}: {clip(self.error_message(response), 300)}")
         if status in (401, 403):
             raise ConnectorError(Policy.AUTH, message, status=status)
         if status == 429:
@@ -456,7 +494,7 @@ class Connector:
         refused = ""
         try:
             self.raise_for_response(response)
-            rejections = self.parse_response(response, batch)
+            rejections = [Rejection(r.seq, self.mask(r.reason), r.code) for r in self.parse_response(response, batch)]
             if rejections:
                 count = (
                     f"all {len(batch.rows)}"
@@ -466,6 +504,8 @@ class Connector:
                 refused = f"{count} rows refused in a {response.status_code} answer: {rejections[0].reason}"
             return rejections
         except ConnectorError as error:
+            error.message = self.mask(error.message)
+            error.args = (error.message,)
             if 200 <= response.status_code < 300:  # a refusal inside a success status (CleverTap's "fail")
                 refused = error.message
             raise
@@ -473,14 +513,16 @@ class Connector:
             self.http.release(refused)
 
     def sample_request(self, batch: Batch) -> dict:
-        """What would be sent (dry run), with auth headers masked."""
+        """What would be sent (dry run): credential headers masked by name, and every credential value,
+        in any encoding, masked wherever else it appears (the URL, the body, another header)."""
         request = self.build_request(batch)
         secret = self.credential_headers()
         headers = {
             name: MASK if name.lower() in secret or _is_secret_header(name) else value
             for name, value in request.headers.items()
         }
-        return {"method": request.method, "url": request.url, "headers": headers, "body": request.json}
+        sample = {"method": request.method, "url": request.url, "headers": headers, "body": request.json}
+        return self.http.masker.deep(sample)
 
     def post_json(self, url: str, payload: Any, summary: str) -> requests.Response:
         """For setup calls (list creation, connection tests): same client, same log, same policy."""

@@ -64,7 +64,7 @@ def membership_key(config: dict, segment: SegmentInfo) -> str:
 
 
 def region_base_url(region: str) -> str:
-    # A wrong regional host answers like bad credentials (401), so the region is validated up front.
+    # A wrong regional host answers like bad credentials (401), so the region is chosen from the list.
     host = HOSTS.get(region or "eu1")
     if host is None:
         raise ConnectorError(Policy.PERMANENT, f"Unknown CleverTap region {region!r}; choose from {sorted(HOSTS)}.")
@@ -72,14 +72,15 @@ def region_base_url(region: str) -> str:
 
 
 class CleverTapConfig(serializers.Serializer):
+    # Asked once, here: the region of the CleverTap account (its dashboard's URL names it).
     region = serializers.ChoiceField(
-        choices=[("", "From the authorization"), *REGIONS.items()],
-        default="",
-        allow_blank=True,
-        help_text="Blank: the authorization's region, else Europe.",
+        choices=list(REGIONS.items()), default="eu1", help_text="Where the CleverTap account lives."
     )
     base_url = serializers.URLField(
-        required=False, allow_blank=True, default="", help_text="Overrides the regional host (sandbox, proxies)."
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Operators only: a host allowed by OUTBOUND_ALLOWED_NETWORKS (a sandbox, a proxy); blank: the region's.",
     )
     send_profile = serializers.BooleanField(default=True, help_text="Profile record: segment flag + user properties.")
     send_partner_sync_event = serializers.BooleanField(default=True, help_text="The 'Partner Sync' event per change.")
@@ -108,16 +109,8 @@ class CleverTapConnector(Connector):
     # 1,000 records per call and 15 uploads in flight per account (docs); 2 MB per request (Amplitude's note).
     limits = Limits(records_per_request=1000, bytes_per_request=2 * 1024 * 1024, concurrent_requests=15)
     list_style = False  # every call raises Partner Sync events at CleverTap: a re-send is visible
-    credential_fields = (
-        CredentialField("account_id", secret=False),
-        CredentialField(
-            "region",
-            secret=False,
-            optional=True,
-            help="Blank = Europe (api.clevertap.com); in1, aps3, mec1, sg1, sk1, us1.",
-        ),
-        CredentialField("passcode"),
-    )
+    # The region is the destination's (a choice), not typed here.
+    credential_fields = (CredentialField("account_id", secret=False), CredentialField("passcode"))
     secret_headers = frozenset({"x-clevertap-passcode"})
     hosts = HOSTS
     host_fields = ("region", "base_url")
@@ -149,7 +142,7 @@ class CleverTapConnector(Connector):
                 f"For a campaign as people enter: trigger on the event “Partner Sync” where Partner Segment "
                 f"Name is “{segment.name}” and Action is Added (Removed for people leaving)."
             )
-        region = config.get("region") or auth_fields.get("region") or "eu1"
+        region = config.get("region") or "eu1"
         return Arrival(
             where=" ".join(where),
             names=tuple(names),
@@ -181,9 +174,7 @@ class CleverTapConnector(Connector):
         return f"clevertap:{account}" if account else super().concurrency_key(destination_id)
 
     def api_url(self, path: str) -> str:
-        base = self.config.get("base_url") or region_base_url(
-            self.config.get("region") or self.auth_fields.get("region", "")
-        )
+        base = self.config.get("base_url") or region_base_url(self.config.get("region", ""))
         return base.rstrip("/") + path
 
     def upload_url(self) -> str:

@@ -58,12 +58,12 @@ class CohortWebhookConnector(Connector):
         name = (self.auth_fields.get("header_name") or "").strip().lower()
         return self.secret_headers | {name} if name else self.secret_headers
 
-    def headers(self) -> dict[str, str]:
-        headers = {"User-Agent": "Amplitude/Webhook/1.0", **self.config.get("headers", {})}
+    def auth_headers(self) -> dict[str, str]:
         name = (self.auth_fields.get("header_name") or "").strip()
-        if self.secrets.get("header_value") and name:
-            headers[name] = self.secrets["header_value"]
-        return headers
+        return {name: self.secrets["header_value"]} if self.secrets.get("header_value") and name else {}
+
+    def headers(self) -> dict[str, str]:
+        return {"User-Agent": "Amplitude/Webhook/1.0", **self.config.get("headers", {}), **self.auth_headers()}
 
     def build_request(self, batch: Batch) -> OutboundRequest:
         direction = "enter" if batch.action == "add" else "exit"

@@ -163,15 +163,25 @@ def reset_diff(job: SyncJob) -> int:
     return high
 
 
+def trial_connection_test(destination: Destination) -> tuple[bool, str]:
+    """The connector's probe for a destination not saved yet, or saved with changes not yet kept (the
+    console's "test before save"): the same outgoing-request policy and masking, nothing recorded."""
+    connector = destination_connector(destination, segment=SegmentInfo(0, "connection test", "0"))
+    try:
+        return True, connector.mask(connector.test_connection())
+    except ConnectorError as error:
+        return False, connector.mask(error.message)
+
+
 def run_connection_test(destination: Destination) -> tuple[bool, str]:
     """Runs the connector's probe; success restores a disabled/degraded destination to healthy."""
     calls = CallLog()
     connector = destination_connector(destination, segment=SegmentInfo(0, "connection test", "0"), on_call=calls)
     try:
-        message = connector.test_connection()
+        message = connector.mask(connector.test_connection())
         ok = True
     except ConnectorError as error:
-        ok, message = False, error.message
+        ok, message = False, connector.mask(error.message)
         if error.policy == Policy.AUTH:
             set_health(destination, Health.DISABLED, message)
     log_calls(destination.pk, None, calls.drain())

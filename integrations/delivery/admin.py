@@ -6,6 +6,7 @@ from rest_framework import serializers
 from unfold.admin import ModelAdmin
 
 from integrations.connectors.registry import connector_class
+from integrations.credential_hosts import destination_problem
 from integrations.delivery import actions
 from integrations.delivery.models import Destination, PartnerCall, SyncJob, SyncRun
 
@@ -26,6 +27,11 @@ class DestinationAdminForm(forms.ModelForm):
             except serializers.ValidationError as exc:
                 detail = exc.detail if isinstance(exc.detail, dict) else {"config": exc.detail}
                 self.add_error("config", [f"{name}: {' '.join(map(str, errors))}" for name, errors in detail.items()])
+                return data
+            # A new URL or host with the saved credentials would send them there (credential_hosts).
+            problem = destination_problem(self.instance, data["kind"], data["config"], data.get("authorization"))
+            if problem:
+                self.add_error("authorization", problem)
         return data
 
 

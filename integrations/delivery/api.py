@@ -16,6 +16,7 @@ from integrations.api import InWorkspace, WorkspaceScopedViewSet
 from integrations.api_auth import CanAct, CanManageCredentials, ManagementAccess
 from integrations.api_errors import json_error
 from integrations.connectors.registry import connector_class, kind_choices
+from integrations.credential_hosts import destination_problem
 from integrations.delivery import actions, planning
 from integrations.delivery.models import (
     Cadence,
@@ -72,6 +73,10 @@ class DestinationSerializer(serializers.ModelSerializer):
         auth = attrs.get("authorization", self.instance.authorization if self.instance else None)
         if auth is not None and auth.provider != cls.kind:
             raise ValidationError({"authorization": [f"Choose a {cls.kind} authorization of this workspace."]})
+        # A new URL or host with the saved credentials would send them there: refused (credential_hosts).
+        problem = destination_problem(self.instance, kind, attrs["config"], auth)
+        if problem:
+            raise ValidationError({"authorization": [problem]})
         return attrs
 
     def save(self, **kwargs):

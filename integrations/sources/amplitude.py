@@ -26,6 +26,7 @@ import requests
 from django.conf import settings
 
 from integrations.credentials import CredentialField
+from integrations.masking import Masker
 from integrations.outbound import (
     COULD_NOT_CONNECT,
     OutboundRefused,
@@ -56,12 +57,13 @@ class AmplitudeError(Exception):
         self.transient = transient
 
 
-def error_message(response: requests.Response) -> str:
+def error_message(response: requests.Response, mask: Masker | None = None) -> str:
     """Amplitude's error code and message ({"error": {"message", "metadata": {"details"}}}, or S3's XML
     error) parsed and bounded: users read it in run errors and test results. The raw start of the
-    answer goes to the log, for ops only."""
-    logger.warning("Amplitude answered HTTP %s: %r", response.status_code, raw_excerpt(response))
-    return partner_summary(response) or status_phrase(response.status_code)
+    answer goes to the log, for ops only. Both masked: an answer may quote the keys it refused."""
+    mask = mask or Masker()
+    logger.warning("Amplitude answered HTTP %s: %r", response.status_code, mask(raw_excerpt(response)))
+    return mask(partner_summary(response) or status_phrase(response.status_code))
 
 
 # A counting semaphore with leases: a crashed worker's slot expires instead of leaking forever.
@@ -118,6 +120,9 @@ class AmplitudeClient:
         # The outgoing-request policy (integrations.outbound): https, public addresses, no env proxies.
         self.session = OutboundSession()
         self.session.headers["User-Agent"] = "CohortConsole/1.0"
+        # The keys and the Basic header they make, in every form an answer could echo them.
+        basic = requests.auth._basic_auth_str(self.api_key, self.secret_key) if self.api_key else ""
+        self.mask = Masker([self.api_key, self.secret_key, basic])
 
     def for_thread(self) -> Self:
         """A copy for another thread, with a requests.Session of its own (sessions are not shared
@@ -169,7 +174,9 @@ class AmplitudeClient:
                 waits += 1
                 if waits > 4 * settings.SOURCES_HTTP_RETRIES:
                     raise AmplitudeError(
-                        f"Amplitude kept throttling (HTTP 429): {error_message(response)}", status=429, transient=True
+                        f"Amplitude kept throttling (HTTP 429): {error_message(response, self.mask)}",
+                        status=429,
+                        transient=True,
                     )
                 retry_after = response.headers.get("Retry-After", "")
                 wait = float(retry_after) if retry_after.isdigit() else backoff * 2 ** min(waits - 1, 5)
@@ -178,20 +185,23 @@ class AmplitudeClient:
                 continue
             if status in (401, 403):
                 raise AmplitudeError(
-                    f"{AUTH_HINT.format(status=status)} Amplitude said: {error_message(response)}", status=status
+                    f"{AUTH_HINT.format(status=status)} Amplitude said: {error_message(response, self.mask)}",
+                    status=status,
                 )
             if status in (500, 502, 503, 504):
                 retries += 1
                 if retries > settings.SOURCES_HTTP_RETRIES:
                     raise AmplitudeError(
-                        f"Amplitude failed with HTTP {status} after {retries} tries: {error_message(response)}",
+                        f"Amplitude failed with HTTP {status} after {retries} tries: {error_message(response, self.mask)}",
                         status=status,
                         transient=True,
                     )
                 response.close()
                 self.sleep(backoff * 2 ** (retries - 1))
                 continue
-            raise AmplitudeError(f"Amplitude answered HTTP {status}: {error_message(response)}", status=status)
+            raise AmplitudeError(
+                f"Amplitude answered HTTP {status}: {error_message(response, self.mask)}", status=status
+            )
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
@@ -268,7 +278,7 @@ class AmplitudeClient:
                     response.close()
                     response = self._get(location, auth=False, stream=True, passthrough=frozenset({400, 403}))
                     if response.status_code in (400, 403):
-                        message = error_message(response)
+                        message = error_message(response, self.mask)
                         if response.status_code == 403 and "expired" in message.lower() and attempt < 2:
                             continue  # the one-minute link expired before we got to it: mint a new one
                         raise AmplitudeError(
@@ -297,7 +307,7 @@ class AmplitudeClient:
                 return None
             if response.status_code in (400, 504):
                 raise AmplitudeError(
-                    f"Export {params['start']}..{params['end']}: HTTP {response.status_code} {error_message(response)}",
+                    f"Export {params['start']}..{params['end']}: HTTP {response.status_code} {error_message(response, self.mask)}",
                     status=response.status_code,
                 )
             return _stream_to(response, dest)

@@ -45,6 +45,21 @@ class AmplitudeProjectSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError("Choose an Amplitude authorization (API key and secret key).")
         return value
 
+    def validate(self, attrs: dict) -> dict:
+        # The project as it would be saved: its host (region or override) and its authorization.
+        project = AmplitudeProject(**{**(self._saved_values()), **attrs})
+        errors = project.host_errors()
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+    def _saved_values(self) -> dict:
+        if self.instance is None:
+            return {}
+        return {name: getattr(self.instance, name) for name in ("region", "base_url", "authorization", "label")} | {
+            "pk": self.instance.pk
+        }
+
 
 class AmplitudeProjectViewSet(*_CRUD, WorkspaceScopedViewSet):
     """Amplitude projects. Owners and ops only (they carry credentials)."""

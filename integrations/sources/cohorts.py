@@ -365,7 +365,15 @@ def list_project_cohorts(project) -> list[dict]:
     """The project's cohorts (id, name, size, last computed): proves key, secret and region are right.
 
     The listing is also kept (AmplitudeCohort) for the console's cohort picker."""
-    cohorts = [
+    cohorts = fetch_project_cohorts(project)
+    remember_listing(project, cohorts)
+    return cohorts
+
+
+def fetch_project_cohorts(project) -> list[dict]:
+    """Amplitude's listing of the project's cohorts, nothing kept: also the console's test of a
+    project not saved yet (its keys and host as typed)."""
+    return [
         {
             "id": str(c.get("id")),
             "name": c.get("name"),
@@ -376,8 +384,6 @@ def list_project_cohorts(project) -> list[dict]:
         for c in AmplitudeClient.for_project(project).list_cohorts()
         if isinstance(c, dict)
     ]
-    remember_listing(project, cohorts)
-    return cohorts
 
 
 def remember_listing(project, cohorts: list[dict], now: datetime | None = None) -> None:

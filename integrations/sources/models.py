@@ -10,10 +10,14 @@ from django.db import models
 from django.db.models import Q
 
 from integrations.models import Authorization
-from integrations.outbound import validate_outbound_url
+from integrations.outbound import operator_allowed_url, validate_outbound_url
 from integrations.schedules import IMPORT_CADENCES, Cadence
 from workspaces.models import Workspace, WorkspaceScopedQuerySet, validate_timezone
 
+OVERRIDE_REFUSED = (
+    "Amplitude is reached at its region's host: choose the region. A base URL override is only for a "
+    "host the operator allowed (OUTBOUND_ALLOWED_NETWORKS: the sandbox, a proxy)."
+)
 REGION_HOSTS = {"us": "https://amplitude.com", "eu": "https://analytics.eu.amplitude.com"}
 
 
@@ -60,6 +64,21 @@ class AmplitudeProject(models.Model):
             raise ValidationError({"authorization": "Choose an Amplitude authorization (API key and secret key)."})
         if self.authorization_id and self.workspace_id and self.authorization.workspace_id != self.workspace_id:
             raise ValidationError({"authorization": "The authorization belongs to another workspace."})
+        errors = self.host_errors()
+        if errors:
+            raise ValidationError(errors)
+
+    def host_errors(self) -> dict[str, list[str]]:
+        """Amplitude's hosts are its regions', chosen from a list; a base URL override must be one the
+        operator allowed (OUTBOUND_ALLOWED_NETWORKS: the sandbox, a proxy). And the saved credentials
+        never follow a change of host (integrations.credential_hosts). {} when all is well."""
+        from integrations.credential_hosts import project_problem
+
+        if self.base_url and not operator_allowed_url(self.base_url):
+            return {"base_url": [OVERRIDE_REFUSED]}
+        authorization = self.authorization if self.authorization_id else None
+        problem = project_problem(self, self.api_base_url, authorization)
+        return {"authorization": [problem]} if problem else {}
 
 
 class AmplitudeCohort(models.Model):

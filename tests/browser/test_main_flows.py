@@ -32,7 +32,7 @@ def test_connect_import_segment_chart_and_person_trace(page, alice, acme, amp):
     expect(page.locator("#test-result")).to_contain_text("Connected: 1 cohort")
     screenshot(page, "source-connected")
 
-    page.get_by_role("button", name="Load cohorts from Amplitude").click()
+    page.get_by_role("button", name="Refresh the cohorts from Amplitude").click()  # connecting listed them
     page.get_by_label("Weekend Listeners").check()
     expect(page.locator("#chosen-count")).to_have_text("1 chosen")
     page.select_option("#id_cadence", "one_time")

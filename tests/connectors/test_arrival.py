@@ -19,7 +19,7 @@ def test_every_partner_describes_where_the_data_landed(kind):
 
 def test_clevertap_names_the_property_and_the_partner_sync_event_and_its_region():
     cls = connector_class("clevertap")
-    arrival = cls.describe_arrival({}, SEGMENT, partner_state={}, auth_fields={"region": "in1"})
+    arrival = cls.describe_arrival({"region": "in1"}, SEGMENT, partner_state={}, auth_fields={})
     names = dict(arrival.names)
     assert names["Profile property"] == "[Amplitude] Power users: c-26"
     assert names["Event"] == "Partner Sync" and names["Event property “Partner Segment Name”"] == "Power users"
@@ -28,11 +28,11 @@ def test_clevertap_names_the_property_and_the_partner_sync_event_and_its_region(
         {"region": "us1", "membership_property": "vip", "send_partner_sync_event": False},
         SEGMENT,
         partner_state={},
-        auth_fields={"region": "in1"},
+        auth_fields={},
     )
     assert dict(own.names) == {"Profile property": "vip"} and "Partner Sync" not in own.where
-    assert own.dashboard_url == "https://us1.dashboard.clevertap.com/"  # the destination's region wins
-    odd = cls.describe_arrival({}, SEGMENT, partner_state={}, auth_fields={"region": "evil.example/"})
+    assert own.dashboard_url == "https://us1.dashboard.clevertap.com/"
+    odd = cls.describe_arrival({"region": "evil.example/"}, SEGMENT, partner_state={}, auth_fields={})
     assert odd.dashboard_url == "https://eu1.dashboard.clevertap.com/"  # never a host built from input
 
 

@@ -45,8 +45,8 @@ def test_one_list_of_providers_the_amplitude_source_and_every_destination_kind()
     assert set(all_credentials()) == set(providers)
     assert credentials("amplitude").secret_fields == ("api_key", "secret_key")
     assert credentials("kochava").required is False  # Kochava's key and secret are opt-in
-    assert credentials("clevertap").plain_fields == ("account_id", "region")
-    assert credentials("clevertap").field("region").optional
+    # CleverTap's region is asked once, as the destination's choice, not typed into the authorization.
+    assert credentials("clevertap").plain_fields == ("account_id",)
     with pytest.raises(KeyError):
         credentials("nope")
 

@@ -18,13 +18,13 @@ KOCHAVA_SECRET = "kochava-api-s3cret"
 MAPPING = {"kochava_device_id": "device_id", "origination_ip": "ip_address", "adid": "device_id"}
 
 
-def kahuna(acme, base_url="http://kahuna.invalid"):
+def kahuna(acme, base_url="http://127.0.0.1:9"):  # nothing listens: these pages call nobody
     return destination(
         acme, "kahuna", {"base_url": base_url, "environment": "p"}, secrets=KAHUNA_SECRETS, name="Kahuna"
     )
 
 
-def kochava(acme, base_url="http://kochava.invalid", name="Kochava", **config):
+def kochava(acme, base_url="http://127.0.0.1:9", name="Kochava", **config):
     return destination(
         acme,
         "kochava",

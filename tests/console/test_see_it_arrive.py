@@ -128,9 +128,9 @@ def clevertap_setup(acme, partners):  # noqa: F811
     dest = destination(
         acme,
         "clevertap",
-        {"base_url": partner.base_url},
+        {"base_url": partner.base_url, "region": "us1"},
         secrets={"passcode": "pass-7"},
-        fields={"account_id": "ACC-7", "region": "us1"},
+        fields={"account_id": "ACC-7"},
         name="CleverTap US",
     )
     return partner, segment, dest
@@ -148,7 +148,7 @@ def test_after_a_clevertap_run_the_page_says_where_it_landed_and_how_to_use_it(c
     assert f"<code>{flag}</code>" in page  # the profile property to build the segment on
     assert "<code>Partner Sync</code>" in page and "Partner Segment Name" in page and "Action" in page
     assert f"Partner Segment Name is “{segment.name}” and Action is Added" in page
-    assert 'href="https://us1.dashboard.clevertap.com/"' in page  # the authorization's region
+    assert 'href="https://us1.dashboard.clevertap.com/"' in page  # the destination's region
 
 
 def test_a_refusal_inside_a_200_is_not_shown_as_a_success_and_calls_filter_by_outcome(client, bob, clevertap_setup):

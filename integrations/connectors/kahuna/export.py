@@ -126,7 +126,9 @@ def _populate(
         connector.raise_for_response(response)
         answer = response.json()
         if not answer.get("success", True):
-            raise ConnectorError(Policy.REJECTED, f"Kahuna: {answer.get('error') or 'populate refused'}")
+            raise ConnectorError(
+                Policy.REJECTED, connector.mask(f"Kahuna: {answer.get('error') or 'populate refused'}")
+            )
         return str(answer.get("job_id") or answer.get("jobId") or "")
 
     result = call_with_retries(call, semaphore, rule=connector.export_retry_rule)

@@ -276,6 +276,7 @@ class KochavaConnector(Connector):
         try:
             self.raise_for_response(response)
             accepted, error = read_answer(response)
+            error = self.mask(error)  # Kochava's words, which may quote what it was sent
             return accepted, error
         finally:
             self.http.release("" if accepted else f"Kochava did not accept it: {error}")
