@@ -11,7 +11,8 @@ this file, `integrations/connectors/<kind>/`, and a Django app (label <kind>): t
 - `tasks.py` with `dispatch_due(now)`: joins the scheduler tick (config.scheduler);
 - `urls.py` with `urlpatterns`: console pages, joined to the console's URLs (namespace "console");
 - `views.py` with `destination_section(destination)`: what its destination page adds (a dict naming
-  its "partner_template"), and optionally `SEGMENT_ACTIONS`: buttons on a segment page;
+  its "partner_template"), and optionally `SEGMENT_ACTIONS`: buttons on a segment page, and
+  `campaigns_section(workspace)`: what it adds to the Campaigns page;
 - `api.py` with `ROUTES`: (prefix, viewset, basename) registered under /api/v1/.
 The functions below hand these to the settings, Celery, the scheduler, the console and the API, so
 none of those names a partner.
@@ -139,3 +140,13 @@ def destination_section(destination: Any) -> dict:
 def segment_actions() -> list[tuple[str, str]]:
     """Buttons the partners add to a segment page: (label, URL name taking the segment's pk)."""
     return [action for module in _partner_modules("views") for action in getattr(module, "SEGMENT_ACTIONS", ())]
+
+
+def campaign_sections(workspace: Any) -> list[dict]:
+    """What the partners add to the Campaigns page: one dict per partner with a `campaigns_section`
+    (each names its "partner_template"), such as Kahuna's adaptive campaigns and their exports."""
+    return [
+        module.campaigns_section(workspace)
+        for module in _partner_modules("views")
+        if hasattr(module, "campaigns_section")
+    ]
