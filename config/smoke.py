@@ -62,6 +62,7 @@ def _fillers() -> dict[str, Callable]:
     (The imports in this module's functions wait for main()'s django.setup(): it runs as a script.)
     """
     from audiences.models import Erasure, Profile, Segment
+    from campaigns.models import Campaign
     from integrations.connectors.registry import CONNECTORS
     from integrations.delivery.models import Destination, SyncJob
     from integrations.models import ApiKey, Authorization
@@ -96,6 +97,11 @@ def _fillers() -> dict[str, Callable]:
         "sync-progress": lambda ws: _pk(SyncJob, ws),
         "sync-action": lambda ws: [{"action": "pause", **kwargs} for kwargs in _pk(SyncJob, ws)],
         "person": lambda ws: _pk(Profile, ws),
+        # Each campaign: a past one sent, a live one sending, each shows other parts.
+        "campaign": lambda ws: _all(Campaign, ws),
+        "campaign-progress": lambda ws: _pk(Campaign, ws),
+        # A GET only leads back to the campaign's page: actions are POSTs.
+        "campaign-action": lambda ws: [{"action": "stop", **kwargs} for kwargs in _pk(Campaign, ws)],
         "setup-request-done": lambda ws: _pk(SetupRequest, ws),
     }
 
