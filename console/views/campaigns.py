@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from audiences.models import Identity, Segment
 from campaigns import service
-from campaigns.models import Campaign, Enrollment, Kind, Reentry, Repeat, Status, When
+from campaigns.models import Campaign, Enrollment, Kind, PartnerState, Reentry, Repeat, Status, When
 from campaigns.validation import channel_choices, validate_campaign
 from config.params import int_param, is_plain_int
 from config.safe_json import string_problem
@@ -29,6 +29,8 @@ from integrations.connectors.registry import campaign_sections
 from integrations.delivery.models import Destination
 
 CAMPAIGNS_PAGE = 50
+LAUNCHES_SHOWN = 10
+LAUNCH_IN_FLIGHT = (PartnerState.PENDING, PartnerState.SENDING, PartnerState.UNKNOWN)
 ENROLLMENTS_PAGE = 50
 CONTENT_FIELDS = ("title", "subject", "body")
 ACTIVE = (Status.SCHEDULED, Status.RUNNING)
@@ -204,6 +206,9 @@ def live_state(campaign: Campaign) -> dict:
     10 s while the campaign runs or waits for its time, never once it ended (or is a draft)."""
     figures = enrollment_counts([campaign.pk])[campaign.pk]
     in_flight = figures["pending"] + figures["sending"] + figures["unknown"]
+    # A past-behaviour campaign is CleverTap campaigns we create, one per occurrence (Launch).
+    launches = list(campaign.launches.order_by("-id")[:LAUNCHES_SHOWN]) if campaign.kind == Kind.PAST else []
+    in_flight += sum(1 for launch in launches if launch.state in LAUNCH_IN_FLIGHT)
     if campaign.status == Status.RUNNING and in_flight:
         poll = "2s"
     elif campaign.status in ACTIVE:
@@ -217,7 +222,8 @@ def live_state(campaign: Campaign) -> dict:
         "in_flight": in_flight,
         "percent": round(100 * done / enrolled) if enrolled else 0,
         "poll": poll,
-        "seen": f"{campaign.status}:{enrolled}:{done}",
+        "launches": launches,
+        "seen": f"{campaign.status}:{enrolled}:{done}:" + ",".join(f"{launch.pk}{launch.state}" for launch in launches),
     }
 
 
