@@ -516,7 +516,7 @@ def check_unknown_batches(now: dt.datetime | None = None) -> int:
     settled = 0
     with transaction.atomic():
         due = list(
-            SendBatch.objects.select_for_update(skip_locked=True)
+            SendBatch.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(
                 Q(state=PartnerState.UNKNOWN, next_check_at__lte=now)
                 | Q(state=PartnerState.SENDING, created_at__lt=stale)
