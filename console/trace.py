@@ -190,7 +190,10 @@ def why_lines(profile, memberships) -> list[str]:
             if change
             else "added"
         )
-        lines.append(f"In “{membership.segment.name}” since {membership.added_at:%Y-%m-%d %H:%M} UTC — {how}.")
+        since = membership.added_at.astimezone(profile.workspace.tz)
+        lines.append(
+            f"In “{membership.segment.name}” since {since:%Y-%m-%d %H:%M} {profile.workspace.timezone} — {how}."
+        )
     if not lines:
         lines.append("Not in any segment now.")
     lines.extend(destination_lines(profile, memberships))
@@ -205,7 +208,12 @@ def destination_lines(profile, memberships) -> list[str]:
         where = f"“{job.destination.name}” (sync of “{job.segment.name}”)"
         row = DeliveryRow.objects.filter(job_id=job.pk, profile_id=profile.pk).order_by("-id").first()
         if row is None:
-            when = f"the next run ({job.next_run_at:%Y-%m-%d %H:%M} UTC)" if job.next_run_at else "the next run"
+            tz = profile.workspace.tz
+            when = (
+                f"the next run ({job.next_run_at.astimezone(tz):%Y-%m-%d %H:%M} {profile.workspace.timezone})"
+                if job.next_run_at
+                else "the next run"
+            )
             state = "paused — resume it to send" if job.paused else f"{when} will send them"
             lines.append(f"Not yet in {where}: no run has covered them since they joined; {state}.")
         elif row.status == "delivered":

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from campaigns.models import Campaign, Enrollment, EnrollmentStatus, Launch
+from integrations.connectors.kahuna.models import KahunaCampaign, KahunaExport
 from integrations.redis_client import redis_client
 from tests.browser.conftest import screenshot, sign_in
 from tests.conftest import PASSWORD
@@ -114,7 +115,23 @@ def test_marketer_launches_a_past_behaviour_campaign_and_watches_it_reach_done(p
     assert partner.fake.campaign_summary()["campaigns"] == 1
     screenshot(page, "campaign-past-done")
 
+    # Kahuna's adaptive campaign, with an export of the segment, shares the page.
+    kahuna = destination(acme, "kahuna", {"base_url": "http://127.0.0.1:9", "environment": "p"}, name="Kahuna")
+    adaptive = KahunaCampaign.objects.create(
+        workspace=acme, destination=kahuna, name="Welcome back", campaign_id="adaptive-welcome"
+    )
+    KahunaExport.objects.create(
+        workspace=acme,
+        segment=segment,
+        campaign=adaptive,
+        environment="p",
+        status="succeeded",
+        users_total=10,
+        users_sent=10,
+    )
     page.goto("/campaigns/")
+    expect(page.locator("#kahuna-adaptive-campaigns")).to_contain_text("Welcome back")
+    expect(page.locator("#kahuna-adaptive-campaigns")).to_contain_text("10 of 10 sent")
     row = page.locator("#campaigns-table tbody tr", has_text="Weekend offer")
     expect(row).to_contain_text("Past behaviour")
     expect(row).to_contain_text("Finished")

@@ -28,8 +28,8 @@ def form(world, **fields) -> dict:  # noqa: F811
 def test_marketer_saves_a_draft_sees_the_reach_and_launches_it_to_done(
     client,
     bob,
-    world,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    world,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     world.add(range(8))
     world.sync()
@@ -64,8 +64,8 @@ def test_launch_without_a_successful_sync_is_refused_saying_what_to_do(client, b
 def test_marketer_stops_a_live_campaign_and_nobody_added_after_is_messaged(
     client,
     bob,
-    world,
-    django_capture_on_commit_callbacks,  # noqa: F811
+    world,  # noqa: F811
+    django_capture_on_commit_callbacks,
 ):
     world.sync()
     client.force_login(bob)
