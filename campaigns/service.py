@@ -59,7 +59,8 @@ def create_campaign(workspace, *, user=None, **fields) -> Campaign:
     data["reentry"] = data["reentry"] or "never"
     _check(workspace, data)
     data["name"] = data["name"].strip()
-    return Campaign.objects.create(workspace=workspace, created_by=user, **data)
+    creator = user if getattr(user, "pk", None) else None  # an API key acting is no person
+    return Campaign.objects.create(workspace=workspace, created_by=creator, **data)
 
 
 def update_campaign(campaign: Campaign, **fields) -> Campaign:

@@ -236,13 +236,31 @@ def visit_as(browser, base_url: str, role: str, password: str, urls: list[str], 
     say(f"{role}: done at {time.monotonic() - report.started:.0f}s")
 
 
+def _api_fillers() -> dict[str, Callable]:
+    """API list paths with an id in them -> the ids to fill it with, from the seeded workspace."""
+    from campaigns.models import Campaign
+
+    return {
+        "/api/v1/campaigns/{id}/enrollments/": lambda ws: [
+            {"id": pk} for pk in Campaign.objects.filter(workspace=ws).values_list("pk", flat=True)[:5]
+        ],
+    }
+
+
 def api_lists(requests) -> list[str]:
+    """Every list of the schema: those without an id, and those API_FILLERS fills from the demo."""
+    from workspaces.models import Workspace
+
     schema = requests.get("/api/schema/?format=json")
     if schema.status != 200:
         raise RuntimeError(f"/api/schema/ answered {schema.status}")
-    return sorted(
-        path for path, operations in schema.json()["paths"].items() if "get" in operations and "{" not in path
-    )
+    paths = [path for path, operations in schema.json()["paths"].items() if "get" in operations]
+    workspace = Workspace.objects.filter(slug=WORKSPACE).first()
+    fillers, filled = _api_fillers(), []
+    for path in paths:
+        if path in fillers and workspace is not None:
+            filled += [path.format(**kwargs) for kwargs in fillers[path](workspace)]
+    return sorted([path for path in paths if "{" not in path] + filled)
 
 
 def call_api(requests, who: str, report: Report, headers: dict | None = None) -> None:
