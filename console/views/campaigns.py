@@ -201,6 +201,13 @@ def _estimate(request, campaign: Campaign) -> None:
 # ---- a campaign's page ------------------------------------------------------------------------------
 
 
+def _local(occurrence: str, tz) -> dt.datetime | str:
+    try:
+        return dt.datetime.fromisoformat(occurrence).replace(tzinfo=dt.UTC).astimezone(tz)
+    except ValueError:
+        return occurrence
+
+
 def live_state(campaign: Campaign) -> dict:
     """The live count and how often the page asks again: every 2 s while sends are under way, every
     10 s while the campaign runs or waits for its time, never once it ended (or is a draft)."""
@@ -209,6 +216,8 @@ def live_state(campaign: Campaign) -> dict:
     # A past-behaviour campaign is CleverTap campaigns we create, one per occurrence (Launch).
     launches = list(campaign.launches.order_by("-id")[:LAUNCHES_SHOWN]) if campaign.kind == Kind.PAST else []
     in_flight += sum(1 for launch in launches if launch.state in LAUNCH_IN_FLIGHT)
+    for launch in launches:  # the occurrence is kept as UTC text; shown in the workspace's zone
+        launch.local_occurrence = _local(launch.occurrence, campaign.workspace.tz)
     if campaign.status == Status.RUNNING and in_flight:
         poll = "2s"
     elif campaign.status in ACTIVE:

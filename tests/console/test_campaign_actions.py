@@ -2,6 +2,9 @@
 CleverTap's reach, a launch without a successful sync is refused saying what to do, a past campaign
 launches and finishes, a live one is stopped (Stop Campaign) and sends nothing more."""
 
+import datetime as dt
+import zoneinfo
+
 import pytest
 
 from campaigns.models import Campaign, Status
@@ -46,6 +49,9 @@ def test_marketer_saves_a_draft_sees_the_reach_and_launches_it_to_done(
     campaign.refresh_from_db()
     assert campaign.status == Status.FINISHED
     assert "Done: CleverTap has the campaign" in html
+    occurrence = dt.datetime.fromisoformat(campaign.launches.get().occurrence).replace(tzinfo=dt.UTC)
+    local = occurrence.astimezone(zoneinfo.ZoneInfo("America/New_York"))
+    assert f"<td>{local:%Y-%m-%d %H:%M}</td>" in html  # in Acme's zone, not UTC
     assert world.fake.campaign_summary()["campaigns"] == 1
 
 
