@@ -285,7 +285,16 @@ def run_past(campaign: Campaign, now: dt.datetime) -> None:
 
 # ---- live behaviour: enrollment ----------------------------------------------------------------------
 
+# The person's latest change of the segment up to the run's snapshot must be an Added one after the
+# launch: so only the segment's changes after the launch are read, one range of the (segment, id)
+# ledger index, and joined to the run's delivered rows by hash (a per-row lookup was 600x slower).
 _ENROLL_SQL = """
+WITH latest AS (
+    SELECT DISTINCT ON (m.profile_id) m.profile_id, m.id, m.occurred_at, m.action
+    FROM audiences_membershipchange m
+    WHERE m.segment_id = %(segment)s AND m.id > %(start_after)s AND m.id <= %(snapshot)s
+    ORDER BY m.profile_id, m.id DESC
+)
 INSERT INTO campaigns_enrollment
     (workspace_id, campaign_id, profile_id, change_id, change_at, to_kind, to_value, status, answer, answer_raw,
      created_at)
@@ -293,14 +302,10 @@ SELECT %(workspace)s, %(campaign)s, d.profile_id, c.id, c.occurred_at,
        CASE WHEN coalesce(d.user_id, '') <> '' THEN 'identity' ELSE 'objectId' END,
        coalesce(nullif(d.user_id, ''), d.device_id), 'pending', '', '', now()
 FROM delivery_deliveryrow d
-CROSS JOIN LATERAL (
-    SELECT m.id, m.occurred_at, m.action FROM audiences_membershipchange m
-    WHERE m.profile_id = d.profile_id AND m.segment_id = %(segment)s AND m.id <= %(snapshot)s
-    ORDER BY m.id DESC LIMIT 1
-) c
+JOIN latest c ON c.profile_id = d.profile_id
 WHERE d.run_id = %(run)s AND d.action = 'add' AND d.status = 'delivered'
   AND coalesce(nullif(d.user_id, ''), d.device_id) IS NOT NULL
-  AND c.action = 'added' AND c.id > %(start_after)s
+  AND c.action = 'added'
   AND (%(reentry)s OR NOT EXISTS (
         SELECT 1 FROM campaigns_enrollment e WHERE e.campaign_id = %(campaign)s AND e.profile_id = d.profile_id))
 ON CONFLICT (campaign_id, profile_id, change_id) DO NOTHING
@@ -322,6 +327,10 @@ def enroll_from_runs(campaign_id: int) -> int:
         runs = SyncRun.objects.filter(job=job, pk__gt=campaign.enrolled_through_run_id).order_by("pk")
         through = campaign.enrolled_through_run_id
         with connection.cursor() as cursor:
+            # A push has just written the rows this reads, before autovacuum's statistics know of them:
+            # the planner then guesses one row each and picks a nested loop (20,000 people took 2
+            # minutes). The hash join is right at every size here, so nested loops are ruled out.
+            cursor.execute("SET LOCAL enable_nestloop = off")
             for run in runs.only("pk", "status", "snapshot_cursor", "planned"):
                 if run.status in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING):
                     break  # its rows are not final yet; later runs wait behind it (one active run per job)
