@@ -4,6 +4,7 @@ from rest_framework.routers import DefaultRouter
 
 from audiences import api as audiences_api
 from audiences import erasure_api
+from campaigns import api as campaigns_api
 from integrations import api as integrations_api
 from integrations.connectors.registry import api_routes
 from integrations.delivery import api as delivery_api
@@ -27,5 +28,6 @@ router.register("amplitude-projects", sources_api.AmplitudeProjectViewSet, basen
 router.register("cohort-import-jobs", sources_api.CohortImportJobViewSet, basename="cohort-import-job")
 router.register("event-import-jobs", sources_api.EventImportJobViewSet, basename="event-import-job")
 router.register("import-runs", sources_api.ImportRunViewSet, basename="import-run")
+router.register("campaigns", campaigns_api.CampaignViewSet, basename="campaign")
 
 urlpatterns = router.urls

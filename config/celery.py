@@ -64,6 +64,7 @@ app.conf.update(
         "integrations.inbound.tasks.*": {"queue": "inbound"},
         "integrations.sources.tasks.*": {"queue": "imports"},
         "integrations.delivery.tasks.*": {"queue": "deliveries"},
+        "campaigns.tasks.*": {"queue": "deliveries"},
     },
     # The scheduler only ticks; what is due lives in the database (next_run_at), so a beat restart
     # or a second beat never runs a job twice (the tick claims due rows with a row lock).
@@ -87,6 +88,7 @@ app.autodiscover_tasks(
         "integrations.delivery",
         "audiences",
         "retention",
+        "campaigns",
         *PARTNER_APPS,
     ],
     related_name="tasks",

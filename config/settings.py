@@ -398,6 +398,16 @@ DELIVERY_SEMAPHORE_LEASE_SECONDS = env_int("DELIVERY_SEMAPHORE_LEASE_SECONDS", 1
 DELIVERY_INTEGRATION_NAME = env_str("DELIVERY_INTEGRATION_NAME", default="Amplitude Cohort Sync")
 DELIVERY_INTEGRATION_VERSION = env_str("DELIVERY_INTEGRATION_VERSION", default="1.0.0")
 
+# --- Campaigns (CleverTap campaigns; docs/campaigns.md) -----------------------------------------------
+# Targeted sends per second per CleverTap account (the pacing limit every worker shares through Redis)
+# and people per send (CleverTap takes at most 1,000 ids per call).
+CAMPAIGN_SENDS_PER_SECOND = float(env_str("CAMPAIGN_SENDS_PER_SECOND", default="3"))
+CAMPAIGN_SEND_BATCH_SIZE = env_int("CAMPAIGN_SEND_BATCH_SIZE", 1000)
+# A create or send whose answer was lost is looked up (Get Campaigns) again after this long.
+CAMPAIGN_LOOKUP_DELAY_SECONDS = env_int("CAMPAIGN_LOOKUP_DELAY_SECONDS", 60)
+# CleverTap's report figures are refreshed by the scheduler tick when older than this.
+CAMPAIGN_REPORT_REFRESH_SECONDS = env_int("CAMPAIGN_REPORT_REFRESH_SECONDS", 600)
+
 # --- Outgoing calls (every partner and Amplitude call; integrations/outbound.py, docs/operations.md) ---
 # Only public addresses are called, over https. The allow-list (networks, addresses, host:port) is the
 # one way to reach a private, loopback or otherwise internal address; plain http is a test-rig switch.

@@ -62,6 +62,7 @@ def _fillers() -> dict[str, Callable]:
     (The imports in this module's functions wait for main()'s django.setup(): it runs as a script.)
     """
     from audiences.models import Erasure, Profile, Segment
+    from campaigns.models import Campaign
     from integrations.connectors.registry import CONNECTORS
     from integrations.delivery.models import Destination, SyncJob
     from integrations.models import ApiKey, Authorization
@@ -98,6 +99,11 @@ def _fillers() -> dict[str, Callable]:
         "sync-progress": lambda ws: _pk(SyncJob, ws),
         "sync-action": lambda ws: [{"action": "pause", **kwargs} for kwargs in _pk(SyncJob, ws)],
         "person": lambda ws: _pk(Profile, ws),
+        # Each campaign: a past one sent, a live one sending, each shows other parts.
+        "campaign": lambda ws: _all(Campaign, ws),
+        "campaign-progress": lambda ws: _pk(Campaign, ws),
+        # A GET only leads back to the campaign's page: actions are POSTs.
+        "campaign-action": lambda ws: [{"action": "stop", **kwargs} for kwargs in _pk(Campaign, ws)],
         "setup-request-done": lambda ws: _pk(SetupRequest, ws),
     }
 
@@ -232,13 +238,31 @@ def visit_as(browser, base_url: str, role: str, password: str, urls: list[str], 
     say(f"{role}: done at {time.monotonic() - report.started:.0f}s")
 
 
+def _api_fillers() -> dict[str, Callable]:
+    """API list paths with an id in them -> the ids to fill it with, from the seeded workspace."""
+    from campaigns.models import Campaign
+
+    return {
+        "/api/v1/campaigns/{id}/enrollments/": lambda ws: [
+            {"id": pk} for pk in Campaign.objects.filter(workspace=ws).values_list("pk", flat=True)[:5]
+        ],
+    }
+
+
 def api_lists(requests) -> list[str]:
+    """Every list of the schema: those without an id, and those API_FILLERS fills from the demo."""
+    from workspaces.models import Workspace
+
     schema = requests.get("/api/schema/?format=json")
     if schema.status != 200:
         raise RuntimeError(f"/api/schema/ answered {schema.status}")
-    return sorted(
-        path for path, operations in schema.json()["paths"].items() if "get" in operations and "{" not in path
-    )
+    paths = [path for path, operations in schema.json()["paths"].items() if "get" in operations]
+    workspace = Workspace.objects.filter(slug=WORKSPACE).first()
+    fillers, filled = _api_fillers(), []
+    for path in paths:
+        if path in fillers and workspace is not None:
+            filled += [path.format(**kwargs) for kwargs in fillers[path](workspace)]
+    return sorted([path for path in paths if "{" not in path] + filled)
 
 
 def call_api(requests, who: str, report: Report, headers: dict | None = None) -> None:

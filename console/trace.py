@@ -6,7 +6,7 @@ Each capability contributes its own entries through TRACE_SOURCES: a function
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from django.utils.module_loading import import_string
 
@@ -106,12 +106,66 @@ def _delivery_entries(profile) -> list[TraceEntry]:
     ]
 
 
+def _clock(moment: datetime, tz, day: date) -> str:
+    """A moment in the workspace's zone: the time alone on `day`, else with its date."""
+    local = moment.astimezone(tz)
+    return f"{local:%H:%M}" if local.date() == day else f"{local:%Y-%m-%d %H:%M}"
+
+
+def _campaign_entries(profile) -> list[TraceEntry]:
+    """Each campaign the person entered, with the ledger change that put them there, and each send
+    ("entered 'Cart drop-off push' because they were added to 'Cart drop off' at 10:02, sent 10:03"),
+    times in the workspace's zone."""
+    from campaigns.models import Enrollment, EnrollmentStatus
+
+    tz = profile.workspace.tz
+    rows = (
+        Enrollment.objects.filter(profile_id=profile.pk)
+        .select_related("campaign__segment")
+        .order_by("-id")[:TIMELINE_LIMIT]
+    )
+    entries = []
+    for row in rows:
+        campaign = row.campaign
+        day = row.created_at.astimezone(tz).date()
+        because = f"because they were added to “{campaign.segment.name}” at {_clock(row.change_at, tz, day)}"
+        if row.status == EnrollmentStatus.SENT and row.sent_at:
+            outcome = f"sent {_clock(row.sent_at, tz, day)}"
+        elif row.status == EnrollmentStatus.FAILED:
+            outcome = f"not sent: {row.answer or 'CleverTap refused it'}"
+        else:
+            outcome = row.get_status_display().lower()
+        entries.append(
+            TraceEntry(
+                at=row.created_at,
+                kind="campaign",
+                title=f"Entered “{campaign.name}” {because}, {outcome}",
+                detail=f"{campaign.get_kind_display()} · {campaign.get_channel_display()} · "
+                f"ledger change #{row.change_id} · to {row.to_kind} {row.to_value}",
+                link=f"/campaigns/{campaign.pk}/",
+            )
+        )
+        if row.sent_at:
+            entries.append(
+                TraceEntry(
+                    at=row.sent_at,
+                    kind="send",
+                    title=f"Sent “{campaign.name}” ({campaign.get_channel_display()}) through CleverTap",
+                    detail=f"to {row.to_kind} {row.to_value}"
+                    + (f" · CleverTap said: {row.answer}" if row.answer else ""),
+                    link=f"/campaigns/{campaign.pk}/",
+                )
+            )
+    return entries
+
+
 TRACE_SOURCES: list[str] = [
     "console.trace._ledger_entries",
     "console.trace._merge_entries",
     "console.trace._event_entries",
     "console.trace._inbound_entries",
     "console.trace._delivery_entries",
+    "console.trace._campaign_entries",
 ]
 
 
@@ -136,7 +190,10 @@ def why_lines(profile, memberships) -> list[str]:
             if change
             else "added"
         )
-        lines.append(f"In “{membership.segment.name}” since {membership.added_at:%Y-%m-%d %H:%M} UTC — {how}.")
+        since = membership.added_at.astimezone(profile.workspace.tz)
+        lines.append(
+            f"In “{membership.segment.name}” since {since:%Y-%m-%d %H:%M} {profile.workspace.timezone} — {how}."
+        )
     if not lines:
         lines.append("Not in any segment now.")
     lines.extend(destination_lines(profile, memberships))
@@ -151,7 +208,12 @@ def destination_lines(profile, memberships) -> list[str]:
         where = f"“{job.destination.name}” (sync of “{job.segment.name}”)"
         row = DeliveryRow.objects.filter(job_id=job.pk, profile_id=profile.pk).order_by("-id").first()
         if row is None:
-            when = f"the next run ({job.next_run_at:%Y-%m-%d %H:%M} UTC)" if job.next_run_at else "the next run"
+            tz = profile.workspace.tz
+            when = (
+                f"the next run ({job.next_run_at.astimezone(tz):%Y-%m-%d %H:%M} {profile.workspace.timezone})"
+                if job.next_run_at
+                else "the next run"
+            )
             state = "paused — resume it to send" if job.paused else f"{when} will send them"
             lines.append(f"Not yet in {where}: no run has covered them since they joined; {state}.")
         elif row.status == "delivered":

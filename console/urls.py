@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console.views import dashboard, destinations, erasure, people, segments, settings, setup, sources, syncs
+from console.views import campaigns, dashboard, destinations, erasure, people, segments, settings, setup, sources, syncs
 from integrations.connectors.registry import console_urlpatterns
 
 app_name = "console"
@@ -39,6 +39,11 @@ urlpatterns = [
     path("syncs/<int:pk>/", syncs.sync_detail, name="sync"),
     path("syncs/<int:pk>/progress/", syncs.sync_progress, name="sync-progress"),
     path("syncs/<int:pk>/<slug:action>/", syncs.sync_action, name="sync-action"),
+    path("campaigns/", campaigns.campaign_list, name="campaigns"),
+    path("campaigns/new/", campaigns.campaign_new, name="campaign-new"),
+    path("campaigns/<int:pk>/", campaigns.campaign_detail, name="campaign"),
+    path("campaigns/<int:pk>/progress/", campaigns.campaign_progress, name="campaign-progress"),
+    path("campaigns/<int:pk>/<slug:action>/", campaigns.campaign_action, name="campaign-action"),
     path("people/", people.find_people, name="find-people"),
     path("people/search/", people.person_search, name="person-search"),
     path("people/<int:pk>/", people.person_detail, name="person"),

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from demo import delivery, erasure, first_run, inbound, partners, retention, sources
+from demo import campaigns, delivery, erasure, first_run, inbound, partners, retention, sources
 from integrations.models import ApiKey, ApiKeyAccess, ApiKeyScope
 from workspaces.models import Membership, Role, Workspace
 
@@ -34,6 +34,7 @@ PARTS = (
     delivery.populate_demo,
     partners.populate_demo,
     inbound.populate_demo,
+    campaigns.populate_demo,
     erasure.populate_demo,
     retention.populate_demo,
     first_run.populate_demo,

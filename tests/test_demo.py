@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from audiences.models import Erasure, Event, ProfileMerge, Segment, SegmentType
+from campaigns.models import Campaign, Enrollment
 from demo.servers import running_demo_servers
 from integrations.connectors.kahuna.models import KahunaExport
 from integrations.connectors.kochava.models import KochavaStream, KochavaUserLink
@@ -65,7 +66,8 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
     # Delivery: the list partner and every partner destination, the syncs delivered.
     destinations = Destination.objects.filter(workspace=workspace)
     assert sorted(destinations.values_list("kind", flat=True)) == ["clevertap", "kahuna", "kochava", "list_api"]
-    jobs = SyncJob.objects.filter(workspace=workspace)
+    # (The pushed "Power users" list syncs to CleverTap for the live campaign: checked below.)
+    jobs = SyncJob.objects.filter(workspace=workspace).exclude(segment__external_id="26umsb5")
     assert sorted(jobs.values_list("destination__kind", flat=True)) == ["clevertap", "list_api"]
     for job in jobs:
         run = job.runs.get()
@@ -85,6 +87,15 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
     assert set(InboundBatch.objects.values_list("status", flat=True)) == {BatchStatus.APPLIED}
     assert Segment.objects.filter(workspace=workspace, type=SegmentType.PARTNER_AMPLITUDE).count() == 3
     assert ProfileMerge.objects.filter(kept_profile__workspace=workspace).exists()
+    # Campaigns: a past-behaviour one sent (CleverTap created it), a live one with people enrolled
+    # and sent from a push; Kahuna's adaptive campaign (above) shows on the same page.
+    past = Campaign.objects.get(workspace=workspace, kind="past")
+    assert past.status == "finished" and past.reach and past.launches.get().state == "accepted"
+    live = Campaign.objects.get(workspace=workspace, kind="live")
+    assert live.status == "running"
+    enrolled = live.enrollments.all()
+    assert enrolled.count() == 20 and {e.status for e in enrolled} == {"sent"}
+    assert {e.to_value for e in enrolled} == {f"demo-user-{n:04d}" for n in range(250, 270)}
     # Erasure: one person erased, so the Erasures page has something to show.
     assert Erasure.objects.filter(workspace=workspace, requested_by_label="demo").count() == 1
 
@@ -93,6 +104,7 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
         SyncJob.objects.count(),
         KahunaExport.objects.count(),
         ApiKey.objects.count(),
+        Enrollment.objects.count(),
     )
     second = seed(django_capture_on_commit_callbacks)
     assert f"Login: admin / {state['password']}" in second  # the same login
@@ -102,6 +114,7 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
         SyncJob.objects.count(),
         KahunaExport.objects.count(),
         ApiKey.objects.count(),
+        Enrollment.objects.count(),
     ) == counts
     assert all(job.runs.filter(status=RunStatus.SUCCEEDED).count() == 2 for job in jobs)  # resent after restart
     assert Erasure.objects.filter(workspace=workspace).count() == 1

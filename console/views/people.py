@@ -101,4 +101,5 @@ def person_detail(request, pk):
         "timeline": person_timeline(profile),
         "event_count": Event.objects.filter(profile=profile).count(),
     }
-    return render(request, "console/people/detail.html", context)
+    with timezone.override(workspace.tz):  # the page's times in the workspace's zone
+        return render(request, "console/people/detail.html", {**context, "tz": workspace.timezone})

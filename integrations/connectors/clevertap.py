@@ -312,3 +312,105 @@ class CleverTapConnector(Connector):
         response = self.http.send(probe, probe.encode(), "connection test (empty upload)")
         self.raise_for_response(response)
         return f"CleverTap accepted the account id and passcode ({self.upload_url().split('/')[2]})."
+
+
+# ---- Campaign API (docs/partner-apis.md section 6, "Campaigns"; used by the campaigns app) -------------
+#
+# create.json and the targeted sends are NOT idempotent: every call that reached CleverTap makes a
+# campaign. Nothing here retries them; campaigns.engine decides, after looking the campaign up by the
+# marker in its name (list.json) when an answer was lost.
+
+TARGETED_SEND_PATH = "/1/send/{mode}.json"  # mode: push, webpush, email, sms, whatsapp
+TARGETED_SEND_MAX_IDS = 1000  # ids per targeted send (CleverTap's cap; UNCONFIRMED, configurable)
+
+
+def _answer(connector: CleverTapConnector, response: requests.Response) -> dict:
+    """The JSON body of a 2xx answer; a refusal inside a 200 ({"status": "fail"}) raises REJECTED."""
+    connector.raise_for_response(response)
+    try:
+        body = response.json()
+    except ValueError:
+        raise ConnectorError(
+            Policy.TRANSIENT,
+            f"CleverTap answered HTTP {response.status_code} without JSON.",
+            status=response.status_code,
+        ) from None
+    if not isinstance(body, dict):
+        raise ConnectorError(Policy.TRANSIENT, "CleverTap answered with something other than a JSON object.")
+    if body.get("status") == "fail":
+        raise ConnectorError(
+            Policy.REJECTED,
+            f"CleverTap: {clip_text(body.get('error') or 'refused')}",
+            status=response.status_code,
+            code=str(body.get("code") or ""),
+        )
+    return body
+
+
+def clip_text(value: object, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def estimate_total(body: dict) -> int:
+    """estimate_only answers with counts per platform ({"estimates": {"android": n, "ios": n}}) or a
+    single number; the reach is their sum."""
+    estimates = body.get("estimates", body.get("estimate"))
+    if isinstance(estimates, dict):
+        return sum(int(v) for v in estimates.values() if isinstance(v, int | float))
+    if isinstance(estimates, int | float):
+        return int(estimates)
+    raise ConnectorError(Policy.TRANSIENT, "CleverTap's estimate answer had no estimate in it.")
+
+
+class CleverTapCampaigns:
+    """CleverTap's Campaign API for one destination: estimate, create, list, stop, report, and the
+    targeted send by identity/objectId. Same credentials, host and outgoing-request policy as the
+    uploads; every call is logged like a sync's (summaries; the raw start for ops)."""
+
+    def __init__(self, connector: CleverTapConnector) -> None:
+        self.connector = connector
+
+    def _post(self, path: str, payload: dict, summary: str) -> tuple[dict, str]:
+        """(parsed answer, raw start of it) — the raw text is for ops in the admin only."""
+        c = self.connector
+        request = OutboundRequest("POST", c.api_url(path), payload, c.auth_headers())
+        response = c.http.send(request, request.encode(), summary)
+        raw = c.http.mask(response.text[:2000]) if response is not None else ""
+        try:
+            return _answer(c, response), raw
+        except ConnectorError as exc:
+            exc.raw = raw  # for the enrollment's or launch's ops-only record
+            raise
+
+    @staticmethod
+    def audience(membership_property: str) -> dict:
+        """Who: the profiles the syncs flagged as members (the segment flag, With user properties)."""
+        return {
+            "common_profile_properties": {
+                "profile_fields": [{"name": membership_property, "operator": "equals", "value": True}]
+            }
+        }
+
+    def estimate(self, payload: dict) -> int:
+        body, _ = self._post("/1/targets/create.json", {**payload, "estimate_only": True}, "campaign estimate")
+        return estimate_total(body)
+
+    def create(self, payload: dict) -> tuple[dict, str]:
+        return self._post("/1/targets/create.json", payload, f"create campaign {payload.get('name', '')[:80]}")
+
+    def list(self, day_from: int, day_to: int) -> list[dict]:
+        body, _ = self._post("/1/targets/list.json", {"from": day_from, "to": day_to}, "list campaigns")
+        targets = body.get("targets") or []
+        return [t for t in targets if isinstance(t, dict)]
+
+    def stop(self, campaign_id: str) -> tuple[dict, str]:
+        return self._post("/1/targets/stop.json", {"id": int(campaign_id)}, f"stop campaign {campaign_id}")
+
+    def report(self, campaign_id: str) -> dict:
+        body, _ = self._post("/1/targets/result.json", {"id": int(campaign_id)}, f"campaign report {campaign_id}")
+        return body
+
+    def targeted_send(self, mode: str, payload: dict) -> tuple[dict, str]:
+        count = sum(len(v) for v in (payload.get("to") or {}).values() if isinstance(v, list))
+        return self._post(TARGETED_SEND_PATH.format(mode=mode), payload, f"targeted {mode} to {count}")

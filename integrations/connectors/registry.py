@@ -11,7 +11,8 @@ this file, `integrations/connectors/<kind>/`, and a Django app (label <kind>): t
 - `tasks.py` with `dispatch_due(now)`: joins the scheduler tick (config.scheduler);
 - `urls.py` with `urlpatterns`: console pages, joined to the console's URLs (namespace "console");
 - `views.py` with `destination_section(destination)`: what its destination page adds (a dict naming
-  its "partner_template"), and optionally `SEGMENT_ACTIONS`: buttons on a segment page;
+  its "partner_template"), and optionally `SEGMENT_ACTIONS`: buttons on a segment page, and
+  `campaigns_section(workspace)`: what it adds to the Campaigns page;
 - `api.py` with `ROUTES`: (prefix, viewset, basename) registered under /api/v1/;
 - `erasure.py` with `LOG_COLUMNS`, `KEYED_BY_ID` and `SENT_SQL`: the partner's tables that erasing a
   person must scrub, and how to tell whether a person was sent there (audiences.erasure);
@@ -150,3 +151,13 @@ def partner_declarations(module: str, name: str) -> list:
     """What the partner apps' `module`.py declare under `name`, concatenated in registry order
     (erasure: LOG_COLUMNS, KEYED_BY_ID, SENT_SQL; metrics: RUN_KINDS)."""
     return [item for found in _partner_modules(module) for item in getattr(found, name, ())]
+
+
+def campaign_sections(workspace: Any) -> list[dict]:
+    """What the partners add to the Campaigns page: one dict per partner with a `campaigns_section`
+    (each names its "partner_template"), such as Kahuna's adaptive campaigns and their exports."""
+    return [
+        module.campaigns_section(workspace)
+        for module in _partner_modules("views")
+        if hasattr(module, "campaigns_section")
+    ]

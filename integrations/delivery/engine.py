@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
 from audiences.people_lock import SendGate
@@ -437,6 +438,10 @@ def _still_pending(run_id: int, batch: Batch) -> Batch | None:
     return Batch(batch.action, rows) if rows else None
 
 
+# Sent once a run has reached its end state (not while it waits), with `run`.
+sync_run_finished = Signal()
+
+
 def finish_run(run: SyncRun, stop: Stop | None) -> SyncRun:
     """The one place a started run reaches its end state."""
     now = timezone.now()
@@ -482,4 +487,6 @@ def finish_run(run: SyncRun, stop: Stop | None) -> SyncRun:
         set_health(destination, Health.DEGRADED, stop.message if stop else run.error)
     else:
         set_health(destination, Health.HEALTHY)
+    # Who listens: campaigns (live-behaviour campaigns enroll the people this run delivered).
+    sync_run_finished.send(sender=SyncRun, run=run)
     return run

@@ -1,9 +1,11 @@
 """Kahuna's console pages: Export to Kahuna (Environment, then Campaign — the enabled Adaptive
 campaigns of that environment — then Export, as Kahuna's Amplitude guide describes), refreshing the
-campaign list, and the Kahuna section of a destination page (its campaigns and recent exports).
+campaign list, the Kahuna section of a destination page (its campaigns and recent exports) and of
+the Campaigns page (every enabled Adaptive campaign with the segments exported to it).
 """
 
 from django.contrib import messages
+from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,6 +21,7 @@ from integrations.delivery.models import Destination
 
 CAMPAIGNS_SHOWN = 100
 EXPORTS_SHOWN = 10
+SEGMENTS_SHOWN = 20  # per campaign on the Campaigns page
 
 # What a segment page offers for Kahuna: (button label, URL name taking the segment's pk).
 SEGMENT_ACTIONS = [("Export to Kahuna", "console:export-to-kahuna")]
@@ -39,6 +42,40 @@ def destination_section(destination: Destination) -> dict:
         "kahuna_campaigns": campaigns[:CAMPAIGNS_SHOWN],
         "kahuna_campaigns_more": len(campaigns) > CAMPAIGNS_SHOWN,
         "kahuna_exports": exports,
+    }
+
+
+def campaigns_section(workspace) -> dict:
+    """What the Campaigns page shows for Kahuna: each enabled Adaptive campaign (the ones Export to
+    Kahuna offers) with its environment and destination, and per segment exported to it the latest
+    export and how many there were. Bounded: at most CAMPAIGNS_SHOWN campaigns, SEGMENTS_SHOWN
+    segments each, one grouped query for all of them."""
+    adaptive = KahunaCampaign.objects.for_workspace(workspace).filter(enabled=True, campaign_type="adaptive")
+    campaigns = list(
+        adaptive.select_related("destination").order_by("name", "environment", "pk")[: CAMPAIGNS_SHOWN + 1]
+    )
+    shown = campaigns[:CAMPAIGNS_SHOWN]
+    grouped = (
+        KahunaExport.objects.filter(campaign__in=shown)
+        .values("campaign_id", "segment_id")
+        .annotate(latest=Max("id"), count=Count("id"))
+        .order_by("-latest")
+    )
+    latest = KahunaExport.objects.select_related("segment").in_bulk([row["latest"] for row in grouped])
+    per_campaign: dict[int, list] = {}
+    for row in grouped:
+        per_campaign.setdefault(row["campaign_id"], []).append((latest[row["latest"]], row["count"]))
+    return {
+        "partner_template": "kahuna/campaigns.html",
+        "kahuna_adaptive": [
+            (campaign, per_campaign.get(campaign.pk, [])[:SEGMENTS_SHOWN], len(per_campaign.get(campaign.pk, [])))
+            for campaign in shown
+        ],
+        "kahuna_adaptive_more": len(campaigns) > CAMPAIGNS_SHOWN,
+        "kahuna_other": KahunaCampaign.objects.for_workspace(workspace).count() - adaptive.count(),
+        "kahuna_destinations": list(
+            Destination.objects.for_workspace(workspace).filter(kind="kahuna").order_by("name")[:10]
+        ),
     }
 
 

@@ -1,4 +1,5 @@
-"""Fake CleverTap Upload API and Delete User Profile API (docs/partner-apis.md sections 6 and 9).
+"""Fake CleverTap Upload API, Delete User Profile API and Campaign API (docs/partner-apis.md sections 6 and 9;
+the campaign endpoints live in clevertap_campaigns.py).
 
     POST /1/upload  X-CleverTap-Account-Id / X-CleverTap-Passcode  {"d": [record, ...]}
     POST /1/delete/profiles.json  same headers  {"identity": [...]} or {"guid": [...]}
@@ -15,6 +16,7 @@ import re
 from typing import ClassVar
 
 from .base import MB, FakePartner, Reply, Request
+from .clevertap_campaigns import DEFAULT_RATES, CampaignApiMixin
 
 IDENTIFIERS = ("identity", "objectId", "FBID", "GPID")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -54,7 +56,7 @@ def record_error(record: object) -> tuple[int, str] | None:
     return None
 
 
-class CleverTapFake(FakePartner):
+class CleverTapFake(CampaignApiMixin, FakePartner):
     kind = "clevertap"
     default_max_body = 2 * MB  # Amplitude's CleverTap destination notes a 2 MB cap
     default_concurrency_cap = 15  # per account (older docs: 3)
@@ -70,6 +72,8 @@ class CleverTapFake(FakePartner):
         region: str = "eu1",
         reject_ids: list[str] | None = None,
         keep_data: bool = True,
+        campaign_rates: dict | None = None,
+        max_send_ids: int = 1000,
         **base: object,
     ) -> None:
         # status_style "success": always "success" (as real 2017+ recordings show); "strict":
@@ -79,6 +83,9 @@ class CleverTapFake(FakePartner):
         # Test knob: records for these identities/objectIds fail with 555 (CleverTap's "misc server error").
         self.reject_ids = set(reject_ids or ())
         self.keep_data = keep_data  # False (benchmarks): count records, keep no profiles in memory
+        # Campaign API requests per second by endpoint group (create, send, other); 0 = unlimited.
+        self.campaign_rates = {**DEFAULT_RATES, **(campaign_rates or {})}
+        self.max_send_ids = max_send_ids
         super().__init__(**base)
 
     def reset_state(self) -> None:
@@ -87,6 +94,7 @@ class CleverTapFake(FakePartner):
         self.tokens: list[dict] = []
         self.stored = 0
         self.deleted: list[str] = []  # identities and guids the delete call was given, in order
+        self.reset_campaigns()
 
     def summary(self) -> dict:
         return {
@@ -94,6 +102,7 @@ class CleverTapFake(FakePartner):
             "profiles": len(self.profiles),
             "events": len(self.events),
             "records_stored": self.stored,
+            **self.campaign_summary(),
         }
 
     def error_body(self, status: int, message: str) -> dict:
@@ -102,7 +111,14 @@ class CleverTapFake(FakePartner):
     def concurrency_slot(self, req: Request) -> tuple[str, int | None]:
         return req.header("x-clevertap-account-id") or "", self.faults.concurrency_cap
 
-    def route(self, req: Request) -> Reply:
+    def route(self, req: Request) -> Reply | None:
+        if self.is_campaign_path(req.path) and req.method == "POST":
+            if (req.header("x-clevertap-account-id"), req.header("x-clevertap-passcode")) != (
+                self.account_id,
+                self.passcode,
+            ):
+                return self.fault_reply(401, "Account ID is not valid")
+            return self.campaign_route(req)
         if req.path not in ("/1/upload", "/1/delete/profiles.json"):
             return self.fault_reply(404, "Resource not found")
         if req.method != "POST":
