@@ -5,6 +5,8 @@ integrations/connectors/; this app's migrations 0001-0002 created their tables, 
 campaigns_* names, and 0003 hands the models over without touching the tables. 0004 on are its own.
 """
 
+import logging
+
 from django.apps import AppConfig
 
 
@@ -21,4 +23,7 @@ class CampaignsConfig(AppConfig):
 def _after_sync_run(sender, run, **kwargs) -> None:
     from campaigns.engine import after_sync_run
 
-    after_sync_run(run)
+    try:
+        after_sync_run(run)
+    except Exception:  # the run has ended either way; the tick enrolls from it later
+        logging.getLogger(__name__).exception("campaigns after sync run %s", run.pk)

@@ -105,11 +105,16 @@ return tostring(slot)
 """
 
 
+def next_slot(account: str, per_second: float, now: float) -> float:
+    """Reserve the account's next send slot (Unix time): slots are 1/rate apart across every worker."""
+    return float(redis_client().eval(_PACE, 1, f"campaigns:pace:{account}", repr(now), repr(1.0 / per_second)))
+
+
 def pace(account: str, per_second: float) -> None:
-    """Wait for this account's next send slot: slots are 1/rate apart across every worker (Redis)."""
+    """Wait for this account's next send slot."""
     if per_second <= 0:
         return
-    slot = float(redis_client().eval(_PACE, 1, f"campaigns:pace:{account}", repr(time.time()), repr(1.0 / per_second)))
+    slot = next_slot(account, per_second, time.time())
     delay = slot - time.time()
     if delay > 0:
         time.sleep(delay)

@@ -25,13 +25,13 @@ README — the public functions (what the console, the API, the admin and the de
         progress(campaign) -> dict(enrolled, pending, sending, sent, failed, unknown, skipped)
         launch_readiness(campaign) -> str | None   ("" / None = ready; else what to do first)
 
-    campaigns.timeline
-        person_entries(profile) -> list[dict]   (each enrollment with its ledger change and send:
-            {"when", "campaign", "segment", "added_at", "status", "status_label", "sent_at", "text"})
+    The person page's timeline (console, issue 18's pages) reads Enrollment rows directly: each
+    names its ledger change (change_id, change_at), its status and sent_at.
 
-    Models: Campaign (Campaign.Kind, Channel, Status, Repeat, Reentry), Launch (one CleverTap
-    campaign we created: a past-behaviour occurrence), SendBatch (one targeted send), Enrollment.
-    Enrollment.status_label gives "unknown — checking" for a send whose fate is being looked up.
+    Models: Campaign (with the module's Kind, Channel, Status, When, Repeat, Reentry), Launch (one
+    CleverTap campaign we created: a past-behaviour occurrence), SendBatch (one targeted send),
+    Enrollment (EnrollmentStatus; get_status_display() reads "Unknown — checking" for a send whose
+    fate is being looked up).
 
 Status changes only through campaigns.status.set_status (docs/campaigns.md).
 """
@@ -223,7 +223,7 @@ class EnrollmentStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Not sent (campaign stopped)"
-    IN_CAMPAIGN = "in_campaign", "In CleverTap's campaign audience"
+    IN_CAMPAIGN = "in_campaign", "In CleverTap's campaign audience"  # reserved: past behaviour enrolls nobody yet
 
 
 class Enrollment(models.Model):

@@ -205,3 +205,12 @@ def test_two_workers_at_once_enroll_and_send_each_person_once(world, settings):
     assert set(enrolled(campaign).values()) == {"sent"}
     assert [world.sends(f"u{i}") for i in range(20)] == [1] * 20
     assert world.fake.stats()["duplicate_sends"] == 0
+
+
+def test_send_slots_are_spaced_by_the_pacing_limit_across_workers(world):
+    # Three reservations at the same instant (three workers): 1/rate apart, whoever asks.
+    now = 1_000_000.0
+    slots = [engine.next_slot("ACC-pace", 5.0, now) for _ in range(3)]
+    assert slots == pytest.approx([now, now + 0.2, now + 0.4])
+    # Another account has its own pace.
+    assert engine.next_slot("ACC-other", 5.0, now) == pytest.approx(now)
