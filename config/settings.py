@@ -122,6 +122,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # when/clock/day/ago on every page: one way to write a moment (console.timefmt)
+            "builtins": ["console.templatetags.console_time"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
