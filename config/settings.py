@@ -123,12 +123,13 @@ TEMPLATES = [
         "APP_DIRS": True,
         "OPTIONS": {
             # when/clock/day/ago on every page: one way to write a moment (console.timefmt)
-            "builtins": ["console.templatetags.console_time"],
+            "builtins": ["console.templatetags.console_time", "console.templatetags.console_words"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "workspaces.context_processors.workspace",
+                "console.nav.navigation",
             ],
         },
     },

@@ -113,6 +113,10 @@ class CohortJobForm(forms.ModelForm):
             "timezone",
         ]
         widgets = {"time_of_day": forms.TimeInput(attrs={"type": "time"})}
+        help_texts = {
+            "cohort_names_field": "Profile property that lists, by cohort name, the Amplitude cohorts a person is in; "
+            "blank = do not store it."
+        }
 
     def __init__(self, *args, cohorts=(), **kwargs):
         super().__init__(*args, **kwargs)
