@@ -125,3 +125,17 @@ def segment_source(segment_type: str) -> str:
 def segment_types() -> list[tuple[str, str]]:
     """(value, words) for a 'where from' filter, first letter capitalised."""
     return [(value, words[:1].upper() + words[1:]) for value, words in SEGMENT_SOURCES.items()]
+
+
+def schedule(job) -> str:
+    if getattr(job, "cadence", "") == "daily" and getattr(job, "time_of_day", None):
+        return f"Daily at {job.time_of_day:%H:%M} {job.timezone or 'UTC'}"
+    return job.get_cadence_display()
+
+
+CAUSES = {"import_run": "import run", "inbound_batch": "push", "sync_run": "sync run", "erasure": "erasure"}
+
+
+def cause(cause_type: str, cause_id) -> str:
+    what = CAUSES.get(cause_type, (cause_type or "change").replace("_", " "))
+    return f"{what} #{cause_id}" if cause_id else what

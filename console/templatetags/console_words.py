@@ -9,7 +9,7 @@ register = template.Library()
 
 @register.filter
 def import_counts(counts):
-    return " · ".join(words.import_counts(counts)) or "nothing read yet"
+    return " · ".join(words.import_counts(counts)) or "nothing new"
 
 
 @register.filter
@@ -32,3 +32,15 @@ def segment_source(segment):
 def segment_choice(segment):
     """A segment as an option of a list: 'Power Users · imported from Amplitude'."""
     return f"{segment.name} · {words.segment_source(segment.type)}"
+
+
+@register.filter
+def schedule(job):
+    """'Daily at 06:00 Europe/Berlin', 'Hourly', 'One time': a job's cadence as one phrase."""
+    return words.schedule(job)
+
+
+@register.filter
+def cause(change):
+    """A ledger row's cause in words: 'import run #3', 'push #11' (never 'import_run')."""
+    return words.cause(getattr(change, "cause_type", ""), getattr(change, "cause_id", None))

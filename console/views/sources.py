@@ -114,8 +114,9 @@ class CohortJobForm(forms.ModelForm):
         ]
         widgets = {"time_of_day": forms.TimeInput(attrs={"type": "time"})}
         help_texts = {
+            "time_of_day": "Daily imports: the time of day, in the time zone below.",
             "cohort_names_field": "Profile property that lists, by cohort name, the Amplitude cohorts a person is in; "
-            "blank = do not store it."
+            "blank = do not store it.",
         }
 
     def __init__(self, *args, cohorts=(), **kwargs):

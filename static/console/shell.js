@@ -15,3 +15,16 @@
   document.addEventListener('click', function (e) { closeDropdowns(e.target.closest('details.dropdown')); });
   document.addEventListener('keydown', function (e) { if (e.key === 'Escape') closeDropdowns(null); });
 })();
+// Long pages: a strip of links to the page's sections (each card with an id and a heading).
+(function () {
+  document.querySelectorAll('nav[data-sections]').forEach(function (strip) {
+    document.querySelectorAll('main .card[id]').forEach(function (card) {
+      var heading = card.querySelector('h2');
+      if (!heading || strip.querySelector('a[href="#' + card.id + '"]')) return;
+      var link = document.createElement('a');
+      link.href = '#' + card.id;
+      link.textContent = heading.textContent.trim();
+      strip.appendChild(link);
+    });
+  });
+})();
