@@ -1,6 +1,8 @@
 """The work behind `python3 dev.py <command>`; runs inside .venv (dev.py re-executes itself there).
 
-    run       embedded servers + migrate + collectstatic + seed_demo, then web/worker/beat
+    run       the demo as production runs it (DEBUG off, keys generated once into .data/demo-keys.json,
+              collectstatic): embedded servers + migrate + seed_demo, then web/worker/beat, their
+              logs in .data/logs/ so the banner (login, inbound key) stays on screen
     test      embedded servers (under .data/test) + pytest ARGS...; exits with pytest's code
     services  only the embedded servers; prints the export lines; Ctrl-C stops them
     manage    embedded servers + manage.py ARGS... (e.g. makemigrations --check --dry-run)
@@ -66,7 +68,7 @@ def main(argv: Sequence[str]) -> int:
     if not argv or argv[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
-    if argv[0] in ("run", "manage", "bench"):
+    if argv[0] in ("manage", "bench"):
         # A developer tool: DEBUG=1 gives settings its development secrets and plain-HTTP
         # cookies. (`test` leaves it to config.settings_test.)
         os.environ.setdefault("DEBUG", "1")
@@ -223,14 +225,66 @@ def cmd_services(args: list[str]) -> int:
         services.stop()
 
 
+DEMO_KEYS = DATA / "demo-keys.json"
+LOGS = DATA / "logs"
+
+
+def demo_env() -> dict[str, str]:
+    """The demo runs with DEBUG off, as production does (branded error pages, never Django's debug
+    page; static files from collectstatic): its secret key and encryption key are generated once
+    into .data/demo-keys.json (0600) and kept, so sessions and saved credentials survive a restart."""
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    if DEMO_KEYS.exists():
+        keys = json.loads(DEMO_KEYS.read_text())
+    else:
+        keys = {"SECRET_KEY": secrets.token_urlsafe(50), "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+        fd = os.open(DEMO_KEYS, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(keys, out)
+    return {
+        "DEBUG": "0",
+        **keys,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Plain HTTP on loopback: the TLS-only settings are the one difference from a deployment.
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "STATIC_ROOT": str(DATA / "static"),
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+    }
+
+
+def adopt_development_data(keys: str) -> bool:
+    """A demo database made before the demo ran with DEBUG off holds credentials encrypted with the
+    public development key: re-encrypt them with the demo's own key (once; DEBUG=1 for this step
+    only, the one mode that may read the development key)."""
+    development_key = "ZGV2LW9ubHktZmllbGQtZW5jcnlwdGlvbi1rZXktMDA="  # config.settings._DEV_FIELD_KEY
+    env = {**os.environ, "DEBUG": "1", "FIELD_ENCRYPTION_KEYS": f"{keys},{development_key}"}
+    return subprocess.call(manage_command("rotate_encryption_keys"), cwd=ROOT, env=env) == 0
+
+
 def cmd_run(args: list[str]) -> int:
     if args:
         say(f"`run` takes no arguments (got {' '.join(args)}); set PORT=... to choose the port")
         return 2
+    first_keys = not DEMO_KEYS.exists()
+    had_data = (DATA / "postgres").exists()
+    os.environ.update(demo_env())
+    LOGS.mkdir(parents=True, exist_ok=True)
     services = start_services(DATA)
     children: list[Child] = []
     try:
         stop = wait_for_stop_signal()
+        if first_keys and had_data:
+            say("re-encrypting the saved credentials of an earlier demo with the new key in .data/demo-keys.json")
+            if not adopt_development_data(os.environ["FIELD_ENCRYPTION_KEYS"]):
+                say("could not re-encrypt them: delete .data/ to start the demo afresh")
+                return 1
         for step in (("migrate", "--noinput"), ("collectstatic", "--noinput", "-v", "0")):
             say("manage.py " + " ".join(step))
             if subprocess.call(manage_command(*step), cwd=ROOT) != 0:
@@ -291,12 +345,13 @@ def cmd_run(args: list[str]) -> int:
             ),
         ]
         # All spawned before any output thread starts: preexec_fn (die_with_parent) is only
-        # safe in a process without threads.
+        # safe in a process without threads. Their lines go to .data/logs/<name>.log, so the
+        # banner below stays on screen; a child that dies is announced here with its log's tail.
         for child in children:
             if child.proc is None:
                 child.spawn()
         for child in children:
-            child.pump_output()
+            child.pump_output(LOGS / f"{child.name}.log")
 
         url = f"http://127.0.0.1:{port}/"
         if wait_for_port(port, children, stop):
@@ -304,16 +359,14 @@ def cmd_run(args: list[str]) -> int:
             # it is down right under a banner saying "running".
             if not wait_for_worker(port, children, stop) and not stop.is_set():
                 say("/healthz does not answer ok yet (no worker heartbeat?): see the lines above")
-            banner = ["", "=" * 64, f"Cohort Console is running at {url}", f"Prometheus metrics: {url}metrics"]
-            banner += ["From seed_demo:", *("  " + line.strip() for line in login)] if login else []
-            banner += ["Ctrl-C stops everything.", "=" * 64, ""]
-            say("\n".join(banner))
+            say("\n".join(demo_banner(url, login)))
 
         while not stop.wait(0.5):
             dead = [c for c in children if c.proc is not None and c.proc.poll() is not None]
             if dead:
                 for c in dead:
                     say(f"{c.name} exited unexpectedly (exit code {c.proc.returncode}); stopping everything")
+                    say("\n".join(c.tail()), c.name)
                 return 1
         say("stopping ...")
         return 0
@@ -321,6 +374,30 @@ def cmd_run(args: list[str]) -> int:
         stop_children(children)
         services.stop()
         say("stopped")
+
+
+def demo_banner(url: str, login: list[str] | None) -> list[str]:
+    """What `run` leaves on screen: where, who, and the inbound key to push with (seed_demo's lines
+    say the login and the key; the curl line repeats the key where it is used)."""
+    key = next((line.split(":", 1)[1].strip() for line in login or [] if "Demo inbound API key:" in line), "")
+    banner = ["", "=" * 72, f"Cohort Console is running at {url}  (DEBUG off, as in production)"]
+    banner += [
+        "  " + line.strip() for line in login or [] if line.strip().startswith(("Login:", "Demo inbound API key:"))
+    ]
+    if key:
+        banner += [
+            "Push a cohort yourself with the inbound key:",
+            f"  curl -u '{key}:' {url}api/amplitude/lists -H 'Content-Type: application/json' \\",
+            '       -d \'{"name": "[Amplitude] Trial users: 42"}\'',
+        ]
+    banner += [
+        f"Prometheus metrics: {url}metrics    Admin: {url}admin/",
+        f"Logs of web, worker, beat and the sandboxes: {_rel(LOGS)}/*.log",
+        "Ctrl-C stops everything.",
+        "=" * 72,
+        "",
+    ]
+    return banner
 
 
 SMOKE_DATA = DATA / "smoke"
@@ -473,7 +550,7 @@ def seed_demo() -> list[str] | None:
     if result.returncode != 0:
         say(f"manage.py seed_demo failed (exit code {result.returncode})")
         return None
-    return lines[-6:]
+    return lines
 
 
 # -- child processes ----------------------------------------------------------
@@ -500,13 +577,29 @@ class Child:
             preexec_fn=die_with_parent,  # noqa: PLW1509 - called before any thread exists
         )
 
-    def pump_output(self) -> None:
+    def pump_output(self, log: Path | None = None) -> None:
+        """Print the child's lines with its name, or append them to `log` (the demo's banner stays)."""
         assert self.proc is not None and self.proc.stdout is not None
-        threading.Thread(target=self._pump, args=(self.proc.stdout,), daemon=True).start()
+        self.log = log
+        threading.Thread(target=self._pump, args=(self.proc.stdout, log), daemon=True).start()
 
-    def _pump(self, stream: IO[bytes]) -> None:
-        for raw in iter(stream.readline, b""):
-            say(raw.decode(errors="replace").rstrip("\r\n"), self.name)
+    def _pump(self, stream: IO[bytes], log: Path | None) -> None:
+        out = log.open("ab", buffering=0) if log else None
+        try:
+            for raw in iter(stream.readline, b""):
+                if out is not None:
+                    out.write(raw)
+                else:
+                    say(raw.decode(errors="replace").rstrip("\r\n"), self.name)
+        finally:
+            if out is not None:
+                out.close()
+
+    def tail(self, lines: int = 20) -> list[str]:
+        log = getattr(self, "log", None)
+        if log is None or not log.exists():
+            return []
+        return log.read_text(errors="replace").splitlines()[-lines:]
 
 
 def stop_children(children: list[Child]) -> None:

@@ -123,11 +123,14 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # when/clock/day/ago on every page: one way to write a moment (console.timefmt)
+            "builtins": ["console.templatetags.console_time", "console.templatetags.console_words"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "workspaces.context_processors.workspace",
+                "console.nav.navigation",
             ],
         },
     },
@@ -173,6 +176,50 @@ AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not logged (User.last_
 AXES_LOCKOUT_CALLABLE = "console.views.auth.locked_out"
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 AXES_ENABLE_ADMIN = False  # workspaces/admin.py registers the attempts in the unfold admin, to unlock
+
+
+# The admin (django-unfold) wears the console's brand: its name, mark and blue, a way back to the
+# console, and the zone its times are in (the workspace's, as in the console: workspaces.middleware).
+def _admin_zone(request) -> str:
+    from django.utils import timezone
+
+    return f"Admin · times in {timezone.get_current_timezone_name()}"
+
+
+def _console_mark(request) -> str:
+    from django.templatetags.static import static
+
+    return static("console/favicon.svg")
+
+
+UNFOLD = {
+    "SITE_TITLE": "Cohort Console admin",
+    "SITE_HEADER": "Cohort Console",
+    "SITE_SUBHEADER": _admin_zone,
+    "SITE_URL": "/",
+    "SITE_ICON": _console_mark,
+    "SITE_FAVICONS": [{"rel": "icon", "type": "image/svg+xml", "href": _console_mark}],
+    "SITE_DROPDOWN": [
+        {"icon": "dashboard", "title": "Open the console", "link": "/"},
+        {"icon": "group_work", "title": "Segments", "link": "/segments/"},
+        {"icon": "sync", "title": "Syncs", "link": "/syncs/"},
+    ],
+    "COLORS": {
+        "primary": {  # the console's accent, #3a5bd9, in shades
+            "50": "oklch(97% .014 264)",
+            "100": "oklch(93.2% .032 264)",
+            "200": "oklch(88.2% .059 264)",
+            "300": "oklch(80.9% .105 264)",
+            "400": "oklch(70.7% .155 264)",
+            "500": "oklch(60% .19 266)",
+            "600": "oklch(52.5% .2 267)",
+            "700": "oklch(46% .19 267)",
+            "800": "oklch(40% .16 267)",
+            "900": "oklch(34% .12 267)",
+            "950": "oklch(26% .08 267)",
+        },
+    },
+}
 # Proxies in front of gunicorn that append the client's address to X-Forwarded-For (0: none, the
 # peer's address is the client's). Used for per-address sign-in throttling.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)

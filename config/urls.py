@@ -11,8 +11,9 @@ from integrations.api_errors import json_error
 from integrations.health import healthz
 from integrations.inbound import urls as inbound_urls
 
-admin.site.site_header = "Cohort Console — operations"
-admin.site.site_title = "Cohort Console ops"
+# The admin is django-unfold: its brand (name, mark, colours, the way back to the console) is UNFOLD in settings.
+admin.site.site_header = "Cohort Console"
+admin.site.site_title = "Cohort Console admin"
 
 
 def favicon(request: HttpRequest) -> HttpResponse:

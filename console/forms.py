@@ -1,6 +1,7 @@
 from django import forms
 from django.utils import timezone
 
+from console import timefmt
 from integrations.connectors.registry import credentials, provider_choices
 from integrations.models import ApiKey, ApiKeyAccess, ApiKeyScope, Authorization
 
@@ -10,11 +11,21 @@ class ApiKeyForm(forms.ModelForm):
         model = ApiKey
         fields = ["name", "scope", "access", "expires_at", "identity_kind", "identity_property"]
         widgets = {"expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"})}
-        labels = {"access": "Access (management keys)", "expires_at": "Expires (optional, UTC)"}
+        labels = {"access": "Access (management keys)"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["access"].required = False  # inbound keys have none; a management key left blank reads
+        # The blank choice says what it means instead of Django's "---------".
+        self.fields["access"].choices = [("", "Read (the default)")] + [
+            choice for choice in self.fields["access"].choices if choice[0] != ""
+        ]
+        for field in self.fields.values():  # "---------" says nothing: say what to do
+            choices = list(getattr(field, "choices", []))
+            if choices and choices[0] == ("", "---------"):
+                field.choices = [("", "Choose…")] + choices[1:]
+        # The typed time is read in the active zone: the workspace's (workspaces.middleware).
+        self.fields["expires_at"].label = f"Expires (optional, {timefmt.zone_name()} time)"
 
     def clean_access(self):
         return self.cleaned_data.get("access") or ApiKeyAccess.READ

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from django.utils.module_loading import import_string
 
 from audiences.models import Event, MembershipChange, ProfileMerge
+from console import timefmt
 from integrations.delivery.models import DeliveryRow, SyncJob
 from integrations.inbound.models import InboundBatch
 
@@ -190,10 +191,7 @@ def why_lines(profile, memberships) -> list[str]:
             if change
             else "added"
         )
-        since = membership.added_at.astimezone(profile.workspace.tz)
-        lines.append(
-            f"In “{membership.segment.name}” since {since:%Y-%m-%d %H:%M} {profile.workspace.timezone} — {how}."
-        )
+        lines.append(f"In “{membership.segment.name}” since {timefmt.when(membership.added_at)} — {how}.")
     if not lines:
         lines.append("Not in any segment now.")
     lines.extend(destination_lines(profile, memberships))
@@ -208,12 +206,7 @@ def destination_lines(profile, memberships) -> list[str]:
         where = f"“{job.destination.name}” (sync of “{job.segment.name}”)"
         row = DeliveryRow.objects.filter(job_id=job.pk, profile_id=profile.pk).order_by("-id").first()
         if row is None:
-            tz = profile.workspace.tz
-            when = (
-                f"the next run ({job.next_run_at.astimezone(tz):%Y-%m-%d %H:%M} {profile.workspace.timezone})"
-                if job.next_run_at
-                else "the next run"
-            )
+            when = f"the next run ({timefmt.when(job.next_run_at)})" if job.next_run_at else "the next run"
             state = "paused — resume it to send" if job.paused else f"{when} will send them"
             lines.append(f"Not yet in {where}: no run has covered them since they joined; {state}.")
         elif row.status == "delivered":

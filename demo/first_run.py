@@ -1,5 +1,5 @@
 """Demo: the first-run path. A second, empty workspace whose dashboard shows the checklist (the demo's
-people are members with the same roles: switch to it in the top bar), and, in the demo workspace, a
+people are members with the same roles: switch to it in the account menu of the top bar), and, in the demo workspace, a
 request the marketer sent the owners and ops (on their dashboard, until marked done).
 
 Idempotent: the workspace is found by slug; a request is added only while none is open.
@@ -27,6 +27,6 @@ def populate_demo(workspace, state: dict, out) -> None:
             path="/destinations/new/kochava/",
         )
     out.write(
-        f"  First run: “{fresh.name}” shows the checklist (switch workspace in the top bar); "
+        f"  First run: “{fresh.name}” shows the checklist (switch workspace in the account menu, top right); "
         "the marketer's request waits on the owners' dashboard."
     )

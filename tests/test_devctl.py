@@ -67,3 +67,29 @@ def test_stops_at_once_when_asked(healthz):
 def test_a_server_that_is_not_there_is_not_an_error():
     # Nothing listens on the port (yet): treated as "not ready", never raised.
     assert not wait_for_worker(1, [], threading.Event(), timeout=1)
+
+
+def test_the_demo_runs_with_debug_off_and_keeps_its_generated_keys(tmp_path, monkeypatch):
+    import stat
+
+    from config import devctl
+
+    monkeypatch.setattr(devctl, "DATA", tmp_path)
+    monkeypatch.setattr(devctl, "DEMO_KEYS", tmp_path / "demo-keys.json")
+    first = devctl.demo_env()
+    assert first["DEBUG"] == "0" and first["STATIC_ROOT"] == str(tmp_path / "static")
+    assert stat.S_IMODE((tmp_path / "demo-keys.json").stat().st_mode) == 0o600
+    again = devctl.demo_env()
+    assert (
+        again["SECRET_KEY"] == first["SECRET_KEY"] and again["FIELD_ENCRYPTION_KEYS"] == first["FIELD_ENCRYPTION_KEYS"]
+    )
+
+
+def test_the_demo_banner_repeats_the_login_and_the_inbound_key():
+    from config.devctl import demo_banner
+
+    seeded = ["  Kochava demo: ...", "  Demo inbound API key: cci_abc", '{"level": "INFO"}', "  Login: admin / pw"]
+    banner = "\n".join(demo_banner("http://127.0.0.1:8000/", seeded))
+    assert "Demo inbound API key: cci_abc" in banner and "Login: admin / pw" in banner
+    assert "curl -u 'cci_abc:' http://127.0.0.1:8000/api/amplitude/lists" in banner
+    assert ".data/logs" in banner and "INFO" not in banner and "Kochava" not in banner

@@ -1,4 +1,7 @@
-"""Resolve the signed-in user's current workspace once per request (session choice, else the first)."""
+"""Resolve the signed-in user's current workspace once per request (session choice, else the first),
+and show every moment of the request in that workspace's time zone (pages, messages, the admin)."""
+
+from django.utils import timezone
 
 from workspaces.models import Membership
 
@@ -23,4 +26,10 @@ class CurrentWorkspaceMiddleware:
             if membership is not None:
                 request.membership = membership
                 request.workspace = membership.workspace
-        return self.get_response(request)
+        if request.workspace is None:
+            return self.get_response(request)
+        timezone.activate(request.workspace.tz)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from rest_framework import serializers
 
 from config.params import is_plain_int
-from console import pending
+from console import pending, words
 from console.access import credentials_required, member_required, setup_page
 from console.asking import ask_context, kind_label
 from console.paging import keyset_page
@@ -119,7 +119,7 @@ def config_inputs(kind: str, values: dict, errors: dict) -> list[Input]:
         inputs.append(
             Input(
                 name=f"cfg_{name}",
-                label=str(serializer_field.label or name.replace("_", " ").capitalize()),
+                label=words.field_label(name, serializer_field.label),
                 widget=widget,
                 value=value if widget in ("checkbox", "select") else _shown(value, widget),
                 help=str(serializer_field.help_text or ""),

@@ -1,4 +1,4 @@
-"""People: search by any identity value, Find People (who had a Partner Sync event), the person page."""
+"""People: search by any identity value, Segment activity (who joined or left a segment: the Partner Sync events), the person page."""
 
 from collections import Counter
 from datetime import datetime, time

@@ -13,6 +13,7 @@ from audiences.identity import identities_with_value
 from audiences.models import Identity, MembershipChange, Segment, SegmentMember
 from audiences.stats import activity_24h, daily_history
 from config.params import int_param
+from console import timefmt, words
 from console.access import member_required
 from integrations.connectors.registry import segment_actions
 from integrations.delivery.models import SyncJob, SyncRun
@@ -38,7 +39,7 @@ def segment_list(request):
     return render(
         request,
         "console/segments/list.html",
-        {"rows": rows, "page": page, "types": Segment._meta.get_field("type").choices, "type": kind, "q": query},
+        {"rows": rows, "page": page, "types": words.segment_types(), "type": kind, "q": query},
     )
 
 
@@ -109,7 +110,7 @@ def segment_detail(request, pk):
         "activity": activity_24h([segment.pk])[segment.pk],
         "history": history,
         "chart": {
-            "labels": [point.day.isoformat() for point in history],
+            "labels": [timefmt.day(point.day, short=True) for point in history],
             "size": [point.size for point in history],
             "added": [point.added for point in history],
             "removed": [point.removed for point in history],

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from config.safe_json import string_problem
-from console import pending
+from console import pending, timefmt
 from console.access import action_required, credentials_required, member_required, setup_page
 from console.asking import ask_context
 from console.paging import keyset_page
@@ -187,6 +187,11 @@ class CohortJobForm(forms.ModelForm):
             "timezone",
         ]
         widgets = {"time_of_day": forms.TimeInput(attrs={"type": "time"})}
+        help_texts = {
+            "time_of_day": "Daily imports: the time of day, in the time zone below.",
+            "cohort_names_field": "Profile property that lists, by cohort name, the Amplitude cohorts a person is in; "
+            "blank = do not store it.",
+        }
 
     def __init__(self, *args, cohorts=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -304,8 +309,7 @@ def _started(request, job) -> None:
     if run is not None:
         messages.success(request, f"“{job.label}” saved; run #{run.pk} is queued and starts within a minute.")
     elif job.next_run_at is not None:
-        when = job.next_run_at.astimezone(zoneinfo.ZoneInfo(job.timezone or "UTC"))
-        messages.success(request, f"“{job.label}” saved; its first run starts {when:%Y-%m-%d %H:%M} {job.timezone}.")
+        messages.success(request, f"“{job.label}” saved; its first run starts {timefmt.when(job.next_run_at)}.")
     else:
         messages.success(request, f"“{job.label}” saved (not enabled: it does not run by itself).")
 

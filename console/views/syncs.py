@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audiences.models import DEVICE_KINDS, KNOWN_KINDS, Segment
 from config.params import int_param, is_plain_int
+from console import timefmt
 from console.access import action_required, member_required
 from console.paging import keyset_page
 from integrations.connectors.base import Arrival, SegmentInfo
@@ -48,10 +49,13 @@ def api_target(segment: Segment, destination: Destination) -> str:
 
 
 def _when(moment, tz_name: str) -> str:
-    """A scheduled moment in the job's own zone, labelled ("2026-12-05 06:00 Europe/Berlin")."""
+    """A scheduled moment in the workspace's zone, and in the job's own when that differs, labelled."""
     if moment is None:
         return "when you start it"
-    return f"at {moment.astimezone(zoneinfo.ZoneInfo(tz_name or 'UTC')):%Y-%m-%d %H:%M} {tz_name or 'UTC'}"
+    said = f"at {timefmt.when(moment)}"
+    if tz_name and tz_name != timefmt.zone_name():
+        said += f" ({timefmt.when(moment, tz_name=tz_name)})"
+    return said
 
 
 def _kind(data, field: str, default: str) -> str:

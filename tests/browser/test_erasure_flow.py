@@ -52,6 +52,7 @@ def test_ops_erases_a_person_and_sees_what_each_destination_answered(page, oscar
     assert not Profile.objects.filter(pk=people[1]).exists() and not Identity.objects.filter(value="u2").exists()
     assert clevertap.fake.find("/1/delete/profiles.json")[0]["body"] == {"identity": ["u2"]}
 
+    page.get_by_text("Settings", exact=True).click()  # the setup pages sit in the Settings menu
     page.get_by_role("link", name="Erasures", exact=True).first.click()
     expect(page.locator("table tbody tr")).to_have_count(1)
     expect(page.locator("table tbody tr")).to_contain_text("oscar")

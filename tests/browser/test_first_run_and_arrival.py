@@ -133,7 +133,7 @@ def busy_segment(acme):
 
 def test_find_people_pages_past_200(page, bob, busy_segment):
     sign_in(page, "bob", PASSWORD)
-    page.get_by_role("link", name="Find People", exact=True).click()
+    page.get_by_role("link", name="Activity", exact=True).click()
     expect(page.locator(".pager").first).to_contain_text("Rows 1–100 of 250")
     page.get_by_role("link", name="Next rows →").first.click()
     expect(page.locator(".pager").first).to_contain_text("Rows 101–200 of 250")

@@ -16,6 +16,7 @@ def test_owner_signs_in_and_sees_the_empty_dashboard(page, alice):
 
 def test_owner_creates_an_inbound_key_shown_once(page, alice, acme):
     sign_in(page, "alice", PASSWORD)
+    page.get_by_text("Settings", exact=True).click()
     page.get_by_role("link", name="API keys").click()
     page.fill("#id_name", "Amplitude cohort sync")
     page.select_option("#id_scope", "inbound")
@@ -30,6 +31,7 @@ def test_owner_creates_an_inbound_key_shown_once(page, alice, acme):
 
 def test_owner_saves_an_authorization_and_never_sees_the_secret_again(page, alice, acme):
     sign_in(page, "alice", PASSWORD)
+    page.get_by_text("Settings", exact=True).click()
     page.get_by_role("link", name="Authorizations").click()
     page.get_by_role("link", name="Amplitude", exact=True).click()
     page.fill("#id_label", "Production project")
@@ -47,6 +49,7 @@ def test_owner_saves_an_authorization_and_never_sees_the_secret_again(page, alic
 
 def test_marketer_reads_the_credentials_page(page, bob, acme_clevertap):
     sign_in(page, "bob", PASSWORD)
+    page.get_by_text("Settings", exact=True).click()
     page.get_by_role("link", name="Authorizations").click()
     expect(page.locator("#ask-owner")).to_contain_text("read-only for you")
     expect(page.get_by_text("CleverTap EU")).to_be_visible()  # the label, never a field or a secret
@@ -59,6 +62,7 @@ def test_workspace_switcher(page, alice, globex):
 
     Membership.objects.create(user=alice, workspace=globex, role="viewer")
     sign_in(page, "alice", PASSWORD)
+    page.locator("#account-menu > summary").click()  # the switcher sits in the account menu
     page.select_option("#ws-switch", "globex")
     page.wait_for_url(re.compile(r".*/$"))
     expect(page.locator("h1")).to_have_text("Globex")

@@ -59,9 +59,9 @@ def test_connect_import_segment_chart_and_person_trace(page, alice, acme, amp):
     expect(page.locator(".timeline")).to_contain_text("Added to segment “Weekend Listeners”")
     screenshot(page, "person-trace")
 
-    page.get_by_role("link", name="Find People", exact=True).click()
+    page.get_by_role("link", name="Activity", exact=True).click()
     page.select_option("#fp-seg", str(segment.pk))
-    page.get_by_role("button", name="Find").click()
+    page.get_by_role("button", name="Show").click()
     expect(page.locator("table")).to_contain_text(user_id)
     screenshot(page, "find-people")
 

@@ -26,8 +26,20 @@ def power_users(acme):
 def test_segment_list_shows_type_size_and_24h_activity(client, bob, power_users):
     client.force_login(bob)
     html = client.get("/segments/").content.decode()
-    assert "Power users" in html and "Partner - Amplitude" in html
+    assert "Power users" in html and "Pushed by Amplitude" in html
     assert 'data-size="118"' in html and "+120" in html and "−2" in html
+
+
+def test_two_segments_of_one_name_are_told_apart_by_their_source(client, bob, acme, power_users):
+    imported = Segment.objects.create(workspace=acme, name="Power users", type="amplitude_import", external_id="c-9")
+    client.force_login(bob)
+    listed = client.get("/segments/").content.decode()
+    assert "Pushed by Amplitude" in listed and "Imported from Amplitude" in listed
+    wizard = client.get("/syncs/new/").content.decode()
+    assert f'<option value="{power_users.pk}">Power users · pushed by Amplitude (118 members)</option>' in wizard
+    assert f'<option value="{imported.pk}">Power users · imported from Amplitude (0 members)</option>' in wizard
+    activity = client.get("/people/").content.decode()
+    assert "Power users · pushed by Amplitude" in activity and "Power users · imported from Amplitude" in activity
 
 
 def test_segment_page_numbers_agree_with_ledger_and_chart(client, bob, power_users):
@@ -82,11 +94,12 @@ def test_outsider_cannot_see_the_segment(client, charlie, power_users):
     assert "Power users" not in client.get("/segments/").content.decode()
 
 
-def test_find_people_filters_partner_sync_events(client, bob, power_users):
+def test_segment_activity_filters_who_joined_and_left(client, bob, power_users):
     client.force_login(bob)
     response = client.get(f"/people/?segment={power_users.pk}&action=removed")
     assert len(response.context["rows"]) == 2
-    assert "Partner Segment Name" in response.content.decode()
+    html = response.content.decode()
+    assert "<h1>Segment activity</h1>" in html and html.count('<span class="tag removed">Left</span>') == 2
 
 
 def test_person_search_by_identity_goes_to_the_trace(client, bob, power_users, acme):
