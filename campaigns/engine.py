@@ -174,9 +174,13 @@ def next_occurrence(campaign: Campaign, after: dt.datetime) -> dt.datetime | Non
 
 def launch_occurrence(campaign: Campaign, occurrence: dt.datetime) -> Launch:
     """Create CleverTap's campaign for one occurrence, at most once (see the module's docstring)."""
-    key = occurrence.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M")
+    utc = occurrence.astimezone(dt.UTC)
+    key = utc.strftime("%Y-%m-%dT%H:%M")
+    # The name CleverTap shows carries the marker and the occurrence in ISO 8601's basic form
+    # (20261204T0600Z): unambiguous in CleverTap's dashboard, whatever zone its reader is in.
+    label = utc.strftime("%Y%m%dT%H%MZ")
     launch, _ = Launch.objects.get_or_create(
-        campaign=campaign, occurrence=key, defaults={"name": f"{campaign.name} [{campaign.marker} {key}]"}
+        campaign=campaign, occurrence=key, defaults={"name": f"{campaign.name} [{campaign.marker} {label}]"}
     )
     if launch.state in (PartnerState.ACCEPTED, PartnerState.FAILED, PartnerState.ABANDONED):
         return launch

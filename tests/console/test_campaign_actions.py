@@ -51,7 +51,7 @@ def test_marketer_saves_a_draft_sees_the_reach_and_launches_it_to_done(
     assert "Done: CleverTap has the campaign" in html
     occurrence = dt.datetime.fromisoformat(campaign.launches.get().occurrence).replace(tzinfo=dt.UTC)
     local = occurrence.astimezone(zoneinfo.ZoneInfo("America/New_York"))
-    assert f"<td>{local:%Y-%m-%d %H:%M}</td>" in html  # in Acme's zone, not UTC
+    assert f"<td>{local.day} {local:%b %Y, %H:%M} {local.tzname()}</td>" in html  # in Acme's zone, not UTC
     assert world.fake.campaign_summary()["campaigns"] == 1
 
 

@@ -321,7 +321,7 @@ def test_person_timeline_shows_the_enrollment_its_ledger_change_and_the_send_in_
     timeline = html.split('id="timeline"')[1]
     assert "Entered “Cart drop-off push” because they were added to “Cart drop off” at 10:02, sent 10:03" in timeline
     assert "Sent “Cart drop-off push” (Mobile push) through CleverTap" in timeline
-    assert "2026-12-04 10:03:00" in timeline  # the entry's time, in America/New_York
+    assert "4 Dec 2026, 10:03:00 EST" in timeline  # the entry's time, in America/New_York
     assert "Times in America/New_York" in timeline
     failed = Enrollment.objects.get(campaign=camp, profile_id=people[4])
     html = client.get(f"/people/{failed.profile_id}/").content.decode()
