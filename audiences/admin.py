@@ -2,6 +2,7 @@
 are read-only here: only audiences.ledger writes them (docs/invariants.md, invariant 1)."""
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from unfold.admin import ModelAdmin, TabularInline
 
@@ -17,7 +18,7 @@ from audiences.models import (
     Segment,
     SegmentMember,
 )
-from workspaces.models import Membership
+from workspaces.models import Membership, Workspace
 
 
 class ReadOnlyAdmin(ModelAdmin):
@@ -51,7 +52,7 @@ class ProfileAdmin(ModelAdmin):
     inlines = [IdentityInline]
     actions = ["erase_selected"]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request) -> QuerySet[Profile]:
         return super().get_queryset(request).select_related("workspace").prefetch_related("identities")
 
     @admin.display(description="Identities")
@@ -62,7 +63,7 @@ class ProfileAdmin(ModelAdmin):
         return False  # deleting a person must go through the ledger, not a cascade
 
     @admin.action(description="Erase selected people (for good; partners asked to delete)")
-    def erase_selected(self, request, queryset):
+    def erase_selected(self, request, queryset) -> TemplateResponse | None:
         """Owners and ops of each person's workspace (or superusers) only; a confirmation page first."""
         profiles = list(queryset.select_related("workspace").prefetch_related("identities"))
         allowed = _eraser_workspaces(request.user)
@@ -140,7 +141,7 @@ class SegmentMemberAdmin(ReadOnlyAdmin):
     list_select_related = ["segment__workspace"]
 
     @admin.display(description="Workspace")
-    def workspace(self, obj: SegmentMember):
+    def workspace(self, obj: SegmentMember) -> Workspace:
         return obj.segment.workspace
 
 

@@ -1,6 +1,7 @@
 """Management API for audiences: segments with their 24-hour movement, a segment's members, and a
 profile looked up by any identity value (identities, properties, memberships, ledger history)."""
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
@@ -95,13 +96,13 @@ class SegmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
     serializer_class = SegmentSerializer
     permission_classes = [ManagementAccess]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Segment]:
         queryset = super().get_queryset()
         if self.request.query_params.get("type"):
             queryset = queryset.filter(type=self.request.query_params["type"])
         return queryset
 
-    def list(self, request, *args, **kwargs):
+    def list(self, request, *args, **kwargs) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         context = {**self.get_serializer_context(), "activity": activity_24h([segment.pk for segment in page])}
         return self.get_paginated_response(SegmentSerializer(page, many=True, context=context).data)
@@ -111,7 +112,7 @@ class SegmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
         responses={200: MemberSerializer(many=True)},
     )
     @action(detail=True, methods=["get"])
-    def members(self, request, pk=None):
+    def members(self, request, pk=None) -> Response:
         segment = self.get_object()
         members = (
             SegmentMember.objects.filter(segment=segment)
@@ -148,7 +149,7 @@ class ProfileViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
     permission_classes = [ManagementAccess]
     serializer_class = ProfileDetailSerializer  # responses are built by profile_detail
 
-    def retrieve(self, request, pk=None):
+    def retrieve(self, request, pk=None) -> Response:
         return Response(profile_detail(self.get_object()))
 
     @extend_schema(
@@ -160,7 +161,7 @@ class ProfileViewSet(mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
         ],
     )
     @action(detail=False, methods=["get"])
-    def lookup(self, request):
+    def lookup(self, request) -> Response:
         value = request.query_params.get("identity")
         if not value:
             raise ValidationError({"identity": ["required: the identity value to look up"]})

@@ -71,7 +71,7 @@ class ErasureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
     permission_classes = [ManagementAccess, CanErase]
 
     @extend_schema(request=ErasureRequestSerializer, responses={201: ErasureSerializer})
-    def create(self, request):
+    def create(self, request) -> Response:
         given = ErasureRequestSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         user = request.user

@@ -5,6 +5,8 @@ state, Segment.size its running count; both are written only by audiences.ledger
 statement as the ledger rows, so they cannot disagree.
 """
 
+from typing import Self
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -136,7 +138,7 @@ class ChangeSource(models.TextChoices):
 
 
 class MembershipChangeQuerySet(WorkspaceScopedQuerySet):
-    def since(self, when):
+    def since(self, when) -> Self:
         return self.filter(occurred_at__gte=when)
 
 

@@ -2,9 +2,11 @@
 their enrollments (search by any identity of the person; CleverTap's raw answer on each, for ops
 only), launches and targeted-send batches."""
 
+from collections.abc import Iterator
+
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from unfold.admin import ModelAdmin
 
 from audiences.identity import identities_with_value
@@ -19,7 +21,7 @@ class CampaignAdminForm(forms.ModelForm):
         model = Campaign
         fields = ["workspace", *EDITABLE]
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         workspace = data.get("workspace")
         for field, errors in validate_campaign(data, workspace=workspace).items():
@@ -46,14 +48,14 @@ class CampaignAdmin(ModelAdmin):
     ]
     actions = ["stop_campaigns"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
         # Only a draft changes; afterwards the status moves through the stop action alone.
         if obj is not None and obj.status != Status.DRAFT:
             return [*EDITABLE, "workspace", *self.readonly_fields]
         return self.readonly_fields
 
     @admin.action(description="Stop (Stop Campaign at CleverTap; nothing more is sent)")
-    def stop_campaigns(self, request, queryset):
+    def stop_campaigns(self, request, queryset) -> None:
         for campaign in queryset:
             try:
                 service.stop(campaign, user=request.user)
@@ -87,7 +89,7 @@ class EnrollmentAdmin(ModelAdmin):
     ]
     readonly_fields = fields
 
-    def get_search_results(self, request, queryset, search_term):
+    def get_search_results(self, request, queryset, search_term) -> tuple[QuerySet[Enrollment], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
@@ -97,14 +99,14 @@ class EnrollmentAdmin(ModelAdmin):
             match |= Q(profile_id=int(term))
         return queryset.filter(match), False
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 
-def identities_with_value_any(value: str):
+def identities_with_value_any(value: str) -> Iterator[int]:
     """Profile ids holding `value` under any kind, in every workspace (ops see them all)."""
     from workspaces.models import Workspace
 
@@ -118,10 +120,10 @@ class LaunchAdmin(ModelAdmin):
     list_filter = ["state"]
     readonly_fields = [f.name for f in Launch._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -131,8 +133,8 @@ class SendBatchAdmin(ModelAdmin):
     list_filter = ["state"]
     readonly_fields = [f.name for f in SendBatch._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -5,7 +5,8 @@ The fields are checked by campaigns.validation.validate_campaign, the same rule 
 form and the admin's, so a refused channel is a 400 naming `channel` and the reason.
 """
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -149,7 +150,7 @@ class CampaignViewSet(
     serializer_class = CampaignSerializer
     permission_classes = [ManagementAccess, _reads_or_acts()]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Campaign]:
         queryset = super().get_queryset().select_related("segment", "destination")
         if getattr(self, "swagger_fake_view", False) or self.action != "list":
             return queryset
@@ -160,13 +161,13 @@ class CampaignViewSet(
         segment = int_param(params, "segment")
         return queryset if segment is None else queryset.filter(segment_id=segment)
 
-    def update(self, request, *args, **kwargs):
+    def update(self, request, *args, **kwargs) -> Response | JsonResponse:
         try:
             return super().update(request, *args, **kwargs)
         except CampaignRefused as exc:
             return json_error(409, "not_a_draft", str(exc))
 
-    def destroy(self, request, *args, **kwargs):
+    def destroy(self, request, *args, **kwargs) -> Response | JsonResponse:
         try:
             service.delete_campaign(self.get_object())
         except CampaignRefused as exc:
@@ -207,7 +208,7 @@ class CampaignViewSet(
         responses={200: EnrollmentSerializer(many=True)},
     )
     @action(detail=True, methods=["get"])
-    def enrollments(self, request, pk=None):
+    def enrollments(self, request, pk=None) -> Response | JsonResponse:
         campaign = self.get_object()
         rows = Enrollment.objects.filter(campaign=campaign)
         wanted = request.query_params.get("status")

@@ -159,7 +159,7 @@ class SafeJSONParser(JSONParser):
     """DRF's JSON parser, refusing (400, naming the field) what would otherwise become a 500: nesting
     deeper than MAX_DEPTH, NUL characters and lone surrogates; NaN and Infinity stay refused."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
         encoding = (parser_context or {}).get("encoding") or "utf-8"
         raw = stream.read() if stream is not None else b""
         try:

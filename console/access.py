@@ -1,12 +1,14 @@
 """Role checks for console views: one decorator per level, so a view states what it needs."""
 
+from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import render
 
 
-def member_required(view):
+def member_required(view) -> Callable[..., HttpResponse]:
     """Signed in and a member of a workspace (the current one is request.workspace)."""
 
     @login_required
@@ -19,7 +21,7 @@ def member_required(view):
     return wrapper
 
 
-def credentials_required(view):
+def credentials_required(view) -> Callable[..., HttpResponse]:
     """Owners and ops only: marketers and viewers never see or change secrets."""
 
     @member_required
@@ -37,7 +39,7 @@ def credentials_required(view):
     return wrapper
 
 
-def setup_page(view):
+def setup_page(view) -> Callable[..., HttpResponse]:
     """A page where owners and ops set up credentials: the other members read it (the view shows it
     read-only, with "ask an owner or ops") and may not post to it."""
 
@@ -56,7 +58,7 @@ def setup_page(view):
     return wrapper
 
 
-def action_required(view):
+def action_required(view) -> Callable[..., HttpResponse]:
     """Viewers read; marketers, ops and owners act."""
 
     @member_required

@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django import forms
 from django.utils import timezone
 
@@ -27,16 +29,16 @@ class ApiKeyForm(forms.ModelForm):
         # The typed time is read in the active zone: the workspace's (workspaces.middleware).
         self.fields["expires_at"].label = f"Expires (optional, {timefmt.zone_name()} time)"
 
-    def clean_access(self):
+    def clean_access(self) -> str:
         return self.cleaned_data.get("access") or ApiKeyAccess.READ
 
-    def clean_expires_at(self):
+    def clean_expires_at(self) -> datetime | None:
         value = self.cleaned_data.get("expires_at")
         if value is not None and value <= timezone.now():
             raise forms.ValidationError("Pick a time in the future, or leave it blank: the key does not expire.")
         return value
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         if data.get("identity_kind") == "property" and not data.get("identity_property"):
             self.add_error("identity_property", "Name the user property that holds the id.")
@@ -92,7 +94,7 @@ class AuthorizationForm(forms.Form):
         auth.save()
         return auth
 
-    def clean_label(self):
+    def clean_label(self) -> str:
         label = self.cleaned_data["label"]
         workspace_id = self.initial.get("workspace_id")
         clash = Authorization.objects.filter(workspace_id=workspace_id, label=label)

@@ -2,6 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from unfold.admin import ModelAdmin
@@ -90,7 +91,7 @@ class ApiKeyAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["access"].required = False  # inbound keys have none; a management key left blank reads
 
-    def clean_access(self):
+    def clean_access(self) -> str:
         return self.cleaned_data.get("access") or ApiKeyAccess.READ
 
 
@@ -114,7 +115,7 @@ class ApiKeyAdmin(ModelAdmin):
     readonly_fields = ["prefix", "created_by", "created_at", "last_used_at"]
     actions = ["revoke_selected"]
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request, obj, form, change) -> None:
         if change:
             return super().save_model(request, obj, form, change)
         key, raw = ApiKey.issue(
@@ -130,7 +131,7 @@ class ApiKeyAdmin(ModelAdmin):
         obj.pk, obj.prefix = key.pk, key.prefix
         request._new_api_key = raw  # rendered once by response_add, never stored
 
-    def response_add(self, request, obj, post_url_continue=None):
+    def response_add(self, request, obj, post_url_continue=None) -> HttpResponse:
         raw = getattr(request, "_new_api_key", None)
         if raw is None:
             return super().response_add(request, obj, post_url_continue)
@@ -138,7 +139,7 @@ class ApiKeyAdmin(ModelAdmin):
         return TemplateResponse(request, "admin/integrations/apikey/created.html", context)
 
     @admin.action(description="Revoke selected keys")
-    def revoke_selected(self, request, queryset):
+    def revoke_selected(self, request, queryset) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(
             revoked_at=timezone.now(), revoked_reason=f"revoked by {request.user} in the admin"[:200]
         )

@@ -1,6 +1,9 @@
 """Management API for the pipes' credentials: authorizations and API keys."""
 
+from datetime import datetime
+
 from django.db import IntegrityError
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -18,7 +21,7 @@ class WorkspaceScopedViewSet(viewsets.GenericViewSet):
 
     model = None
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no workspace
             return self.model.objects.none()
         return self.model.objects.filter(workspace=self.request.workspace)
@@ -32,7 +35,7 @@ class InWorkspace(serializers.PrimaryKeyRelatedField):
 
     default_error_messages = {"does_not_exist": "Not found in this workspace."}
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet:
         workspace = getattr(self.context.get("request"), "workspace", None)
         return super().get_queryset().filter(workspace=workspace) if workspace else super().get_queryset().none()
 
@@ -64,7 +67,7 @@ class AuthorizationSerializer(serializers.ModelSerializer):
     def get_masked_secrets(self, obj: Authorization) -> dict:
         return obj.masked_secrets()
 
-    def validate(self, attrs):
+    def validate(self, attrs) -> dict:
         provider = attrs.get("provider") or (self.instance and self.instance.provider)
         spec = credentials(provider)
         unknown = set(attrs.get("fields", {})) - set(spec.plain_fields)
@@ -77,7 +80,7 @@ class AuthorizationSerializer(serializers.ModelSerializer):
             raise ValidationError({"provider": ["The provider of a saved authorization cannot change."]})
         return attrs
 
-    def save(self, **kwargs):
+    def save(self, **kwargs) -> Authorization:
         secrets = self.validated_data.pop("secrets", None)
         instance = self.instance or Authorization(**{**self.validated_data, **kwargs})
         if self.instance is not None:
@@ -107,7 +110,7 @@ class AuthorizationViewSet(
     serializer_class = AuthorizationSerializer
     permission_classes = [ManagementAccess, CanManageCredentials]
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer) -> None:
         serializer.save(workspace=self.request.workspace)
 
 
@@ -130,7 +133,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at", "revoked_reason"]
 
-    def validate_expires_at(self, value):
+    def validate_expires_at(self, value) -> datetime | None:
         if value is not None and value <= timezone.now():
             raise ValidationError("Pick a time in the future (or leave it out: the key does not expire).")
         return value
@@ -149,7 +152,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     permission_classes = [ManagementAccess, CanManageCredentials]
 
     @extend_schema(responses={201: NewApiKeySerializer})
-    def create(self, request, *args, **kwargs):
+    def create(self, request, *args, **kwargs) -> Response:
         serializer = ApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -171,7 +174,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 
     @extend_schema(request=None, responses={200: ApiKeySerializer})
     @action(detail=True, methods=["post"])
-    def revoke(self, request, pk=None):
+    def revoke(self, request, pk=None) -> Response:
         key = self.get_object()
         key.revoke(f"revoked by {request.user}")
         return Response(ApiKeySerializer(key).data)
@@ -189,7 +192,7 @@ class WorkspaceSerializer(serializers.Serializer):
 class WorkspaceViewSet(viewsets.ViewSet):
     @extend_schema(responses={200: WorkspaceSerializer})
     @action(detail=False, methods=["get"])
-    def current(self, request):
+    def current(self, request) -> Response:
         workspace = request.workspace
         return Response(
             {

@@ -68,7 +68,7 @@ def check_key(raw: str, scope: str) -> ApiKey:
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    def authenticate(self, request):
+    def authenticate(self, request) -> tuple[KeyPrincipal, ApiKey] | None:
         raw = key_from_header(request)
         if raw is None:
             return None
@@ -139,7 +139,7 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "integrations.api_auth.ApiKeyAuthentication"
     name = "apiKey"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema) -> dict:
         return {
             "type": "http",
             "scheme": "bearer",

@@ -35,7 +35,7 @@ def _flatten(detail) -> dict:
     return {}
 
 
-def json_exception_handler(exc, context):
+def json_exception_handler(exc, context) -> Response | None:
     if isinstance(exc, BadParameter):  # a query parameter that is not what it must be
         fields = {exc.name: [exc.message]}
         return Response(error_body("invalid", f"{exc.name}: {exc.message}", fields), status=status.HTTP_400_BAD_REQUEST)
@@ -59,6 +59,6 @@ def json_exception_handler(exc, context):
     return response
 
 
-def not_found_json(request, exception=None):
+def not_found_json(request, exception=None) -> Response:
     """handler404 for API paths, so even an unknown URL under /api/ answers JSON."""
     return Response(error_body("not_found", "Not found."), status=status.HTTP_404_NOT_FOUND)

@@ -82,7 +82,7 @@ def may_see_details(user) -> bool:
 
 
 @never_cache
-def healthz(request):
+def healthz(request) -> JsonResponse:
     checks = {"database": _check("database", _database), "redis": _check("redis", _redis)}
     if checks["redis"]["ok"]:
         checks["worker"] = _check("worker", _workers)

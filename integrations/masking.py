@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "••••••••"
@@ -69,7 +70,7 @@ class Masker:
                 text = text.replace(form, MASK)
         return text
 
-    def deep(self, value):
+    def deep(self, value) -> Any:
         """A JSON-like structure with every string masked (dry-run bodies, URLs)."""
         if isinstance(value, str):
             return self(value)

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from typing import Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -109,7 +110,7 @@ def hash_key(raw_key: str) -> str:
 
 
 class ApiKeyQuerySet(WorkspaceScopedQuerySet):
-    def active(self):
+    def active(self) -> Self:
         return self.filter(revoked_at__isnull=True).filter(
             models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
         )

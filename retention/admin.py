@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.contrib import admin
+from django.http import HttpResponse
 from unfold.admin import ModelAdmin
 
 from retention.models import PruneRun
@@ -26,7 +27,7 @@ class PruneRunAdmin(ModelAdmin):
         parts = [f"{table}: {count}" for table, count in sorted((obj.removed or {}).items())]
         return "; ".join(parts) or "nothing"
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(self, request, extra_context=None) -> HttpResponse:
         extra_context = {
             **(extra_context or {}),
             "table_sizes": table_sizes(),

@@ -6,12 +6,14 @@ from celery import shared_task
 from django.utils import timezone
 
 from retention.models import PruneRun
-from retention.prune import PruneBusy, prune
+from retention.prune import PruneBusy, Report, prune
 
 logger = logging.getLogger(__name__)
 
 
-def run_and_record(*, dry_run: bool = False, trigger: str = "schedule", batch_size: int | None = None):
+def run_and_record(
+    *, dry_run: bool = False, trigger: str = "schedule", batch_size: int | None = None
+) -> tuple[PruneRun, Report]:
     """Prune (or count), keep what it removed as a PruneRun, and return (run, report)."""
     record = PruneRun.objects.create(dry_run=dry_run, trigger=trigger)
     try:

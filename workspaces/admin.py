@@ -53,7 +53,7 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     actions = ["unlock_sign_in"]
 
     @admin.action(description="Unlock sign-in (forget failed attempts)", permissions=["change"])
-    def unlock_sign_in(self, request, queryset):
+    def unlock_sign_in(self, request, queryset) -> None:
         count = sum(reset_sign_in_failures(username=user.get_username()) for user in queryset)
         self.message_user(request, f"{count} failed-attempt record(s) removed.", messages.SUCCESS)
 
@@ -91,7 +91,7 @@ class SignInFailureAdmin(ModelAdmin):
         return False
 
     @admin.action(description="Unlock: forget these failed attempts", permissions=["delete"])
-    def unlock(self, request, queryset):
+    def unlock(self, request, queryset) -> None:
         count, _ = queryset.delete()
         self.message_user(request, f"{count} record(s) removed; those accounts and addresses may sign in.")
 

@@ -11,6 +11,7 @@ TEMPLATES builtins), so no page writes a date its own way.
 
 from django import template
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from console import timefmt
 
@@ -18,27 +19,27 @@ register = template.Library()
 
 
 @register.filter
-def when(moment, arg: str = ""):
+def when(moment, arg: str = "") -> str:
     return timefmt.when(moment, seconds=arg == "seconds")
 
 
 @register.filter
-def in_zone(moment, tz_name: str):
+def in_zone(moment, tz_name: str) -> str:
     return timefmt.when(moment, tz_name=tz_name or "UTC")
 
 
 @register.filter
-def clock(moment, arg: str = ""):
+def clock(moment, arg: str = "") -> str:
     return timefmt.clock(moment, seconds=arg == "seconds")
 
 
 @register.filter
-def day(moment, arg: str = ""):
+def day(moment, arg: str = "") -> str:
     return timefmt.day(moment, short=arg == "short")
 
 
 @register.filter
-def ago(moment):
+def ago(moment) -> SafeString | str:
     if moment is None or moment == "":
         return ""
     return format_html(
@@ -47,5 +48,5 @@ def ago(moment):
 
 
 @register.simple_tag
-def zone_name():
+def zone_name() -> str:
     return timefmt.zone_name()

@@ -1,12 +1,13 @@
 """What a locked-out sign-in gets (django-axes calls this; settings.AXES_LOCKOUT_CALLABLE)."""
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from integrations.api_errors import json_error
 
 
-def locked_out(request, original_response=None, credentials=None):
+def locked_out(request, original_response=None, credentials=None) -> HttpResponse:
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     message = (
         "Too many failed sign-ins for this account or from this address. "

@@ -68,7 +68,7 @@ def enrollment_counts(campaign_ids: list[int]) -> dict[int, dict[str, int]]:
 
 
 @member_required
-def campaign_list(request):
+def campaign_list(request) -> HttpResponse:
     campaigns = _campaigns(request)
     filters = {"status": request.GET.get("status", ""), "kind": request.GET.get("kind", "")}
     if filters["status"] in Status.values:
@@ -270,14 +270,14 @@ def _detail_context(request, campaign: Campaign) -> dict:
 
 
 @member_required
-def campaign_detail(request, pk):
+def campaign_detail(request, pk) -> HttpResponse:
     campaign = _campaign(request, pk)
     with timezone.override(campaign.workspace.tz):  # every time on the page in the workspace's zone
         return render(request, "console/campaigns/detail.html", _detail_context(request, campaign))
 
 
 @member_required
-def campaign_progress(request, pk):
+def campaign_progress(request, pk) -> HttpResponse:
     """The live part of the campaign page (htmx polls it). When the figures changed since the page
     last saw them, the answer triggers `campaign-changed`: the enrollments table reloads itself."""
     campaign = _campaign(request, pk)

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -49,7 +50,7 @@ def profile_count(workspace) -> tuple[int, bool]:
 
 
 @member_required
-def dashboard(request):
+def dashboard(request) -> HttpResponse:
     workspace = request.workspace
     since = timezone.now() - timedelta(hours=24)
     runs = {"succeeded": 0, "failed": 0, "skipped": 0, "running": 0}

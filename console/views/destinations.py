@@ -190,7 +190,7 @@ def credential_inputs(spec: Credentials, post=None, errors: dict | None = None) 
 
 
 @member_required
-def destination_list(request):
+def destination_list(request) -> HttpResponse:
     destinations = (
         Destination.objects.for_workspace(request.workspace).annotate(sync_count=Count("sync_jobs")).order_by("name")
     )
@@ -344,7 +344,7 @@ def _save(request, kind: str, instance: Destination | None):
 
 
 @setup_page
-def destination_new(request, kind):
+def destination_new(request, kind) -> HttpResponse:
     if kind not in CONNECTORS:
         raise Http404("unknown kind")
     if not request.membership.can_manage_credentials:  # read-only: what it asks for, and "ask an owner or ops"
@@ -363,7 +363,7 @@ def destination_new(request, kind):
 
 
 @credentials_required
-def destination_edit(request, pk):
+def destination_edit(request, pk) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.for_workspace(request.workspace), pk=pk)
     if request.method == "POST":
         saved, context = _save(request, destination.kind, destination)
@@ -379,7 +379,7 @@ def destination_edit(request, pk):
 
 
 @member_required
-def destination_detail(request, pk):
+def destination_detail(request, pk) -> HttpResponse:
     destination = get_object_or_404(
         Destination.objects.for_workspace(request.workspace).select_related("authorization"), pk=pk
     )
@@ -414,7 +414,7 @@ def destination_test(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @credentials_required
-def destination_delete(request, pk):
+def destination_delete(request, pk) -> HttpResponse:
     destination = get_object_or_404(Destination.objects.for_workspace(request.workspace), pk=pk)
     if request.method == "POST":
         if SyncRun.objects.filter(job__destination=destination, status__in=ACTIVE_STATUSES).exists():

@@ -5,8 +5,10 @@ shows what was removed and each destination's answer. The same function as the A
 (audiences.erasure.erase) does the work.
 """
 
+from collections.abc import Callable
 from functools import wraps
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from audiences.erasure import ErasureBusy, erase
@@ -15,7 +17,7 @@ from audiences.models import Erasure, Identity, Profile, SegmentMember
 from console.access import member_required
 
 
-def eraser_required(view):
+def eraser_required(view) -> Callable[..., HttpResponse]:
     """Owners and ops: erasing people cannot be undone, and the audit trail is theirs."""
 
     @member_required
@@ -30,7 +32,7 @@ def eraser_required(view):
 
 
 @eraser_required
-def person_erase(request, pk):
+def person_erase(request, pk) -> HttpResponse:
     profile = get_object_or_404(Profile.objects.for_workspace(request.workspace), pk=pk)
     if request.method == "POST":
         try:
@@ -57,12 +59,12 @@ def _confirm_context(profile: Profile, error: str = "") -> dict:
 
 
 @eraser_required
-def erasure_list(request):
+def erasure_list(request) -> HttpResponse:
     erasures = Erasure.objects.for_workspace(request.workspace)[:100]
     return render(request, "console/erasures/list.html", {"erasures": erasures})
 
 
 @eraser_required
-def erasure_detail(request, pk):
+def erasure_detail(request, pk) -> HttpResponse:
     erasure = get_object_or_404(Erasure.objects.for_workspace(request.workspace), pk=pk)
     return render(request, "console/erasures/detail.html", {"erasure": erasure})

@@ -3,6 +3,7 @@
 from collections import Counter
 from datetime import datetime, time
 
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ SEARCH_SHOWN = 50
 
 
 @member_required
-def person_search(request):
+def person_search(request) -> HttpResponse:
     """A person by any identity value, exact or by its start (a prefix)."""
     query = request.GET.get("q", "").strip()
     exact, prefixed = [], []
@@ -45,7 +46,7 @@ def person_search(request):
 
 
 @member_required
-def find_people(request):
+def find_people(request) -> HttpResponse:
     """People who had a Partner Sync event, by segment, action and date, with their common properties."""
     workspace = request.workspace
     changes = MembershipChange.objects.filter(workspace=workspace).select_related("segment")
@@ -86,7 +87,7 @@ def find_people(request):
 
 
 @member_required
-def person_detail(request, pk):
+def person_detail(request, pk) -> HttpResponse:
     workspace = request.workspace
     merged = ProfileMerge.objects.filter(workspace=workspace, removed_profile_id=pk).first()
     if merged and not Profile.objects.filter(pk=pk, workspace=workspace).exists():

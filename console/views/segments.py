@@ -5,7 +5,7 @@ from datetime import datetime, time
 
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, Q, Subquery
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ MEMBERS_PAGE = 50
 
 
 @member_required
-def segment_list(request):
+def segment_list(request) -> HttpResponse:
     segments = Segment.objects.for_workspace(request.workspace).order_by("name")
     kind = request.GET.get("type")
     if kind:
@@ -99,7 +99,7 @@ def _ledger(request, segment: Segment):
 
 
 @member_required
-def segment_detail(request, pk):
+def segment_detail(request, pk) -> HttpResponse:
     segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=pk)
     history = daily_history(segment, days=30)
     query = request.GET.get("member", "").strip()
@@ -137,7 +137,7 @@ class _Echo:
 
 
 @member_required
-def segment_members_csv(request, pk):
+def segment_members_csv(request, pk) -> StreamingHttpResponse:
     """Streams every member with their identities; a million rows never sit in memory."""
     segment = get_object_or_404(Segment.objects.for_workspace(request.workspace), pk=pk)
 

@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -16,7 +16,7 @@ from workspaces.models import Membership, SetupTopic
 
 @login_required
 @require_POST
-def switch_workspace(request):
+def switch_workspace(request) -> HttpResponseRedirect:
     membership = Membership.objects.filter(user=request.user, workspace__slug=request.POST.get("workspace")).first()
     if membership is None:
         raise Http404("No such workspace.")
@@ -38,7 +38,7 @@ NEW_KEY_SESSION = "new_api_key"
 
 
 @setup_page
-def api_keys(request):
+def api_keys(request) -> HttpResponse:
     workspace = request.workspace
     if not request.membership.can_manage_credentials:  # read-only: the keys' prefixes and states, no form
         keys = ApiKey.objects.for_workspace(workspace).order_by("-created_at")
@@ -72,7 +72,7 @@ def api_keys(request):
 
 @credentials_required
 @require_POST
-def revoke_api_key(request, pk):
+def revoke_api_key(request, pk) -> HttpResponseRedirect:
     key = get_object_or_404(ApiKey.objects.for_workspace(request.workspace), pk=pk)
     key.revoke(f"revoked by {request.user}")
     messages.success(request, f"Key {key.prefix}… revoked. Requests using it now get 401.")
@@ -80,7 +80,7 @@ def revoke_api_key(request, pk):
 
 
 @setup_page
-def authorizations(request):
+def authorizations(request) -> HttpResponse:
     workspace = request.workspace
     provider = request.POST.get("provider") or request.GET.get("provider")
     providers = all_credentials()
@@ -110,7 +110,7 @@ def authorizations(request):
 
 
 @credentials_required
-def authorization_edit(request, pk):
+def authorization_edit(request, pk) -> HttpResponse:
     auth = get_object_or_404(Authorization.objects.for_workspace(request.workspace), pk=pk)
     if request.method == "POST" and request.POST.get("delete"):
         auth.delete()
@@ -127,7 +127,7 @@ def authorization_edit(request, pk):
 
 
 @member_required
-def amplitude_setup(request):
+def amplitude_setup(request) -> HttpResponse:
     """The exact URLs and auth to paste into Amplitude's partner (cohort sync) settings."""
     base = request.build_absolute_uri("/").rstrip("/")
     keys = ApiKey.objects.for_workspace(request.workspace).active().filter(scope="inbound").order_by("-created_at")

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.db.models import BigIntegerField, DateTimeField, Max, Q, Value
 from django.db.models.functions import Coalesce
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -80,7 +81,7 @@ class AmplitudeProjectForm(forms.Form):
             if self.kept.get(name):
                 self.fields[name].widget.attrs["placeholder"] = "kept from your last try: leave blank to use it"
 
-    def clean_label(self):
+    def clean_label(self) -> str:
         label = self.cleaned_data["label"]
         projects = AmplitudeProject.objects.filter(workspace=self.workspace, label=label)
         authorizations = Authorization.objects.filter(workspace=self.workspace, label=label)
@@ -91,13 +92,13 @@ class AmplitudeProjectForm(forms.Form):
             raise forms.ValidationError("A project or authorization with this label already exists.")
         return label
 
-    def clean_base_url(self):
+    def clean_base_url(self) -> str:
         value = self.cleaned_data["base_url"]
         if value and not operator_allowed_url(value):
             raise forms.ValidationError(OVERRIDE_REFUSED)
         return value
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         for name in ("api_key", "secret_key"):
             data[name] = data.get(name) or self.kept.get(name, "")
@@ -200,14 +201,14 @@ class CohortJobForm(forms.ModelForm):
             "%(value)s is not a cohort of this project as Amplitude last listed it: load the cohorts again."
         )
 
-    def clean_cohort_ids(self):
+    def clean_cohort_ids(self) -> list[str]:
         # A cohort ticked on the page shown is posted twice (its box and its chip): once is enough.
         return list(dict.fromkeys(self.cleaned_data["cohort_ids"]))
 
-    def clean_prop_keys(self):
+    def clean_prop_keys(self) -> list[str]:
         return [key.strip() for key in self.cleaned_data["prop_keys"].split(",") if key.strip()]
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         if data.get("cadence") == "daily" and not data.get("time_of_day"):
             self.add_error("time_of_day", "A daily import needs a time of day.")
@@ -246,7 +247,7 @@ def import_runs(request, runs) -> dict:
 
 
 @member_required
-def source_list(request):
+def source_list(request) -> HttpResponse:
     if _runs_only(request):
         runs = import_runs(request, ImportRun.objects.filter(workspace=request.workspace))
         return render(request, "console/sources/_runs_live.html", runs)
@@ -315,7 +316,7 @@ def _started(request, job) -> None:
 
 
 @action_required
-def source_detail(request, pk):
+def source_detail(request, pk) -> HttpResponse:
     project = get_object_or_404(AmplitudeProject.objects.for_workspace(request.workspace), pk=pk)
     runs = ImportRun.objects.filter(workspace=request.workspace).filter(
         Q(cohort_job__project=project) | Q(event_job__project=project)
@@ -400,7 +401,7 @@ def _test_and_save(request, form: AmplitudeProjectForm, token: str) -> tuple[Amp
 
 
 @setup_page
-def source_edit(request, pk):
+def source_edit(request, pk) -> HttpResponse:
     """Owners and ops change a project (label, region, host, keys); the others read it, disabled."""
     project = get_object_or_404(
         AmplitudeProject.objects.for_workspace(request.workspace).select_related("authorization"), pk=pk
@@ -429,7 +430,7 @@ def source_edit(request, pk):
 
 
 @credentials_required
-def source_delete(request, pk):
+def source_delete(request, pk) -> HttpResponse:
     project = get_object_or_404(AmplitudeProject.objects.for_workspace(request.workspace), pk=pk)
     active = ImportRun.objects.filter(
         Q(cohort_job__project=project) | Q(event_job__project=project), status__in=ACTIVE
@@ -450,7 +451,7 @@ def source_delete(request, pk):
 
 @credentials_required
 @require_POST  # an authenticated call to Amplitude: never on a GET
-def test_connection(request, pk):
+def test_connection(request, pk) -> HttpResponse:
     project = get_object_or_404(AmplitudeProject.objects.for_workspace(request.workspace), pk=pk)
     try:
         cohorts, error = list_project_cohorts(project), ""
@@ -460,7 +461,7 @@ def test_connection(request, pk):
 
 
 @action_required
-def run_job_now(request, kind, pk):
+def run_job_now(request, kind, pk) -> HttpResponseRedirect:
     model = CohortImportJob if kind == "cohort" else EventImportJob
     job = get_object_or_404(model.objects.for_workspace(request.workspace), pk=pk)
     if request.method == "POST":
@@ -479,7 +480,7 @@ def run_job_now(request, kind, pk):
 
 
 @action_required
-def retry_import_run(request, pk):
+def retry_import_run(request, pk) -> HttpResponseRedirect:
     run = get_object_or_404(ImportRun.objects.filter(workspace=request.workspace), pk=pk)
     if request.method == "POST":
         try:

@@ -131,7 +131,7 @@ def sync_new(request: HttpRequest) -> HttpResponse:
 
 
 @member_required
-def sync_list(request):
+def sync_list(request) -> HttpResponse:
     jobs = (
         SyncJob.objects.for_workspace(request.workspace)
         .select_related("segment", "destination")
@@ -228,7 +228,7 @@ def _failures(request, job: SyncJob) -> dict:
 
 
 @member_required
-def sync_detail(request, pk):
+def sync_detail(request, pk) -> HttpResponse:
     return _render_detail(request, _job(request, pk))
 
 
@@ -247,7 +247,7 @@ def _render_detail(request, job: SyncJob, dry: dict | None = None):
 
 
 @member_required
-def sync_progress(request, pk):
+def sync_progress(request, pk) -> HttpResponse:
     """The live part of the sync page (htmx polls it). When the latest run is another one, or in
     another state, than the page last saw, the answer triggers `sync-run-changed`: the run history
     and the failures reload themselves."""

@@ -19,7 +19,7 @@ class DestinationAdminForm(forms.ModelForm):
         model = Destination
         fields = "__all__"
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         if data.get("kind") and "config" in data:
             try:
@@ -63,15 +63,15 @@ class SyncJobAdmin(ModelAdmin):
             self.message_user(request, f"{job}: run #{run.pk} {run.status} {run.error}")
 
     @admin.action(description="Sync now")
-    def sync_now(self, request, queryset):
+    def sync_now(self, request, queryset) -> None:
         self._start(request, queryset, "auto")
 
     @admin.action(description="Full resync")
-    def full_resync(self, request, queryset):
+    def full_resync(self, request, queryset) -> None:
         self._start(request, queryset, "full")
 
     @admin.action(description="Retry failed rows")
-    def retry_failed(self, request, queryset):
+    def retry_failed(self, request, queryset) -> None:
         self._start(request, queryset, "retry")
 
 
@@ -95,10 +95,10 @@ class SyncRunAdmin(ModelAdmin):
     ]
     list_filter = ["status", "mode"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 
@@ -134,8 +134,8 @@ class PartnerCallAdmin(ModelAdmin):
     ]
     readonly_fields = fields
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

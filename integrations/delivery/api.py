@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -61,7 +62,7 @@ class DestinationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "health", "last_error", "health_changed_at", "created_at", "updated_at"]
 
-    def validate(self, attrs):
+    def validate(self, attrs) -> dict:
         kind = attrs.get("kind") or self.instance.kind
         if self.instance and attrs.get("kind", kind) != self.instance.kind:
             raise ValidationError({"kind": ["The kind of a saved destination cannot change."]})
@@ -79,7 +80,7 @@ class DestinationSerializer(serializers.ModelSerializer):
             raise ValidationError({"authorization": [problem]})
         return attrs
 
-    def save(self, **kwargs):
+    def save(self, **kwargs) -> Destination:
         try:
             return super().save(**kwargs)
         except IntegrityError:
@@ -100,7 +101,7 @@ class DestinationViewSet(
     serializer_class = DestinationSerializer
     permission_classes = [ManagementAccess, _reads_or(CanManageCredentials)]
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer) -> None:
         serializer.save(workspace=self.request.workspace)
 
     @extend_schema(request=None, responses={200: dict})
@@ -111,7 +112,7 @@ class DestinationViewSet(
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
-    def calls(self, request, pk=None):
+    def calls(self, request, pk=None) -> Response:
         calls = PartnerCall.objects.filter(destination=self.get_object()).order_by("-id")[:100]
         return Response([PartnerCallSerializer(c).data for c in calls])
 
@@ -230,7 +231,7 @@ class SyncJobViewSet(
     def perform_create(self, serializer: SyncJobSerializer) -> None:
         actions.schedule_new_job(serializer.save(workspace=self.request.workspace))
 
-    def perform_update(self, serializer):
+    def perform_update(self, serializer) -> None:
         job = serializer.save()
         if job.cadence != Cadence.ONE_TIME:
             job.next_run_at = next_run_after(job, timezone.now())
@@ -244,17 +245,17 @@ class SyncJobViewSet(
 
     @extend_schema(request=None, responses={202: SyncRunSerializer, 409: SyncRunSerializer})
     @action(detail=True, methods=["post"], url_path="sync-now")
-    def sync_now(self, request, pk=None):
+    def sync_now(self, request, pk=None) -> Response:
         return self._start(RunMode.AUTO)
 
     @extend_schema(request=None, responses={202: SyncRunSerializer, 409: SyncRunSerializer})
     @action(detail=True, methods=["post"], url_path="full-resync")
-    def full_resync(self, request, pk=None):
+    def full_resync(self, request, pk=None) -> Response:
         return self._start(RunMode.FULL)
 
     @extend_schema(request=None, responses={202: SyncRunSerializer, 409: SyncRunSerializer})
     @action(detail=True, methods=["post"], url_path="retry-failed")
-    def retry_failed(self, request, pk=None):
+    def retry_failed(self, request, pk=None) -> Response:
         return self._start(RunMode.RETRY)
 
     @extend_schema(request=None, responses={200: SyncJobSerializer})
@@ -294,14 +295,14 @@ class SyncRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
     serializer_class = SyncRunSerializer
     permission_classes = [ManagementAccess]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[SyncRun]:
         queryset = super().get_queryset()
         job = int_param(self.request.query_params, "job") if getattr(self, "request", None) else None
         return queryset if job is None else queryset.filter(job_id=job)
 
     @extend_schema(responses={200: DeliveryRowSerializer(many=True)})
     @action(detail=True, methods=["get"])
-    def rows(self, request, pk=None):
+    def rows(self, request, pk=None) -> Response:
         run = self.get_object()
         rows = DeliveryRow.objects.filter(run_id=run.pk).order_by("id")
         wanted = request.query_params.get("status")

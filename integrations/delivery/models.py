@@ -5,6 +5,10 @@ integrations.delivery.health.set_health; run status only through integrations.de
 (starting, resuming) and integrations.delivery.engine (running, finishing).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.db import models
 from django.db.models import Q
 
@@ -13,6 +17,9 @@ from integrations.connectors.registry import connector_class, kind_choices
 from integrations.models import Authorization
 from integrations.schedules import Cadence
 from workspaces.models import Workspace, WorkspaceScopedQuerySet
+
+if TYPE_CHECKING:
+    from integrations.connectors.base import Connector
 
 
 class Health(models.TextChoices):
@@ -45,7 +52,7 @@ class Destination(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
     @property
-    def connector_class(self):
+    def connector_class(self) -> type[Connector]:
         return connector_class(self.kind)
 
 

@@ -1,6 +1,8 @@
 """Ops screens for the inbox: batches (with the backlog) and the last raw requests per API key."""
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.utils.html import format_html, format_html_join
 from unfold.admin import ModelAdmin
 
@@ -12,10 +14,10 @@ class SetAsideFilter(admin.SimpleListFilter):
     title = "set-aside rows"
     parameter_name = "set_aside"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
         return [("yes", "Some rows set aside"), ("no", "None")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request, queryset) -> QuerySet[InboundBatch]:
         if self.value() == "yes":
             return queryset.filter(invalid_count__gt=0)
         if self.value() == "no":
@@ -70,7 +72,7 @@ class InboundBatchAdmin(ModelAdmin):
     ]
     actions = ["requeue"]
 
-    def get_queryset(self, request):
+    def get_queryset(self, request) -> QuerySet[InboundBatch]:
         return super().get_queryset(request).defer("body")
 
     @admin.display(description="Set-aside rows")
@@ -89,7 +91,7 @@ class InboundBatchAdmin(ModelAdmin):
     def body_preview(self, obj: InboundBatch) -> str:
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.body_text(20_000))
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(self, request, extra_context=None) -> HttpResponse:
         pending = InboundBatch.objects.filter(status=BatchStatus.ACCEPTED).count()
         failed = InboundBatch.objects.filter(status=BatchStatus.FAILED).count()
         level = messages.WARNING if pending or failed else messages.INFO
@@ -97,7 +99,7 @@ class InboundBatchAdmin(ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     @admin.action(description="Queue selected batches for applying (failed ones are retried)")
-    def requeue(self, request, queryset):
+    def requeue(self, request, queryset) -> None:
         queryset.filter(status=BatchStatus.FAILED).update(status=BatchStatus.ACCEPTED, attempts=0)
         scopes = set(queryset.values_list("workspace_id", "segment_id"))
         for workspace_id, segment_id in scopes:

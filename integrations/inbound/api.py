@@ -1,5 +1,6 @@
 """Management API for the inbox: recent batches with their counts and status, and the backlog."""
 
+from django.db.models import QuerySet
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -45,12 +46,12 @@ class InboundBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Work
     serializer_class = InboundBatchSerializer
     permission_classes = [ManagementAccess]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[InboundBatch]:
         queryset = super().get_queryset().select_related("api_key").defer("body")
         if self.request.query_params.get("status"):
             queryset = queryset.filter(status=self.request.query_params["status"])
         return queryset
 
     @action(detail=False, methods=["get"])
-    def backlog(self, request):
+    def backlog(self, request) -> Response:
         return Response({"accepted_not_applied": backlog(request.workspace.pk)})

@@ -326,7 +326,7 @@ def _trim_log(entry: InboundRequest) -> None:
         )
 
 
-def inbound_endpoint(endpoint: str, handler):
+def inbound_endpoint(endpoint: str, handler) -> Callable[..., JsonResponse]:
     @csrf_exempt
     def view(request, **kwargs):
         exchange = Exchange(request, endpoint)

@@ -1,6 +1,7 @@
 """Ops screens for Amplitude sources: projects with their download budget, jobs, and runs with filters."""
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from unfold.admin import ModelAdmin
 
 from integrations.sources import quota
@@ -61,10 +62,10 @@ class KindFilter(admin.SimpleListFilter):
     title = "kind"
     parameter_name = "kind"
 
-    def lookups(self, request, model_admin):
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
         return [("cohort", "Cohort import"), ("event", "Event import")]
 
-    def queryset(self, request, queryset):
+    def queryset(self, request, queryset) -> QuerySet[ImportRun]:
         if self.value() == "cohort":
             return queryset.filter(cohort_job__isnull=False)
         if self.value() == "event":
@@ -88,7 +89,7 @@ class ImportRunAdmin(ModelAdmin):
         return f"{obj.rows_done:,} / {obj.rows_expected:,}" if obj.rows_expected else f"{obj.rows_done:,}"
 
     @admin.action(description="Retry selected failed runs")
-    def retry_failed(self, request, queryset):
+    def retry_failed(self, request, queryset) -> None:
         for run in queryset:
             try:
                 new = retry_run(run)

@@ -1,5 +1,6 @@
 """Management API for Amplitude sources: projects (test connection, quota), import jobs, runs."""
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -68,12 +69,12 @@ class AmplitudeProjectViewSet(*_CRUD, WorkspaceScopedViewSet):
     serializer_class = AmplitudeProjectSerializer
     permission_classes = [ManagementAccess, CanManageCredentials]
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer) -> None:
         serializer.save(workspace=self.request.workspace)
 
     @extend_schema(request=None)
     @action(detail=True, methods=["post"], url_path="test-connection")
-    def test_connection(self, request, pk=None):
+    def test_connection(self, request, pk=None) -> Response:
         """Lists the project's cohorts: proves the keys and the region are right."""
         try:
             cohorts = list_project_cohorts(self.get_object())
@@ -82,7 +83,7 @@ class AmplitudeProjectViewSet(*_CRUD, WorkspaceScopedViewSet):
         return Response({"ok": True, "cohorts": cohorts})
 
     @action(detail=True, methods=["get"])
-    def quota(self, request, pk=None):
+    def quota(self, request, pk=None) -> Response:
         return Response(quota.budget(self.get_object()).as_dict())
 
 
@@ -110,7 +111,7 @@ class CohortImportJobSerializer(_JobSerializer):
         ]
         read_only_fields = ["id", "next_run_at"]
 
-    def validate(self, attrs):
+    def validate(self, attrs) -> dict:
         instance = CohortImportJob(
             **{
                 **(
@@ -200,7 +201,7 @@ class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
     serializer_class = ImportRunSerializer
     permission_classes = [ManagementAccess, CanAct]
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[ImportRun]:
         queryset = super().get_queryset()
         params = self.request.query_params
         if params.get("status"):
@@ -217,6 +218,6 @@ class ImportRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspa
 
     @extend_schema(request=None, responses={201: ImportRunSerializer})
     @action(detail=True, methods=["post"])
-    def retry(self, request, pk=None):
+    def retry(self, request, pk=None) -> Response:
         run = self.get_object()
         return _queue(run.job, retry_of=run)

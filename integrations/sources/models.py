@@ -247,7 +247,7 @@ class ImportRun(models.Model):
         return "cohort" if self.cohort_job_id else "event"
 
     @property
-    def job(self):
+    def job(self) -> CohortImportJob | EventImportJob | None:
         return self.cohort_job if self.cohort_job_id else self.event_job
 
     @property

@@ -10,10 +10,10 @@ from audiences.partitions import TABLES, ensure_partitions, is_partitioned, part
 class Command(BaseCommand):
     help = "Create this month's and the next months' partitions of the ledger and the events; list them."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--months-ahead", type=int, default=None, help="Default: PARTITION_MONTHS_AHEAD.")
 
-    def handle(self, *args, months_ahead=None, **options):
+    def handle(self, *args, months_ahead=None, **options) -> None:
         if months_ahead is not None and not 0 <= months_ahead <= 120:
             raise CommandError("--months-ahead must be between 0 and 120.")
         created = ensure_partitions(months_ahead=months_ahead)

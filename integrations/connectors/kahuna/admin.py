@@ -18,7 +18,7 @@ class KahunaCampaignAdmin(ModelAdmin):
     actions = ["refresh_from_kahuna"]
 
     @admin.action(description="Refresh the campaign list from Kahuna (their destinations)")
-    def refresh_from_kahuna(self, request, queryset):
+    def refresh_from_kahuna(self, request, queryset) -> None:
         for destination in {campaign.destination for campaign in queryset}:
             try:
                 listed = refresh_campaigns(destination)
@@ -62,10 +62,10 @@ class KahunaExportAdmin(ModelAdmin):
     readonly_fields = [f for f in fields if f not in ("segment", "campaign")]
     actions = ["export_again"]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
         return self.fields if obj else self.readonly_fields
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request, obj, form, change) -> None:
         if change:
             return
         try:
@@ -76,7 +76,7 @@ class KahunaExportAdmin(ModelAdmin):
         obj.pk = export.pk
 
     @admin.action(description="Export to Kahuna again (same segment and campaign)")
-    def export_again(self, request, queryset):
+    def export_again(self, request, queryset) -> None:
         for export in queryset.select_related("segment", "campaign"):
             try:
                 request_export(export.segment, export.campaign, user=request.user)

@@ -1,9 +1,11 @@
 """Management API: Kahuna campaigns (list, edit, refresh from Kahuna) and Export to Kahuna."""
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from audiences.models import Segment
@@ -58,12 +60,12 @@ class KahunaCampaignViewSet(
     serializer_class = KahunaCampaignSerializer
     permission_classes = [ManagementAccess, CanAct]
 
-    def get_permissions(self):
+    def get_permissions(self) -> list[BasePermission]:
         if self.action in ("create", "update", "partial_update"):
             return [ManagementAccess(), CanManageCredentials()]
         return super().get_permissions()
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[KahunaCampaign]:
         queryset = super().get_queryset()
         params = self.request.query_params
         if "environment" in params:
@@ -75,12 +77,12 @@ class KahunaCampaignViewSet(
             queryset = queryset.filter(destination_id=destination)
         return queryset
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer) -> None:
         serializer.save(workspace=self.request.workspace)
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=False, methods=["post"], url_path=r"refresh/(?P<destination_id>\d+)")
-    def refresh(self, request, destination_id=None):
+    def refresh(self, request, destination_id=None) -> Response:
         destination = Destination.objects.filter(workspace=request.workspace, kind="kahuna", pk=destination_id).first()
         if destination is None:
             raise ValidationError({"destination": ["No Kahuna destination with this id in this workspace."]})
@@ -127,7 +129,7 @@ class KahunaExportViewSet(
     serializer_class = KahunaExportSerializer
     permission_classes = [ManagementAccess, CanAct]
 
-    def create(self, request, *args, **kwargs):
+    def create(self, request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:

@@ -10,7 +10,7 @@ from workspaces.models import Workspace
 class Command(BaseCommand):
     help = "Create an API key and print it alone on one line of stdout (shown once; only its hash is stored)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--workspace", required=True, help="Workspace slug.")
         parser.add_argument("--scope", required=True, choices=[choice.value for choice in ApiKeyScope])
         parser.add_argument("--name", default="", help="A label for the key (default: '<scope> key').")
@@ -29,7 +29,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--identity-property", default="", help="With --identity-kind property: its name.")
 
-    def handle(self, *args, workspace, scope, name, access, expires_in_days, identity_kind, identity_property, **opts):
+    def handle(
+        self, *args, workspace, scope, name, access, expires_in_days, identity_kind, identity_property, **opts
+    ) -> None:
         if expires_in_days is not None and expires_in_days <= 0:
             raise CommandError("--expires-in-days must be a positive number of days.")
         ws = Workspace.objects.filter(slug=workspace).first()

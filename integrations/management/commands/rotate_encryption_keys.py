@@ -11,7 +11,7 @@ class Command(BaseCommand):
         "Rotation: prepend a new key, run this, then remove the old key."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args, **options) -> None:
         rotated = 0
         with transaction.atomic():
             rows = (

@@ -9,11 +9,11 @@ from retention.tasks import run_and_record
 class Command(BaseCommand):
     help = "Remove data older than each workspace's retention windows, in bounded batches."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="Count what would go; remove nothing.")
         parser.add_argument("--batch-size", type=int, default=None, help="Rows per statement (default setting).")
 
-    def handle(self, *args, dry_run=False, batch_size=None, **options):
+    def handle(self, *args, dry_run=False, batch_size=None, **options) -> None:
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         try:

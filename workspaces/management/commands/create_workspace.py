@@ -31,7 +31,7 @@ class Command(BaseCommand):
     help = "Create a workspace and its first owner; prints the owner's generated password once on stdout."
     stealth_options = ("stdin",)  # call_command(..., stdin=...) in tests; sys.stdin otherwise
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="The workspace's name, as people see it.")
         parser.add_argument("--owner", required=True, help="Username of the new owner (a new account).")
         parser.add_argument("--email", default="", help="The owner's email (health notices go there).")
@@ -41,7 +41,7 @@ class Command(BaseCommand):
             "--password-stdin", action="store_true", help="Read the owner's password from the first line of stdin."
         )
 
-    def handle(self, *args, name, owner, email, timezone, slug, password_stdin, **options):
+    def handle(self, *args, name, owner, email, timezone, slug, password_stdin, **options) -> None:
         name = " ".join(name.split())
         if not name or not name.isprintable() or len(name) > Workspace._meta.get_field("name").max_length:
             raise CommandError("NAME: give a printable name of at most 120 characters.")
