@@ -14,6 +14,7 @@ from campaigns import service
 from campaigns.models import Campaign, Enrollment, Launch, SendBatch, Status
 from campaigns.service import EDITABLE, CampaignRefused
 from campaigns.validation import validate_campaign
+from workspaces.models import Workspace
 
 
 class CampaignAdminForm(forms.ModelForm):
@@ -108,8 +109,6 @@ class EnrollmentAdmin(ModelAdmin):
 
 def identities_with_value_any(value: str) -> Iterator[int]:
     """Profile ids holding `value` under any kind, in every workspace (ops see them all)."""
-    from workspaces.models import Workspace
-
     for workspace_id in Workspace.objects.values_list("pk", flat=True):
         yield from identities_with_value(workspace_id, value).values_list("profile_id", flat=True)
 

@@ -5,8 +5,6 @@ integrations/connectors/; this app's migrations 0001-0002 created their tables, 
 campaigns_* names, and 0003 hands the models over without touching the tables. 0004 on are its own.
 """
 
-import logging
-
 from django.apps import AppConfig
 
 
@@ -15,15 +13,8 @@ class CampaignsConfig(AppConfig):
     verbose_name = "Campaigns"
 
     def ready(self) -> None:
+        # Imported in ready(), as Django asks: models are loaded only now.
+        from campaigns.scheduling import on_sync_run_finished
         from integrations.delivery.engine import sync_run_finished
 
-        sync_run_finished.connect(_after_sync_run, dispatch_uid="campaigns.after_sync_run")
-
-
-def _after_sync_run(sender, run, **kwargs) -> None:
-    from campaigns.engine import after_sync_run
-
-    try:
-        after_sync_run(run)
-    except Exception:  # the run has ended either way; the tick enrolls from it later
-        logging.getLogger(__name__).exception("campaigns after sync run %s", run.pk)
+        sync_run_finished.connect(on_sync_run_finished, dispatch_uid="campaigns.after_sync_run")

@@ -581,8 +581,8 @@ def _settle_batch(batch: SendBatch, now: dt.datetime) -> int:
         _set_batch_people(batch, EnrollmentStatus.UNKNOWN, "Unknown — checking with CleverTap.")
         return 0
     if batch.campaign.status == Status.RUNNING:
+        # Its people are pending again; the same tick queues the campaign (claim_due looks after this).
         _requeue_batch(batch, "Not found at CleverTap on two lookups: its people are sent again in a new batch.")
-        transaction.on_commit(lambda: _enqueue_send(batch.campaign_id))
     else:
         _abandon_batch(batch)
     return 1
@@ -666,19 +666,9 @@ def run_campaign(campaign_id: int) -> None:
         send_pending(campaign.pk)
 
 
-def _enqueue_send(campaign_id: int) -> None:
-    from campaigns.tasks import run_campaign_task
-
-    run_campaign_task.delay(campaign_id)
-
-
-def enqueue(campaign_id: int) -> None:
-    transaction.on_commit(lambda: _enqueue_send(campaign_id))
-
-
-def after_sync_run(run: SyncRun) -> None:
-    """A sync run finished: the live campaigns on its segment and destination enroll and send."""
-    ids = list(
+def live_campaigns_fed_by(run: SyncRun) -> list[int]:
+    """The live campaigns a finished sync run feeds: they enroll and send what it delivered."""
+    return list(
         Campaign.objects.filter(
             kind=Kind.LIVE,
             status=Status.RUNNING,
@@ -686,13 +676,17 @@ def after_sync_run(run: SyncRun) -> None:
             destination_id=run.job.destination_id,
         ).values_list("pk", flat=True)
     )
-    for campaign_id in ids:
-        enqueue(campaign_id)
 
 
-def dispatch_due(now: dt.datetime) -> list[int]:
-    """Tick: due launches (and their re-checks), live campaigns with work left, lost answers,
-    report refreshes."""
+def claim_due(now: dt.datetime) -> list[int]:
+    """The tick's share: settles lost answers, refreshes reports, and returns the campaigns with
+    work to do now (due launches and their re-checks, live campaigns with people waiting), claimed
+    so a second scheduler does not return them too. campaigns.scheduling queues them."""
+    try:
+        # First: a send found lost puts its people back to pending, and the scan below sees them.
+        check_unknown_batches(now)
+    except Exception:  # one partner being down must not stop the rest of the tick
+        logger.exception("checking unknown campaign sends failed")
     queued: list[int] = []
     with transaction.atomic():
         due = list(
@@ -714,12 +708,6 @@ def dispatch_due(now: dt.datetime) -> list[int]:
         ).exists()
         if newer_run or campaign.enrollments.filter(status=EnrollmentStatus.PENDING).exists():
             queued.append(campaign.pk)
-    for campaign_id in queued:
-        enqueue(campaign_id)
-    try:
-        check_unknown_batches(now)
-    except Exception:  # one partner being down must not stop the rest of the tick
-        logger.exception("checking unknown campaign sends failed")
     stale = now - dt.timedelta(seconds=settings.CAMPAIGN_REPORT_REFRESH_SECONDS)
     for campaign in (
         Campaign.objects.filter(kind=Kind.PAST, launches__state=PartnerState.ACCEPTED)

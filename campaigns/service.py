@@ -8,10 +8,10 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from campaigns import engine
+from campaigns import engine, scheduling
 from campaigns.models import API_TARGET_MODE, Campaign, EnrollmentStatus, Kind, Status, When
 from campaigns.status import set_status
-from campaigns.validation import validate_campaign
+from campaigns.validation import channel_error, validate_campaign
 from integrations.connectors.base import ConnectorError
 from integrations.delivery.models import RunStatus, SyncJob, SyncRun
 
@@ -109,8 +109,6 @@ def launch_readiness(campaign: Campaign) -> str | None:
 
 
 def engine_channel_message(campaign: Campaign) -> str:
-    from campaigns.validation import channel_error
-
     return channel_error(campaign.kind, campaign.channel) or ""
 
 
@@ -174,7 +172,7 @@ def launch(campaign: Campaign, *, user=None) -> Campaign:
             moved = set_status(campaign, Status.RUNNING, reason="Launched.", expect={Status.DRAFT})
             if moved:
                 Campaign.objects.filter(pk=campaign.pk).update(next_run_at=now)
-                engine.enqueue(campaign.pk)
+                scheduling.enqueue(campaign.pk)
         if not moved:
             raise CampaignRefused("This campaign was launched or stopped meanwhile.")
     campaign.refresh_from_db()

@@ -25,7 +25,7 @@ DISPATCHERS: tuple[str, ...] = (
     "integrations.inbound.tasks.dispatch_pending",
     "integrations.delivery.scheduling.dispatch_due",
     "integrations.sources.scheduling.dispatch_due",
-    "campaigns.engine.dispatch_due",
+    "campaigns.scheduling.dispatch_due",
     *PARTNER_DISPATCHERS,  # the partners' own (their streams, their lost exports)
 )
 

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from django.utils.module_loading import import_string
 
 from audiences.models import Event, MembershipChange, ProfileMerge
+from campaigns.models import Enrollment, EnrollmentStatus
 from console import timefmt
 from integrations.delivery.models import DeliveryRow, SyncJob
 from integrations.inbound.models import InboundBatch
@@ -117,8 +118,6 @@ def _campaign_entries(profile) -> list[TraceEntry]:
     """Each campaign the person entered, with the ledger change that put them there, and each send
     ("entered 'Cart drop-off push' because they were added to 'Cart drop off' at 10:02, sent 10:03"),
     times in the workspace's zone."""
-    from campaigns.models import Enrollment, EnrollmentStatus
-
     tz = profile.workspace.tz
     rows = (
         Enrollment.objects.filter(profile_id=profile.pk)

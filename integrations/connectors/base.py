@@ -25,6 +25,7 @@ import requests
 from django.conf import settings
 from rest_framework import serializers
 
+from integrations.connectors.registry import CONNECTORS
 from integrations.credentials import CredentialField
 from integrations.masking import MASK, Masker
 from integrations.outbound import (
@@ -385,8 +386,6 @@ class Connector:
 
     @classmethod
     def partner_name(cls) -> str:
-        from integrations.connectors.registry import CONNECTORS
-
         return CONNECTORS[cls.kind].partner
 
     @classmethod

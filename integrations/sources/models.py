@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from integrations.credential_hosts import project_problem
 from integrations.models import Authorization
 from integrations.outbound import operator_allowed_url, validate_outbound_url
 from integrations.schedules import IMPORT_CADENCES, Cadence
@@ -72,8 +73,6 @@ class AmplitudeProject(models.Model):
         """Amplitude's hosts are its regions', chosen from a list; a base URL override must be one the
         operator allowed (OUTBOUND_ALLOWED_NETWORKS: the sandbox, a proxy). And the saved credentials
         never follow a change of host (integrations.credential_hosts). {} when all is well."""
-        from integrations.credential_hosts import project_problem
-
         if self.base_url and not operator_allowed_url(self.base_url):
             return {"base_url": [OVERRIDE_REFUSED]}
         authorization = self.authorization if self.authorization_id else None

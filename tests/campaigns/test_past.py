@@ -9,7 +9,7 @@ import zoneinfo
 import pytest
 from django.utils import timezone
 
-from campaigns import engine, service
+from campaigns import engine, scheduling, service
 from campaigns.models import Launch, PartnerState
 from campaigns.service import CampaignRefused
 
@@ -106,7 +106,7 @@ def test_a_scheduled_campaign_waits_for_its_time_in_the_workspace_zone(world):
     at = (timezone.now() + dt.timedelta(days=1)).astimezone(tz).replace(hour=9, minute=30, second=0, microsecond=0)
     campaign = service.launch(past(world, when="at", send_at=at, repeat="daily"))
     assert campaign.status == "scheduled" and campaign.next_run_at == at
-    assert engine.dispatch_due(at - dt.timedelta(minutes=1)) == []
+    assert scheduling.dispatch_due(at - dt.timedelta(minutes=1)) == []
     # Due: the occurrence is created, and the next one is the same wall-clock time the next day.
     assert engine.occurrence_due(campaign, at + dt.timedelta(minutes=1)) == at
     engine.run_past(campaign, at + dt.timedelta(minutes=1))
@@ -148,7 +148,7 @@ def test_report_figures_are_refreshed_by_the_tick(world, settings):
     world.sync()
     campaign = service.launch(past(world))
     engine.run_campaign(campaign.pk)
-    engine.dispatch_due(timezone.now())
+    scheduling.dispatch_due(timezone.now())
     campaign.refresh_from_db()
     assert campaign.report["sent"] == 4 and campaign.report_refreshed_at is not None
     assert world.fake.find("/1/targets/result.json")
