@@ -161,5 +161,7 @@ def _kochava_pass(destination: Destination, url: str, out) -> None:
     result = run_stream(destination.pk)
     out.write(
         f"  Kochava demo: {len(devices)} installs reported by the app; stream pass sent {result['sent']} events "
-        f"(skipped {result['skipped']}, rejected {result['rejected']}), links {result['links']}."
+        f"(skipped {result['skipped']}, rejected {result['rejected']}); users linked to a device: "
+        + ", ".join(f"{count} {state.replace('_', ' ')}" for state, count in result["links"].items())
+        + "."
     )
