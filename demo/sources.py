@@ -5,16 +5,24 @@ and skips. Idempotent: objects are found by label, and the first import runs onl
 """
 
 import os
-from datetime import time
+from datetime import time, timedelta
 
 from django.utils import timezone
 
 from integrations.models import Authorization
-from integrations.sources.actions import create_run
+from integrations.sources.actions import create_run, retry_run
 from integrations.sources.amplitude import AmplitudeError
 from integrations.sources.cohorts import list_project_cohorts
 from integrations.sources.execution import execute_run
-from integrations.sources.models import AmplitudeProject, Cadence, CohortImportJob, EventImportJob, RunStatus
+from integrations.sources.models import (
+    AmplitudeProject,
+    Cadence,
+    CohortImportJob,
+    EventImportJob,
+    ImportRun,
+    RunStatus,
+)
+from integrations.sources.runs import mark_lost_runs
 from integrations.sources.scheduling import first_run_at
 
 
@@ -62,4 +70,26 @@ def populate_demo(workspace, state: dict, out) -> None:
             execute_run(run.pk)
             run.refresh_from_db()
             out.write(f"  {job.label}: run {run.pk} {run.status} {run.error[:200]}")
+    _lost_worker(event_job, out)
     out.write(f"  Amplitude sandbox imports: {project.label} at {base_url}")
+
+
+def _lost_worker(job: EventImportJob, out) -> None:
+    """A run whose worker died mid-import (as after kill -9 or an OOM kill): it stopped beating, the
+    same lost-run check beat runs every RUN_LOST_CHECK_SECONDS marks it lost, and its retry runs.
+    The event job's history then shows both, as ops would see them after a lost host."""
+    if job.runs.filter(phase="lost").exists():
+        return
+    run = create_run(job, trigger="manual", enqueue=False)
+    gone = timezone.now() - timedelta(minutes=10)  # its last heartbeat, long before RUN_LOST_SECONDS
+    ImportRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, phase="loading", started_at=gone, heartbeat_at=gone
+    )
+    mark_lost_runs(timezone.now())
+    run.refresh_from_db()
+    retry = retry_run(run, enqueue=False)
+    execute_run(retry.pk)
+    retry.refresh_from_db()
+    out.write(
+        f"  Lost worker: run {run.pk} {run.status} ({run.error[:120]}); its retry, run {retry.pk}, {retry.status}."
+    )

@@ -59,7 +59,11 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
         ("viewer", "viewer"),
     ]
     # Sources: the cohorts and a day of events imported from the sandbox Amplitude.
-    assert set(ImportRun.objects.values_list("status", flat=True)) == {"succeeded"}
+    # One run lost its worker (no heartbeat): found by the lost-run check, failed "lost", retried.
+    lost = ImportRun.objects.get(phase="lost")
+    assert lost.status == "failed" and "worker" in lost.error
+    assert ImportRun.objects.get(retry_of=lost).status == "succeeded"
+    assert set(ImportRun.objects.exclude(pk=lost.pk).values_list("status", flat=True)) == {"succeeded"}
     imported = Segment.objects.filter(workspace=workspace, type=SegmentType.AMPLITUDE_IMPORT)
     assert imported.count() == 3 and all(segment.size > 0 for segment in imported)
     assert Event.objects.filter(workspace=workspace).exists()
@@ -105,6 +109,7 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
         KahunaExport.objects.count(),
         ApiKey.objects.count(),
         Enrollment.objects.count(),
+        ImportRun.objects.count(),
     )
     second = seed(django_capture_on_commit_callbacks)
     assert f"Login: admin / {state['password']}" in second  # the same login
@@ -115,6 +120,7 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
         KahunaExport.objects.count(),
         ApiKey.objects.count(),
         Enrollment.objects.count(),
+        ImportRun.objects.count(),
     ) == counts
     assert all(job.runs.filter(status=RunStatus.SUCCEEDED).count() == 2 for job in jobs)  # resent after restart
     assert Erasure.objects.filter(workspace=workspace).count() == 1
