@@ -8,6 +8,7 @@ import datetime as dt
 from django.utils import timezone
 
 from campaigns.models import API_TARGET_MODE, PARTNER_SYNC_NOT_SDK, SDK_CHANNELS, Channel, Kind, Repeat, When
+from config.safe_json import value_problem
 
 # What each API-creatable channel's content needs (CleverTap's create call refuses it without).
 REQUIRED_CONTENT = {
@@ -61,6 +62,9 @@ def validate_campaign(data: dict, *, workspace=None) -> dict[str, list[str]]:
     content = data.get("content") or {}
     if not isinstance(content, dict):
         add("content", "Content must be an object of fields (title, body, subject).")
+    elif found := value_problem(content):
+        # PostgreSQL's jsonb refuses these; say which field, before anything is saved.
+        add("content", f"The content's {found[0]} {found[1]}.")
     elif channel in REQUIRED_CONTENT:
         for name in REQUIRED_CONTENT[channel]:
             value = content.get(name)
