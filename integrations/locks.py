@@ -16,11 +16,12 @@ in a transaction that a second connection keeps open while the work runs:
 The open transaction runs one statement and takes no snapshot after it, so it holds back no VACUUM.
 """
 
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 
 @contextmanager
@@ -43,4 +44,9 @@ def held_lock(key: int | str, *, wait_seconds: float = 0.0) -> Iterator[bool]:
                 time.sleep(0.1)
         yield acquired
     finally:
-        holder.close()  # ends the transaction: the lock is released
+        # ROLLBACK waits for the server: the lock is free when this returns. A bare close() behind
+        # PgBouncer leaves the rollback to the pooler, and the next taker may lose the race. On a
+        # broken connection close() alone ends the transaction anyway.
+        with contextlib.suppress(DatabaseError):
+            holder.rollback()
+        holder.close()
