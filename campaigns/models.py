@@ -17,7 +17,8 @@ README — the public functions (what the console, the API, the admin and the de
 
     campaigns.service
         create_campaign(workspace, *, user=None, **fields) -> Campaign      (draft; raises CampaignInvalid)
-        update_campaign(campaign, **fields) -> Campaign                      (draft only)
+        update_campaign(campaign, **fields) -> Campaign                      (draft only; a new kind, segment,
+                                                                             destination or channel clears the reach)
         delete_campaign(campaign) -> None                                    (draft only)
         estimate(campaign) -> Estimate(reach: int | None, message: str)      (CleverTap estimate_only)
         launch(campaign, *, user=None) -> Campaign                           (raises CampaignRefused)

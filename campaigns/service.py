@@ -16,6 +16,9 @@ from integrations.connectors.base import ConnectorError
 from integrations.delivery.models import RunStatus, SyncJob, SyncRun
 
 EDITABLE = ("name", "kind", "segment", "destination", "channel", "content", "when", "send_at", "repeat", "reentry")
+# What CleverTap's reach estimate depends on: a change to any of them clears the estimate kept on
+# the draft (a number for another audience would mislead), whoever makes it (API, console).
+REACH_DEPENDS_ON = ("kind", "segment", "destination", "channel")
 
 
 class CampaignInvalid(ValueError):
@@ -68,8 +71,11 @@ def update_campaign(campaign: Campaign, **fields) -> Campaign:
         raise CampaignRefused("Only a draft can be changed; stop this campaign and create a new one.")
     data = {name: fields.get(name, getattr(campaign, name)) for name in EDITABLE}
     _check(campaign.workspace, data, exclude_pk=campaign.pk)
+    data["name"] = data["name"].strip()
+    if any(data[name] != getattr(campaign, name) for name in REACH_DEPENDS_ON):
+        data.update(reach=None, reach_checked_at=None)  # estimated for another audience: ask again
     for name, value in data.items():
-        setattr(campaign, name, value.strip() if name == "name" else value)
+        setattr(campaign, name, value)
     # Saved only while still a draft: a launch between the read and the write wins.
     updated = Campaign.objects.filter(pk=campaign.pk, status=Status.DRAFT).update(**data, updated_at=timezone.now())
     if not updated:

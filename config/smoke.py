@@ -102,6 +102,8 @@ def _fillers() -> dict[str, Callable]:
         # Each campaign: a past one sent, a live one sending, each shows other parts.
         "campaign": lambda ws: _all(Campaign, ws),
         "campaign-progress": lambda ws: _pk(Campaign, ws),
+        # A draft shows the form; without one, a campaign's edit leads back to its page.
+        "campaign-edit": lambda ws: _pk(Campaign, ws, status="draft") or _pk(Campaign, ws),
         # A GET only leads back to the campaign's page: actions are POSTs.
         "campaign-action": lambda ws: [{"action": "stop", **kwargs} for kwargs in _pk(Campaign, ws)],
         "setup-request-done": lambda ws: _pk(SetupRequest, ws),

@@ -43,6 +43,7 @@ urlpatterns = [
     path("campaigns/new/", campaigns.campaign_new, name="campaign-new"),
     path("campaigns/<int:pk>/", campaigns.campaign_detail, name="campaign"),
     path("campaigns/<int:pk>/progress/", campaigns.campaign_progress, name="campaign-progress"),
+    path("campaigns/<int:pk>/edit/", campaigns.campaign_edit, name="campaign-edit"),  # before the actions
     path("campaigns/<int:pk>/<slug:action>/", campaigns.campaign_action, name="campaign-action"),
     path("people/", people.find_people, name="find-people"),
     path("people/search/", people.person_search, name="person-search"),

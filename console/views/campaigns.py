@@ -1,10 +1,12 @@
 """Campaigns: the page that lists what engages the synced segments — the CleverTap campaigns
 (campaigns app) and the partners' own campaigns (Kahuna's adaptive campaigns and their exports) —
-the create flow in the order of CleverTap's own (channel → who → what → when → reach → launch),
-and a campaign's page: its live count, CleverTap's report, its enrollments, stop.
+the create flow in the order of CleverTap's own (channel → who → what → when → reach → launch), the
+same form to edit a draft, and a campaign's page: its live count, CleverTap's report, its
+enrollments, stop.
 
 Every rule lives in the campaigns app: the form validates through campaigns.validation (the same
-refusals as the API and the admin), and launching, estimating and stopping call campaigns.service.
+refusals as the API and the admin), and saving, launching, estimating and stopping call
+campaigns.service.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from audiences.models import Identity, Segment
 from campaigns import service
 from campaigns.models import Campaign, Enrollment, Kind, PartnerState, Reentry, Repeat, Status, When
 from campaigns.validation import channel_choices, validate_campaign
-from config.params import int_param, is_plain_int
+from config.params import is_plain_int
 from config.safe_json import string_problem
 from console.access import action_required, member_required
 from console.paging import keyset_page
@@ -104,6 +106,12 @@ def _send_at(raw: str, tz) -> dt.datetime | None | str:
         return raw
 
 
+def _chosen(queryset, raw: str) -> Segment | Destination | None:
+    """The row a select chose, None when blank, unreadable or not among `queryset` (the form then says
+    to choose one, with everything typed kept)."""
+    return queryset.filter(pk=int(raw)).first() if is_plain_int(raw) else None
+
+
 def _form_values(post, workspace) -> tuple[dict, dict]:
     """(the model fields posted, the raw values to show again)."""
     raw = {
@@ -111,10 +119,8 @@ def _form_values(post, workspace) -> tuple[dict, dict]:
         for name in ("name", "channel", "kind", "segment", "destination", "when", "send_at", "repeat", "reentry")
     }
     raw.update({f"content_{name}": post.get(f"content_{name}", "") for name in CONTENT_FIELDS})
-    segment = Segment.objects.for_workspace(workspace).filter(pk=int_param(post, "segment")).first()
-    destination = (
-        Destination.objects.for_workspace(workspace).filter(kind="clevertap", pk=int_param(post, "destination")).first()
-    )
+    segment = _chosen(Segment.objects.for_workspace(workspace), raw["segment"])
+    destination = _chosen(Destination.objects.for_workspace(workspace).filter(kind="clevertap"), raw["destination"])
     content = {name: raw[f"content_{name}"].strip() for name in CONTENT_FIELDS if raw[f"content_{name}"].strip()}
     fields = {
         "name": raw["name"],
@@ -131,7 +137,9 @@ def _form_values(post, workspace) -> tuple[dict, dict]:
     return fields, raw
 
 
-def _form_errors(fields: dict, workspace) -> dict[str, list[str]]:
+def _form_errors(fields: dict, workspace, *, campaign: Campaign | None = None) -> dict[str, list[str]]:
+    """The shared validator's refusals plus the form's own (blank or unreadable fields); `campaign` is
+    the draft being edited, whose own name is no clash."""
     errors = validate_campaign(fields, workspace=workspace)
     if not fields["channel"]:
         errors["channel"] = ["Choose the messaging channel."]
@@ -139,7 +147,11 @@ def _form_errors(fields: dict, workspace) -> dict[str, list[str]]:
         errors.setdefault("name", []).append("Give the campaign a name (CleverTap shows it too).")
     elif string_problem(fields["name"]):
         errors.setdefault("name", []).append(string_problem(fields["name"]))
-    elif Campaign.objects.filter(workspace=workspace, name=fields["name"]).exists():
+    elif (
+        Campaign.objects.filter(workspace=workspace, name=fields["name"])
+        .exclude(pk=getattr(campaign, "pk", None))
+        .exists()
+    ):
         errors.setdefault("name", []).append("Another campaign of this workspace has this name.")
     if fields["segment"] is None:
         errors.setdefault("segment", []).append("Choose the segment (the audience).")
@@ -169,11 +181,20 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
             else:
                 _estimate(request, campaign)
                 return redirect("console:campaign", pk=campaign.pk)
-    segments = Segment.objects.for_workspace(workspace).order_by("name")[:500]
+    context = _form_context(workspace, values, errors)
+    return render(request, "console/campaigns/new.html", context, status=400 if errors else 200)
+
+
+def _form_context(workspace, values: dict, errors: dict, campaign: Campaign | None = None) -> dict:
+    """What the campaign form shows (new and edit): the choices, the values, the refusals."""
+    segments = list(Segment.objects.for_workspace(workspace).order_by("name")[:500])
+    if campaign is not None and campaign.segment not in segments:
+        segments.append(campaign.segment)  # the draft's own segment is always a choice
     destinations = Destination.objects.for_workspace(workspace).filter(kind="clevertap").order_by("name")
     if not values.get("destination") and destinations:
         values["destination"] = str(destinations[0].pk)
-    context = {
+    return {
+        "campaign": campaign,
         "channels": channel_choices(),
         "kinds": Kind.choices,
         "segments": segments,
@@ -185,7 +206,70 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
         "errors": errors,
         "tz": workspace.timezone,
     }
-    return render(request, "console/campaigns/new.html", context, status=400 if errors else 200)
+
+
+def _draft_values(campaign: Campaign) -> dict:
+    """The form's values for a saved draft, as the form posts them (send_at in the workspace's zone)."""
+    tz = campaign.workspace.tz
+    values = {
+        "name": campaign.name,
+        "channel": campaign.channel,
+        "kind": campaign.kind,
+        "segment": str(campaign.segment_id),
+        "destination": str(campaign.destination_id),
+        "when": campaign.when,
+        "send_at": campaign.send_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if campaign.send_at else "",
+        "repeat": campaign.repeat,
+        "reentry": campaign.reentry,
+    }
+    content = campaign.content if isinstance(campaign.content, dict) else {}
+    values.update({f"content_{name}": str(content.get(name) or "") for name in CONTENT_FIELDS})
+    return values
+
+
+@action_required
+def campaign_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """The create form, filled with a draft's values; saving goes through service.update_campaign (the
+    API's update: the same validation, only while a draft, the reach cleared when the audience
+    changes, and then estimated again as the create flow does)."""
+    campaign = _campaign(request, pk)
+    if not request.membership.can_act:
+        reason = "Viewers can read campaigns; a marketer, ops or an owner edits them."
+        return render(request, "console/forbidden.html", {"reason": reason}, status=403)
+    if campaign.status != Status.DRAFT:
+        messages.error(request, _not_a_draft(campaign))
+        return redirect("console:campaign", pk=campaign.pk)
+    workspace = request.workspace
+    errors: dict[str, list[str]] = {}
+    values = _draft_values(campaign)
+    if request.method == "POST":
+        fields, values = _form_values(request.POST, workspace)
+        errors = _form_errors(fields, workspace, campaign=campaign)
+        if not errors:
+            try:
+                campaign = service.update_campaign(campaign, **fields)
+            except service.CampaignInvalid as exc:
+                errors = exc.errors
+            except service.CampaignRefused:  # launched between the check above and the save
+                campaign.refresh_from_db()
+                messages.error(request, _not_a_draft(campaign))
+                return redirect("console:campaign", pk=campaign.pk)
+            else:
+                messages.success(request, f"Saved the changes to “{campaign.name}”.")
+                if campaign.kind == Kind.PAST and campaign.reach is None:
+                    _estimate(request, campaign)
+                return redirect("console:campaign", pk=campaign.pk)
+    context = _form_context(workspace, values, errors, campaign)
+    with timezone.override(workspace.tz):
+        return render(request, "console/campaigns/edit.html", context, status=400 if errors else 200)
+
+
+def _not_a_draft(campaign: Campaign) -> str:
+    then = "Stop it and create" if campaign.status in ACTIVE else "Create"
+    return (
+        f"“{campaign.name}” is {campaign.get_status_display().lower()} now, so it can no longer be edited: "
+        f"only a draft can be changed. {then} a new campaign to send something else."
+    )
 
 
 def _estimate(request, campaign: Campaign) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from campaigns import engine
 from campaigns.models import Campaign, Enrollment
 from campaigns.validation import channel_choices, validate_campaign
 from integrations.models import ApiKey
 from tests.conftest import key_client
+from tests.delivery.helpers import make_segment
 
 SDK_CHANNELS = ["in_app", "web_popup", "web_exit_intent", "app_inbox", "native_display"]
 
@@ -121,3 +123,23 @@ def test_viewers_read_but_cannot_create_and_other_workspaces_see_nothing(world, 
     assert outsider.get(f"/api/v1/campaigns/{campaign_id}/").status_code == 404
     assert outsider.post("/api/v1/campaigns/", body(world), format="json").status_code == 400  # not its segment
     assert Enrollment.objects.count() == 0
+
+
+def test_an_update_that_changes_the_audience_clears_the_reach_and_one_that_does_not_keeps_it(world, client):
+    """The reach is CleverTap's estimate for one audience: a new kind, segment, destination or channel
+    makes it stale, so service.update_campaign clears it (the console's edit form saves through it too)."""
+    world.add(range(5))
+    world.sync()
+    campaign_id = client.post("/api/v1/campaigns/", body(world, kind="past"), format="json").json()["id"]
+    url = f"/api/v1/campaigns/{campaign_id}/"
+    assert client.post(f"{url}estimate/").json()["reach"] == 5
+    kept = client.patch(url, {"name": "Renamed", "content": {"title": "New", "body": "Words"}}, format="json")
+    assert kept.status_code == 200 and kept.json()["reach"] == 5 and kept.json()["reach_checked_at"]
+    other = make_segment(world.workspace, name="Someone else", external_id="other")
+    email = {"channel": "email", "content": {"subject": "Hi", "body": "Words"}}
+    for change in ({"segment": other.pk}, {"segment": world.segment.pk}, email, {"kind": "live"}):
+        Campaign.objects.filter(pk=campaign_id).update(reach=5, reach_checked_at=timezone.now())  # as estimated
+        changed = client.patch(url, change, format="json")
+        assert changed.status_code == 200, changed.content
+        assert changed.json()["reach"] is None and changed.json()["reach_checked_at"] is None, change
+        assert Campaign.objects.get(pk=campaign_id).reach is None
