@@ -6,11 +6,16 @@ the engine the worker runs):
 - a live-behaviour campaign on the pushed "Power users" list: the list is synced to CleverTap, the
   campaign launched, then Amplitude pushes 20 more people into the list; the next sync delivers
   them, and each is enrolled and sent the push (the person page shows why);
+- a draft, estimated but not launched, to open, edit and launch in the console;
 - Kahuna's adaptive campaign and its export come from the partners part (Campaigns page).
 
 Skipped when the CleverTap demo is (no SANDBOX_CLEVERTAP_URL). Once: a second start finds the
 campaigns by name and leaves them as they are.
 """
+
+import datetime as dt
+
+from django.utils import timezone
 
 from audiences.models import Segment
 from campaigns import engine, service
@@ -23,6 +28,7 @@ from integrations.inbound import views
 from integrations.inbound.apply import apply_pending, pending_scopes
 
 PAST = "Weekend offer (demo)"
+DRAFT = "Monday reminder (demo draft)"
 LIVE = "Power users welcome push (demo)"
 NEW_POWER_USERS = [f"demo-user-{n:04d}" for n in range(250, 270)]
 
@@ -34,6 +40,7 @@ def populate_demo(workspace, state: dict, out) -> None:
         return
     try:
         _past(workspace, destination, out)
+        _draft(workspace, destination, out)
         _live(workspace, destination, state, out)
     except Exception as exc:  # noqa: BLE001 - a demo must start even if the sandbox is slow
         out.write(f"  Campaigns demo: could not finish ({exc}).")
@@ -76,6 +83,35 @@ def _past(workspace, destination, out) -> None:
     out.write(
         f"  Campaigns demo: “{PAST}” on {job.segment.name}: reach {reach}, {campaign.get_status_display().lower()}."
     )
+
+
+def _draft(workspace, destination, out) -> None:
+    if Campaign.objects.filter(workspace=workspace, name=DRAFT).exists():
+        return
+    job = SyncJob.objects.filter(workspace=workspace, destination=destination).order_by("pk").first()
+    if job is None:
+        return
+    campaign = service.create_campaign(
+        workspace,
+        name=DRAFT,
+        kind="past",
+        segment=job.segment,
+        destination=destination,
+        channel="email",
+        content={"subject": "Your week in music", "body": "New picks for the week ahead."},
+        when="at",
+        send_at=next_monday_morning(workspace),
+        repeat="weekly",
+    )
+    reach = service.estimate(campaign).reach
+    out.write(f"  Campaigns demo: “{DRAFT}”, a weekly draft (reach {reach}) to edit and launch in the console.")
+
+
+def next_monday_morning(workspace) -> dt.datetime:
+    """09:00 next Monday in the workspace's zone."""
+    local = timezone.now().astimezone(workspace.tz)
+    days = (7 - local.weekday()) % 7 or 7
+    return (local + dt.timedelta(days=days)).replace(hour=9, minute=0, second=0, microsecond=0)
 
 
 def _live(workspace, destination, state: dict, out) -> None:

@@ -93,8 +93,10 @@ def test_the_demo_shows_every_capability_and_a_second_start_keeps_it(
     assert ProfileMerge.objects.filter(kept_profile__workspace=workspace).exists()
     # Campaigns: a past-behaviour one sent (CleverTap created it), a live one with people enrolled
     # and sent from a push; Kahuna's adaptive campaign (above) shows on the same page.
-    past = Campaign.objects.get(workspace=workspace, kind="past")
+    past = Campaign.objects.get(workspace=workspace, kind="past", name="Weekend offer (demo)")
     assert past.status == "finished" and past.reach and past.launches.get().state == "accepted"
+    draft = Campaign.objects.get(workspace=workspace, status="draft")  # to edit and launch in the console
+    assert draft.repeat == "weekly" and draft.reach and draft.send_at.astimezone(workspace.tz).hour == 9
     live = Campaign.objects.get(workspace=workspace, kind="live")
     assert live.status == "running"
     enrolled = live.enrollments.all()
