@@ -259,6 +259,18 @@ def demo_env() -> dict[str, str]:
     }
 
 
+def saved_credentials_exist(database_url: str) -> bool:
+    """Whether the database holds saved credentials, which an earlier demo (one without its own
+    keys) encrypted with the development key. A database that was only created — by `dev.py manage`,
+    `dev.py services` or CI's migrations check — has no tables yet: nothing to re-encrypt."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if not conn.execute("SELECT to_regclass('integrations_authorization') IS NOT NULL").fetchone()[0]:
+            return False
+        return conn.execute("SELECT EXISTS (SELECT 1 FROM integrations_authorization)").fetchone()[0]
+
+
 def adopt_development_data(keys: str) -> bool:
     """A demo database made before the demo ran with DEBUG off holds credentials encrypted with the
     public development key: re-encrypt them with the demo's own key (once; DEBUG=1 for this step
@@ -273,14 +285,13 @@ def cmd_run(args: list[str]) -> int:
         say(f"`run` takes no arguments (got {' '.join(args)}); set PORT=... to choose the port")
         return 2
     first_keys = not DEMO_KEYS.exists()
-    had_data = (DATA / "postgres").exists()
     os.environ.update(demo_env())
     LOGS.mkdir(parents=True, exist_ok=True)
     services = start_services(DATA)
     children: list[Child] = []
     try:
         stop = wait_for_stop_signal()
-        if first_keys and had_data:
+        if first_keys and saved_credentials_exist(os.environ["DATABASE_URL"]):
             say("re-encrypting the saved credentials of an earlier demo with the new key in .data/demo-keys.json")
             if not adopt_development_data(os.environ["FIELD_ENCRYPTION_KEYS"]):
                 say("could not re-encrypt them: delete .data/ to start the demo afresh")

@@ -93,3 +93,32 @@ def test_the_demo_banner_repeats_the_login_and_the_inbound_key():
     assert "Demo inbound API key: cci_abc" in banner and "Login: admin / pw" in banner
     assert "curl -u 'cci_abc:' http://127.0.0.1:8000/api/amplitude/lists" in banner
     assert ".data/logs" in banner and "INFO" not in banner and "Kochava" not in banner
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_a_database_with_saved_credentials_is_re_encrypted_on_the_demo_s_first_start(acme):
+    """`dev.py run` re-encrypts an earlier demo's credentials once; a database that was only created
+    (CI's migrations check, `dev.py manage`) has no tables, and a migrated one may hold no credentials:
+    neither is an earlier demo, and the first start must go on to migrate and seed."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from config.devctl import saved_credentials_exist
+    from integrations.models import Authorization
+    from tests.conftest import test_database_url
+
+    url = test_database_url()
+    assert saved_credentials_exist(url) is False  # tables, no credentials
+    Authorization.objects.create(workspace=acme, provider="clevertap", label="saved", fields={"account_id": "A"})
+    assert saved_credentials_exist(url) is True
+    parts = urlsplit(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS devctl_only_created")
+        conn.execute("CREATE DATABASE devctl_only_created")
+    try:
+        empty = urlunsplit(parts._replace(path="/devctl_only_created"))
+        assert saved_credentials_exist(empty) is False  # created, never migrated
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE devctl_only_created")
