@@ -111,7 +111,7 @@ def _delivery_entries(profile) -> list[TraceEntry]:
 def _clock(moment: datetime, tz, day: date) -> str:
     """A moment in the workspace's zone: the time alone on `day`, else with its date."""
     local = moment.astimezone(tz)
-    return f"{local:%H:%M}" if local.date() == day else f"{local:%Y-%m-%d %H:%M}"
+    return f"{local:%H:%M}" if local.date() == day else timefmt.when(moment, tz_name=tz.key)
 
 
 def _campaign_entries(profile) -> list[TraceEntry]:

@@ -97,6 +97,13 @@ def lost_before(now: dt.datetime) -> dt.datetime:
     return now - dt.timedelta(seconds=settings.RUN_LOST_SECONDS)
 
 
-def stopped_at(heartbeat: dt.datetime | None, now: dt.datetime) -> str:
-    """'14:05 UTC': when the lost worker was last heard of (the run's last heartbeat)."""
-    return f"{(heartbeat or now).astimezone(dt.UTC):%H:%M} UTC"
+def stopped_at(heartbeat: dt.datetime | None, now: dt.datetime, tz: dt.tzinfo = dt.UTC) -> str:
+    """'15:05 CET': when the lost worker was last heard of (the run's last heartbeat), in `tz`, the
+    workspace's zone (the note is stored as text, so it is written in the zone its readers use)."""
+    return clock_in(heartbeat or now, tz)
+
+
+def clock_in(moment: dt.datetime, tz: dt.tzinfo) -> str:
+    """'15:05 CET': a time of day in `tz`, labelled with the zone's abbreviation (or its offset)."""
+    local = moment.astimezone(tz)
+    return f"{local:%H:%M} {local.tzname() or local.strftime('%z')}"

@@ -17,5 +17,5 @@ class PruneRun(models.Model):
         verbose_name = "pruning"
 
     def __str__(self) -> str:
-        kind = "dry run" if self.dry_run else "pruning"
-        return f"{kind} {self.pk} at {self.started_at:%Y-%m-%d %H:%M}"
+        # No time here: the admin shows started_at in its own column, in the viewer's zone.
+        return f"{'Dry run' if self.dry_run else 'Pruning'} #{self.pk}"

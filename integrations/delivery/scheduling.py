@@ -26,7 +26,7 @@ from integrations.delivery.models import (
     SyncJob,
     SyncRun,
 )
-from integrations.run_heartbeat import lost_before, stopped_at
+from integrations.run_heartbeat import clock_in, lost_before, stopped_at
 from integrations.schedules import next_run_after
 
 logger = logging.getLogger(__name__)
@@ -103,9 +103,10 @@ def mark_lost_runs(now: dt.datetime) -> list[int]:
             resent = min(pending, run.in_flight_limit)
             destination = run.job.destination
             effect = connector_class(destination.kind).resend_note(resent, destination.config)
+            tz = destination.workspace.tz  # the note is text: written in the zone its readers use
             run.lost_note = (
-                f"The worker running this stopped at {stopped_at(run.heartbeat_at, now)}; resumed at "
-                f"{now.astimezone(UTC):%H:%M} UTC with the {pending:,} rows not yet recorded: {effect}."
+                f"The worker running this stopped at {stopped_at(run.heartbeat_at, now, tz)}; resumed at "
+                f"{clock_in(now, tz)} with the {pending:,} rows not yet recorded: {effect}."
             )
             run.resend_bound += resent
             run.status, run.next_attempt_at = RunStatus.QUEUED, None

@@ -208,7 +208,7 @@ def active_run(job: CohortImportJob | EventImportJob, now: datetime) -> ImportRu
 def lost_message(run: ImportRun, now: datetime) -> str:
     # First what matters (the console shows 200 characters): when, and what to do.
     return (
-        f"The worker running this stopped at {stopped_at(run.heartbeat_at, now)}; retry the run. Nothing "
+        f"The worker running this stopped at {stopped_at(run.heartbeat_at, now, run.workspace.tz)}; retry the run. Nothing "
         f"unfinished was applied (it was {run.phase or 'starting'}; each cohort and export window is applied "
         "whole or not at all). The worker was killed, ran out of memory or lost its host."
     )

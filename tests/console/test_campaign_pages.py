@@ -323,6 +323,10 @@ def test_person_timeline_shows_the_enrollment_its_ledger_change_and_the_send_in_
     assert "Sent “Cart drop-off push” (Mobile push) through CleverTap" in timeline
     assert "4 Dec 2026, 10:03:00 EST" in timeline  # the entry's time, in America/New_York
     assert "Times in America/New_York" in timeline
+    # Sent on another day than the entry: that time carries its date and zone, in the console's format.
+    Enrollment.objects.filter(pk=enrollment.pk).update(sent_at=added + timedelta(days=1, minutes=1))
+    timeline = client.get(f"/people/{people[0]}/").content.decode().split('id="timeline"')[1]
+    assert "at 10:02, sent 5 Dec 2026, 10:03 EST" in timeline
     failed = Enrollment.objects.get(campaign=camp, profile_id=people[4])
     html = client.get(f"/people/{failed.profile_id}/").content.decode()
     assert "not sent: invalid token" in html

@@ -27,7 +27,7 @@ from integrations.sources.runs import is_lost
 from tests.delivery.helpers import add_members, destination, job_for, make_profiles, make_segment
 from tests.workers import send, wait_for
 
-STOPPED_AT = re.compile(r"^The worker running this stopped at \d\d:\d\d UTC; ")
+STOPPED_AT = re.compile(r"^The worker running this stopped at \d\d:\d\d [A-Z]{3,4}; ")  # in the workspace's zone
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +60,9 @@ def test_an_import_whose_worker_is_killed_is_lost_in_seconds_and_retried(workers
     run.refresh_from_db()
     assert (run.status, run.phase) == (RunStatus.FAILED, "lost")
     assert STOPPED_AT.match(run.error) and "retry the run" in run.error, run.error
+    # The note is stored text: its time is written in the workspace's zone, as the pages show it.
+    local = run.heartbeat_at.astimezone(cohort_job.workspace.tz)
+    assert f"stopped at {local:%H:%M} {local.tzname()};" in run.error, run.error
     assert not Segment.objects.filter(external_id="lost1").exists()  # nothing half-applied
     client.force_login(alice)  # the sources page says so, with Retry
     page = client.get(f"/sources/{cohort_job.project_id}/").content.decode()
@@ -182,7 +185,7 @@ def test_a_kochava_stream_whose_worker_is_killed_re_sends_at_most_its_requests_i
     assert wait_for(lambda: lost("kochava"), "the pass to be found lost") == [dest.pk]
     stream = KochavaStream.objects.get(destination=dest)
     assert stream.resend_bound == stream.in_flight_limit == 8 and stream.heartbeat_at is None
-    assert re.match(r"^The worker streaming this stopped at \d\d:\d\d UTC; ", stream.lost_note), stream.lost_note
+    assert re.match(r"^The worker streaming this stopped at \d\d:\d\d [A-Z]{3,4}; ", stream.lost_note), stream.lost_note
     assert "up to 8 events may have been sent to Kochava twice" in stream.lost_note
 
     dispatch_streams(stream.next_run_at)  # the scheduler's next pass, on the fresh worker

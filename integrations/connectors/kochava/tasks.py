@@ -48,7 +48,7 @@ def mark_lost_runs(now: dt.datetime) -> list[int]:
         lost = list(KochavaStream.objects.select_for_update(skip_locked=True).filter(heartbeat_at__lt=lost_before(now)))
         for stream in lost:
             stream.lost_note = (
-                f"The worker streaming this stopped at {stopped_at(stream.heartbeat_at, now)}; the next pass "
+                f"The worker streaming this stopped at {stopped_at(stream.heartbeat_at, now, stream.destination.workspace.tz)}; the next pass "
                 f"resumes after event {stream.last_event_id}, the last one answered: up to "
                 f"{stream.in_flight_limit:,} events may have been sent to Kochava twice."
             )
