@@ -11,9 +11,10 @@ from playwright.sync_api import expect
 
 from integrations.schedules import next_run_after
 from tests.browser.conftest import screenshot, sign_in
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, _person
 from tests.delivery.conftest import fast_delivery, partners  # noqa: F401  (fixtures)
 from tests.delivery.helpers import add_members, destination, job_for, make_profiles, make_segment, sync
+from workspaces.models import Role
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 
@@ -45,13 +46,23 @@ def test_a_daily_job_at_six_berlin_shows_six_and_its_run_in_berlin_time(page, al
     expect(page.locator("table")).to_contain_text(f"06:00 {label}")
 
 
-@pytest.mark.parametrize("role", ["alice", "oscar", "bob", "vera"])  # owner (staff), ops, marketer, viewer
+LONG_NAME = "alexandra.fitzgerald-worthington@example.com"
+
+
+@pytest.fixture
+def long_named(acme):
+    return _person(LONG_NAME, acme, Role.OWNER, is_staff=True)
+
+
+# owner (staff), ops, marketer, viewer, and an owner whose user name is an email address
+@pytest.mark.parametrize("role", ["alice", "oscar", "bob", "vera", "long_named"])
 def test_the_shell_holds_on_one_line_at_1280_and_marks_the_current_page(page, acme, role, request):
-    request.getfixturevalue(role)
+    user = request.getfixturevalue(role)
     if role == "alice":  # the owner is also staff here: the widest menu (Admin)
         from django.contrib.auth import get_user_model
 
         get_user_model().objects.filter(username="alice").update(is_staff=True)
+    role = user.username
     sign_in(page, role, PASSWORD)
     page.goto("/segments/")
     bar = page.locator("header.topbar").bounding_box()
@@ -61,6 +72,11 @@ def test_the_shell_holds_on_one_line_at_1280_and_marks_the_current_page(page, ac
     assert abs(brand["y"] - account["y"]) < 20 and account["x"] + account["width"] <= 1280
     for link in page.locator(".nav-main > li > a").all():
         assert abs(link.bounding_box()["y"] - brand["y"]) < 20, link.text_content()
+    # Side by side, none over another: the menu's last entry, the person search, the account menu.
+    settings_menu = page.locator("#settings-menu > summary").bounding_box()
+    search = page.locator(".search input").bounding_box()
+    assert settings_menu["x"] + settings_menu["width"] <= search["x"], (settings_menu, search)
+    assert search["x"] + search["width"] <= account["x"], (search, account)
     current = page.locator(".nav-main a[aria-current=page]")
     expect(current).to_have_count(1)
     expect(current).to_have_text("Segments")
@@ -88,6 +104,8 @@ def test_the_menu_at_390_px(browser, live_server, bob):
         expect(toggle).to_have_attribute("aria-expanded", "true")
         expect(page.get_by_role("link", name="Syncs", exact=True)).to_be_visible()
         expect(page.locator("#person-q")).to_be_visible()
+        search = page.locator("#person-q").bounding_box()
+        assert search["height"] < 50 and search["width"] > 300, search  # one line across the menu
         screenshot(page, "menu-390")
         page.get_by_text("Settings", exact=True).click()
         page.get_by_role("link", name="Amplitude setup", exact=True).click()
