@@ -93,7 +93,7 @@ def mark_lost_runs(now: dt.datetime) -> list[int]:
     with transaction.atomic():
         lost = list(
             SyncRun.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("job__destination")
+            .select_related("job__destination__workspace")
             .filter(status=RunStatus.RUNNING)
             .filter(Q(heartbeat_at__lt=threshold) | Q(heartbeat_at__isnull=True, created_at__lt=threshold))
             .order_by("id")[:200]

@@ -235,7 +235,8 @@ def mark_lost_runs(now: datetime) -> list[int]:
     threshold = lost_before(now)
     with transaction.atomic():
         lost = list(
-            ImportRun.objects.select_for_update(skip_locked=True)
+            ImportRun.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("workspace")  # its zone writes the note's time
             .filter(status=RunStatus.RUNNING)
             .filter(Q(heartbeat_at__lt=threshold) | Q(heartbeat_at__isnull=True, created_at__lt=threshold))
             .order_by("id")[:200]

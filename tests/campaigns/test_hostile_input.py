@@ -9,7 +9,9 @@ import pytest
 
 from campaigns.models import Campaign
 from integrations.models import ApiKey
+from tests.campaigns.test_api import body
 from tests.conftest import key_client
+from tests.console.test_campaign_actions import form
 
 BAD_TEXT = ["nul\u0000here", "x" * 5000]
 
@@ -17,18 +19,6 @@ BAD_TEXT = ["nul\u0000here", "x" * 5000]
 @pytest.fixture
 def api(world):
     return key_client(ApiKey.issue(world.workspace, scope="management", name="t", access="write")[1])
-
-
-def body(world, **fields):
-    return {
-        "name": "Cart drop-off push",
-        "kind": "live",
-        "segment": world.segment.pk,
-        "destination": world.destination.pk,
-        "channel": "push",
-        "content": {"title": "Still thinking?", "body": "Your cart is waiting"},
-        **fields,
-    }
 
 
 @pytest.mark.parametrize(("field", "value"), [("name", BAD_TEXT[0]), ("name", BAD_TEXT[1]), ("content", BAD_TEXT[0])])
@@ -97,20 +87,7 @@ def test_the_campaigns_list_with_bad_filters_never_500s(world, client, vera, que
     ],
 )
 def test_the_console_form_answers_bad_fields_with_the_form_not_a_500(world, client, bob, fields):
-    data = {
-        "channel": "push",
-        "kind": "past",
-        "segment": world.segment.pk,
-        "destination": world.destination.pk,
-        "name": "Weekend offer",
-        "content_title": "This weekend",
-        "content_body": "20% off",
-        "when": "now",
-        "repeat": "once",
-        "reentry": "never",
-        **fields,
-    }
     client.force_login(bob)
-    response = client.post("/campaigns/new/", data)
+    response = client.post("/campaigns/new/", form(world, **fields))
     assert response.status_code in (200, 400), response.status_code
     assert Campaign.objects.count() == 0

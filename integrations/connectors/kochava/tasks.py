@@ -45,7 +45,11 @@ def mark_lost_runs(now: dt.datetime) -> list[int]:
     had in flight) into resend_bound, and let the next pass start now; it resumes after the last
     answered event. Returns the destinations whose pass was lost."""
     with transaction.atomic():
-        lost = list(KochavaStream.objects.select_for_update(skip_locked=True).filter(heartbeat_at__lt=lost_before(now)))
+        lost = list(
+            KochavaStream.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("destination__workspace")  # its zone writes the note's time
+            .filter(heartbeat_at__lt=lost_before(now))
+        )
         for stream in lost:
             stream.lost_note = (
                 f"The worker streaming this stopped at {stopped_at(stream.heartbeat_at, now, stream.destination.workspace.tz)}; the next pass "
